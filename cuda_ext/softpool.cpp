@@ -1,0 +1,108 @@
+// Op schemas, argument checks and pool geometry; the kernels live in
+// softpool_cpu.cpp and softpool_cuda.cu and are registered per dispatch key.
+#include <Python.h>
+#include <torch/library.h>
+
+#include "softpool.h"
+
+namespace softpool {
+
+namespace {
+
+int64_t pooled_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode) {
+  const int64_t span = in + 2 * p - d * (k - 1) - 1;
+  int64_t out = (ceil_mode ? -floor_div(-span, s) : floor_div(span, s)) + 1;
+  // As in max_pool: the last ceil_mode window must start inside the input or left padding.
+  if (ceil_mode && out > 0 && (out - 1) * s >= in + p) --out;
+  return out;
+}
+
+std::vector<int64_t> expand(at::IntArrayRef v, size_t n, const char* name, int64_t fallback) {
+  if (v.empty() && fallback >= 0) return std::vector<int64_t>(n, fallback);
+  TORCH_CHECK(v.size() == 1 || v.size() == n, "softpool: ", name, " must have 1 or ", n,
+              " values for a ", n, "-d pool, got ", v.size());
+  return v.size() == 1 ? std::vector<int64_t>(n, v[0]) : v.vec();
+}
+
+}  // namespace
+
+PoolGeometry make_geometry(const at::Tensor& x, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                           at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
+  const size_t n = kernel_size.size();
+  TORCH_CHECK(n >= 1 && n <= 3, "softpool: kernel_size must have 1, 2 or 3 values, got ", n);
+  TORCH_CHECK(x.dim() == static_cast<int64_t>(n) + 2, "softpool: input must be (N, C, *spatial) with ",
+              n, " spatial dims, got shape ", x.sizes());
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()),
+              "softpool: input dtype must be float16, bfloat16, float32 or float64, got ", x.scalar_type());
+  const auto k = kernel_size.vec();
+  const auto s = stride.empty() ? k : expand(stride, n, "stride", -1);
+  const auto p = expand(padding, n, "padding", 0);
+  const auto d = expand(dilation, n, "dilation", 1);
+  PoolGeometry g;
+  const int64_t lead = 3 - static_cast<int64_t>(n);
+  for (int64_t i = 0; i < 3; ++i) {
+    if (i < lead) {
+      g.in[i] = g.out[i] = g.kernel[i] = g.stride[i] = g.dilation[i] = 1;
+      g.pad[i] = 0;
+      continue;
+    }
+    const size_t j = static_cast<size_t>(i - lead);
+    TORCH_CHECK(k[j] > 0, "softpool: kernel_size must be > 0, got ", kernel_size);
+    TORCH_CHECK(s[j] > 0, "softpool: stride must be > 0, got ", stride);
+    TORCH_CHECK(d[j] > 0, "softpool: dilation must be > 0, got ", dilation);
+    TORCH_CHECK(p[j] >= 0 && p[j] <= (d[j] * (k[j] - 1) + 1) / 2, "softpool: padding must be between 0 and ",
+                "half the effective kernel size, got padding=", padding, " for kernel_size=", kernel_size,
+                " and dilation=", dilation);
+    g.in[i] = x.size(static_cast<int64_t>(j) + 2);
+    g.kernel[i] = k[j];
+    g.stride[i] = s[j];
+    g.pad[i] = p[j];
+    g.dilation[i] = d[j];
+    g.out[i] = pooled_size(g.in[i], k[j], s[j], p[j], d[j], ceil_mode);
+    TORCH_CHECK(g.out[i] > 0, "softpool: output would be empty: input size ", g.in[i], " in spatial dim ", j,
+                " is too small for kernel_size=", kernel_size, ", dilation=", dilation, ", padding=", padding);
+    // A dilated window can step over the whole input; refuse rather than invent a value.
+    for (int64_t o = 0; o < g.out[i]; ++o) {
+      TORCH_CHECK(window_span(o, g.in[i], k[j], s[j], p[j], d[j]).count > 0,
+                  "softpool: window ", o, " of spatial dim ", j, " covers only padding (kernel_size=",
+                  kernel_size, ", dilation=", dilation, ", padding=", padding, ")");
+    }
+  }
+  return g;
+}
+
+std::vector<int64_t> output_shape(const at::Tensor& x, const PoolGeometry& g, int64_t spatial_dims) {
+  std::vector<int64_t> shape = {x.size(0), x.size(1)};
+  for (int64_t i = 3 - spatial_dims; i < 3; ++i) shape.push_back(g.out[i]);
+  return shape;
+}
+
+at::Tensor as_5d(const at::Tensor& t, int64_t spatial_dims) {
+  at::Tensor v = t;
+  for (int64_t i = spatial_dims; i < 3; ++i) v = v.unsqueeze(2);
+  return v;
+}
+
+at::ScalarType lse_dtype(at::ScalarType input) {
+  return input == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+TORCH_LIBRARY(softpool, m) {
+  m.def("forward(Tensor x, int[] kernel_size, int[] stride, int[] padding, int[] dilation, bool ceil_mode)"
+        " -> (Tensor, Tensor)");
+  m.def("backward(Tensor grad_out, Tensor x, Tensor out, Tensor lse, int[] kernel_size, int[] stride,"
+        " int[] padding, int[] dilation, bool ceil_mode) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(softpool, CPU, m) {
+  m.impl("forward", &forward_cpu);
+  m.impl("backward", &backward_cpu);
+}
+
+}  // namespace softpool
+
+// Importing softpool_video._C loads the library above, which registers the ops.
+static PyModuleDef softpool_module = {PyModuleDef_HEAD_INIT, "_C", "SoftPool kernels (torch.ops.softpool)",
+                                      -1, nullptr};
+
+PyMODINIT_FUNC PyInit__C(void) { return PyModule_Create(&softpool_module); }

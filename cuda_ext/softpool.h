@@ -1,0 +1,33 @@
+// Host-side helpers shared by the CPU and CUDA entry points of the softpool ops.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <tuple>
+
+#include "softpool_math.h"
+
+namespace softpool {
+
+// Checks every argument (naming it in the error) and returns the 3-d geometry
+// of the pool; 1-d and 2-d pools get unit leading dims.
+PoolGeometry make_geometry(const at::Tensor& x, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                           at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode);
+
+// Output shape (N, C, *pooled) for the given geometry and spatial rank.
+std::vector<int64_t> output_shape(const at::Tensor& x, const PoolGeometry& g, int64_t spatial_dims);
+
+// Views a (N, C, *spatial) tensor as (N, C, D, H, W) without copying.
+at::Tensor as_5d(const at::Tensor& t, int64_t spatial_dims);
+
+// dtype of the saved log-sum-exp: fp32 for fp16/bf16/fp32 inputs, fp64 for fp64.
+at::ScalarType lse_dtype(at::ScalarType input);
+
+std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x, at::IntArrayRef kernel_size,
+                                               at::IntArrayRef stride, at::IntArrayRef padding,
+                                               at::IntArrayRef dilation, bool ceil_mode);
+at::Tensor backward_cpu(const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& out,
+                        const at::Tensor& lse, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                        at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode);
+
+}  // namespace softpool

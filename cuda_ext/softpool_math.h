@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <limits>
 
+#include "fast_math.h"
+
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define SP_HD __host__ __device__ __forceinline__
 #else
@@ -80,6 +82,10 @@ SP_HD bool window_hits(int64_t i, int64_t o, int64_t s, int64_t p, int64_t d) {
   return d == 1 || (i + p - o * s) % d == 0;
 }
 
+#if !(defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__))
+#define SP_HOST_PASS 1
+#endif
+
 template <typename acc_t>
 SP_HD acc_t exp_acc(acc_t v) {
   return ::exp(v);
@@ -87,7 +93,11 @@ SP_HD acc_t exp_acc(acc_t v) {
 
 template <>
 SP_HD float exp_acc<float>(float v) {
+#ifdef SP_HOST_PASS
+  return host_expf(v);
+#else
   return ::expf(v);
+#endif
 }
 
 template <typename acc_t>
@@ -97,72 +107,85 @@ SP_HD acc_t log_acc(acc_t v) {
 
 template <>
 SP_HD float log_acc<float>(float v) {
+#ifdef SP_HOST_PASS
+  return host_logf(v);
+#else
   return ::logf(v);
+#endif
 }
 
-// Forward for one output: y = sum_i w_i a_i with w = softmax over the window,
-// computed max-subtracted so every finite input gives a finite output, and
-// written as m + (weighted mean of a - m) so that y never exceeds the max.
-// Also stores lse = m + log sum exp(a - m), from which backward rebuilds w_i.
+// The steps below are branch-free (selects only) so the CPU kernel can run
+// them over lanes of neighbouring outputs and have the compiler vectorise.
+// A position outside the input is either not visited or fed in as -inf;
+// both give it weight 0.
+
+// Pass 1: hi = window max (NaN-propagating), lo = min over entries > -inf.
+template <typename acc_t>
+SP_HD void max_step(acc_t v, acc_t& hi, acc_t& lo) {
+  hi = (v > hi || v != v) ? v : hi;
+  lo = (v < lo && v > -std::numeric_limits<acc_t>::infinity()) ? v : lo;
+}
+
+// Pass 2: sums of e = exp(a - hi) and of e * (a - hi).
+template <typename acc_t>
+SP_HD void exp_step(acc_t v, acc_t hi, acc_t& sum_e, acc_t& sum_ed) {
+  const acc_t diff = v - hi;
+  const acc_t e = exp_acc(diff);
+  sum_e += e;
+  sum_ed += e > acc_t(0) ? e * diff : acc_t(0);  // -inf entries: 0, not 0 * -inf
+}
+
+// y = hi + (weighted mean of a - hi): never above the max, and clamped to lo
+// against rounding. lse = hi + log(sum_e). A window whose max is +-inf or NaN
+// returns that max as both y and lse (as max_pool does).
+template <typename acc_t>
+SP_HD void finish_window(acc_t hi, acc_t lo, acc_t sum_e, acc_t sum_ed, acc_t& y, acc_t& lse) {
+  const bool finite = (hi - hi) == acc_t(0);
+  acc_t mean = hi + sum_ed / sum_e;
+  mean = mean > hi ? hi : mean;
+  mean = mean < lo ? lo : mean;
+  y = finite ? mean : hi;
+  lse = finite ? hi + log_acc(sum_e) : hi;
+}
+
+// Forward for one output over the valid positions of its window.
 template <typename scalar_t, typename acc_t>
 SP_HD void forward_window(const scalar_t* x, int64_t sd, int64_t sh, int64_t sw,
                           Span wd, Span wh, Span ww, scalar_t* y, acc_t* lse) {
-  const acc_t inf = std::numeric_limits<acc_t>::infinity();
-  acc_t hi = -inf;
-  acc_t lo = inf;
-  bool has_nan = false;
+  acc_t hi = -std::numeric_limits<acc_t>::infinity();
+  acc_t lo = std::numeric_limits<acc_t>::infinity();
   for (int64_t a = 0; a < wd.count; ++a) {
     const scalar_t* xd = x + (wd.first + a * wd.step) * sd;
     for (int64_t b = 0; b < wh.count; ++b) {
       const scalar_t* xh = xd + (wh.first + b * wh.step) * sh;
-      for (int64_t c = 0; c < ww.count; ++c) {
-        const acc_t v = static_cast<acc_t>(xh[(ww.first + c * ww.step) * sw]);
-        has_nan |= (v != v);
-        hi = v > hi ? v : hi;
-        lo = v < lo ? v : lo;
-      }
+      for (int64_t c = 0; c < ww.count; ++c)
+        max_step<acc_t>(static_cast<acc_t>(xh[(ww.first + c * ww.step) * sw]), hi, lo);
     }
   }
-  if (has_nan) {
-    const acc_t nan = std::numeric_limits<acc_t>::quiet_NaN();
-    *y = static_cast<scalar_t>(nan);
-    *lse = nan;
-    return;
-  }
-  if (hi == inf || hi == -inf) {
-    // All weight on the +inf entries, or every entry is -inf: y = max.
-    *y = static_cast<scalar_t>(hi);
-    *lse = hi;
-    return;
-  }
-  acc_t sum_e = 0;
-  acc_t sum_ed = 0;  // sum of e * (a - m), <= 0
+  acc_t sum_e = 0, sum_ed = 0;
   for (int64_t a = 0; a < wd.count; ++a) {
     const scalar_t* xd = x + (wd.first + a * wd.step) * sd;
     for (int64_t b = 0; b < wh.count; ++b) {
       const scalar_t* xh = xd + (wh.first + b * wh.step) * sh;
-      for (int64_t c = 0; c < ww.count; ++c) {
-        const acc_t diff = static_cast<acc_t>(xh[(ww.first + c * ww.step) * sw]) - hi;
-        const acc_t e = exp_acc(diff);
-        sum_e += e;
-        sum_ed += e * diff;
-      }
+      for (int64_t c = 0; c < ww.count; ++c)
+        exp_step<acc_t>(static_cast<acc_t>(xh[(ww.first + c * ww.step) * sw]), hi, sum_e, sum_ed);
     }
   }
-  acc_t out = hi + sum_ed / sum_e;  // sum_e >= 1: the max contributes exp(0)
-  out = out < lo ? lo : (out > hi ? hi : out);
+  acc_t out, l;
+  finish_window<acc_t>(hi, lo, sum_e, sum_ed, out, l);
   *y = static_cast<scalar_t>(out);
-  *lse = hi + log_acc(sum_e);
+  *lse = l;
 }
 
-// Contribution of one window to the gradient of one of its inputs `a`:
-// dy/da = w (1 + a - y) with w = exp(a - lse).
+// Contribution of one window to the gradient of one of its inputs a:
+// dy/da = w (1 + a - y) with w = exp(a - lse). Zero when the window's max was
+// infinite (y does not depend smoothly on a) and for -inf inputs (w = 0).
 template <typename acc_t>
 SP_HD acc_t window_grad(acc_t grad_out, acc_t a, acc_t y, acc_t lse) {
-  if (lse == std::numeric_limits<acc_t>::infinity() || lse == -std::numeric_limits<acc_t>::infinity()) {
-    return acc_t(0);  // y = max of an infinite window: no finite dependence on a
-  }
-  return grad_out * exp_acc(a - lse) * (acc_t(1) + a - y);
+  const acc_t w = exp_acc(a - lse);
+  const acc_t g = grad_out * w * (acc_t(1) + a - y);
+  const acc_t r = w == acc_t(0) ? acc_t(0) : g;  // not 0 * -inf
+  return ::fabs(lse) == std::numeric_limits<acc_t>::infinity() ? acc_t(0) : r;  // selects only: vectorises
 }
 
 // Backward for one input: a gather over every window that contains it, so

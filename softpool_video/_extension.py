@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 
 import torch
@@ -11,6 +12,8 @@ log = logging.getLogger(__name__)
 _LOAD_ERROR: str | None = None
 
 try:
+    if os.environ.get("SOFTPOOL_VIDEO_NO_EXTENSION") == "1":  # compare against the fallback
+        raise ImportError("disabled by SOFTPOOL_VIDEO_NO_EXTENSION=1")
     from . import _C  # noqa: F401  (importing registers torch.ops.softpool.*)
 except ImportError as err:  # not built, or built against another torch
     _LOAD_ERROR = str(err)

@@ -1,0 +1,94 @@
+"""`make bench`: every benchmark, side by side, JSON in benchmarks/results/ and a printed table.
+
+Run as `python -m benchmarks.run [--quick] [--only softpool,data,...]`.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def environment(device: str) -> dict:
+    info = {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
+            "machine": platform.machine(), "processor": _cpu_name(), "device": device,
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def bench_softpool(device: str, quick: bool) -> str:
+    from benchmarks import bench_softpool as b
+    shape = (2, 32, 8, 56, 56) if quick else (4, 64, 16, 56, 56)
+    rows = b.run(shape=shape, device=device, repeats=3 if quick else 7)
+    table = b.markdown(rows)
+    _write(f"softpool_{device}", {"env": environment(device), "input_shape": list(shape), "rows": rows})
+    return f"### SoftPool3d op, input {tuple(shape)} fp32, {device}\n\n{table}"
+
+
+def bench_module(name: str, quick: bool) -> str | None:
+    """Benchmarks other parts of the suite contribute: benchmarks/bench_<name>.py with run(quick)."""
+    try:
+        module = importlib.import_module(f"benchmarks.bench_{name}")
+    except ModuleNotFoundError:
+        return None
+    result = module.run(quick=quick)
+    _write(name, {"env": environment("cpu"), "result": result})
+    return module.markdown(result) if hasattr(module, "markdown") else json.dumps(result, indent=1)
+
+
+def _write(name: str, payload: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller inputs, fewer repeats")
+    parser.add_argument("--only", default="", help="comma-separated subset, e.g. softpool,data")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    only = {s for s in args.only.split(",") if s}
+    sections = []
+    if not only or "softpool" in only:
+        sections.append(bench_softpool("cpu", args.quick))
+        if torch.cuda.is_available():
+            sections.append(bench_softpool("cuda", args.quick))
+    for name in ("data", "pooling_zoo"):
+        if not only or name in only:
+            text = bench_module(name, args.quick)
+            if text:
+                sections.append(text)
+    env = environment("cpu")
+    print(f"# make bench — {env['processor']}, {env['threads']} threads, torch {env['torch']}\n")
+    print("\n\n".join(sections))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,421 @@
+"""The SoftPool op: compiled kernels against the pure-PyTorch reference, exact
+gradients, extreme values, layouts, dtypes, tracing and argument errors."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import softpool_video
+from softpool_video import SoftPool1d, SoftPool2d, SoftPool3d, soft_pool1d, soft_pool2d, soft_pool3d
+from softpool_video.pooling import pool_args, soft_pool_reference
+from softpool_video.pooling.arguments import pooled_size
+
+FUNCS = {1: soft_pool1d, 2: soft_pool2d, 3: soft_pool3d}
+
+pytestmark = pytest.mark.skipif(not softpool_video.extension_loaded(),
+                                reason="compiled extension not built")
+
+
+def compiled(x, args):
+    return torch.ops.softpool.forward(x, list(args.kernel_size), list(args.stride), list(args.padding),
+                                      list(args.dilation), args.ceil_mode)
+
+
+def explicit_softpool(x, args):
+    """Loop over windows one by one: an oracle independent of both implementations."""
+    n, c = x.shape[:2]
+    sizes = x.shape[2:]
+    outs = [pooled_size(sizes[i], args.kernel_size[i], args.stride[i], args.padding[i], args.dilation[i],
+                        args.ceil_mode) for i in range(args.dims)]
+    y = torch.empty(n, c, *outs, dtype=torch.float64)
+    for o in torch.cartesian_prod(*[torch.arange(v) for v in outs]).reshape(-1, args.dims).tolist():
+        ranges = []
+        for i, oi in enumerate(o):
+            start = oi * args.stride[i] - args.padding[i]
+            idx = [start + j * args.dilation[i] for j in range(args.kernel_size[i])]
+            ranges.append([p for p in idx if 0 <= p < sizes[i]])
+        window = x.double()[(slice(None), slice(None)) + torch.meshgrid(
+            *[torch.tensor(r) for r in ranges], indexing="ij")].reshape(n, c, -1)
+        w = torch.softmax(window, dim=-1)
+        y[(slice(None), slice(None)) + tuple(o)] = (w * window).sum(-1)
+    return y
+
+
+GEOMETRIES = [
+    # (dims, kernel, stride, padding, dilation, ceil_mode, input spatial size)
+    (1, 3, 2, 1, 1, False, (11,)),
+    (1, 2, 3, 0, 2, True, (10,)),
+    (2, (3, 2), (2, 1), (1, 0), 1, True, (7, 6)),
+    (2, 3, 1, 1, (2, 1), False, (6, 5)),
+    (3, 2, 2, 0, 1, False, (4, 6, 5)),            # sizes not divisible by the stride
+    (3, 3, 2, 1, 1, True, (5, 6, 7)),             # kernel != stride, overlapping
+    (3, (1, 2, 2), (1, 2, 2), 0, 1, False, (1, 4, 4)),  # depth-1 input (reference defect 2)
+    (3, (3, 3, 3), (1, 1, 1), (1, 1, 1), 1, False, (3, 4, 5)),  # I3D's stride-1 SAME pool
+    (3, 2, (1, 2, 1), (1, 0, 1), (1, 1, 2), True, (4, 5, 6)),
+]
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_matches_explicit_window_loop(geometry):
+    dims, k, s, p, d, ceil, size = geometry
+    args = pool_args(dims, k, s, p, d, ceil)
+    x = torch.randn(2, 3, *size, dtype=torch.float64)
+    out, lse = compiled(x, args)
+    torch.testing.assert_close(out, explicit_softpool(x, args), rtol=1e-12, atol=1e-12)
+    ref_out, ref_lse = soft_pool_reference(x, args)
+    torch.testing.assert_close(out, ref_out, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(lse, ref_lse, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_gradcheck_float64(geometry):
+    dims, k, s, p, d, ceil, size = geometry
+    args = pool_args(dims, k, s, p, d, ceil)
+    x = torch.randn(1, 2, *size, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: FUNCS[dims](t, k, s, p, d, ceil), (x,))
+
+
+def test_gradient_is_the_exact_softpool_gradient():
+    # dy/da_i = w_i (1 + a_i - y): one window, checked by hand.
+    a = torch.tensor([[[1.0, 2.0, 4.0]]], dtype=torch.float64, requires_grad=True)
+    y = soft_pool1d(a, 3)
+    y.sum().backward()
+    w = torch.softmax(a.detach(), -1)
+    expected = w * (1 + a.detach() - (w * a.detach()).sum())
+    torch.testing.assert_close(a.grad, expected)
+    # The published backward treats w as constant (grad = w): not this.
+    assert not torch.allclose(a.grad, w)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_random_geometries_forward_and_backward(data):
+    dims = data.draw(st.integers(1, 3))
+    k = tuple(data.draw(st.integers(1, 3)) for _ in range(dims))
+    s = tuple(data.draw(st.integers(1, 3)) for _ in range(dims))
+    d = tuple(data.draw(st.integers(1, 2)) for _ in range(dims))
+    p = tuple(data.draw(st.integers(0, (di * (ki - 1) + 1) // 2)) for ki, di in zip(k, d))
+    ceil = data.draw(st.booleans())
+    size = tuple(data.draw(st.integers(di * (ki - 1) + 1, 9)) for ki, di in zip(k, d))
+    dtype = data.draw(st.sampled_from([torch.float32, torch.float64]))
+    args = pool_args(dims, k, s, p, d, ceil)
+    x = torch.randn(2, 3, *size, dtype=dtype) * data.draw(st.sampled_from([1.0, 30.0]))
+    try:
+        ref_out, ref_lse = soft_pool_reference(x, args)
+    except Exception:
+        pytest.skip("geometry rejected")
+    if any(all(not (0 <= o * s[i] - p[i] + j * d[i] < size[i]) for j in range(k[i]))
+           for i in range(dims) for o in range(ref_out.shape[2 + i])):
+        return  # a window of padding only: rejected by design, tested elsewhere
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-5)
+    xc = x.clone().requires_grad_()
+    xr = x.clone().requires_grad_()
+    out = FUNCS[dims](xc, k, s, p, d, ceil)
+    ref = soft_pool_reference(xr, args)[0]
+    torch.testing.assert_close(out, ref, **tol)
+    g = torch.randn_like(out)
+    out.backward(g)
+    ref.backward(g)
+    scale = max(1.0, xr.grad.abs().max().item())
+    torch.testing.assert_close(xc.grad / scale, xr.grad / scale, **tol)
+
+
+@pytest.mark.parametrize("magnitude", [88.0, 100.0, 1e3, 1e4])
+def test_large_inputs_stay_finite_and_within_window(magnitude):
+    # fp32 above ~88 overflows exp without max subtraction (reference defect 6).
+    x = (torch.randn(2, 4, 4, 8, 8) * magnitude).requires_grad_()
+    y = soft_pool3d(x, 2)
+    y.sum().backward()
+    assert torch.isfinite(y).all() and torch.isfinite(x.grad).all()
+    windows = x.detach().reshape(2, 4, 2, 2, 4, 2, 4, 2).permute(0, 1, 2, 4, 6, 3, 5, 7).reshape(2, 4, 2, 4, 4, 8)
+    assert (y >= windows.amin(-1)).all() and (y <= windows.amax(-1)).all()
+
+
+def test_mixed_huge_and_tiny_values():
+    x = torch.tensor([[[1e4, -1e4, 1e-30, 0.0, -1e4, -1e4]]])
+    y = soft_pool1d(x, 2)
+    torch.testing.assert_close(y, torch.tensor([[[1e4, 0.0, -1e4]]]), rtol=0, atol=1e-6)
+
+
+def test_constant_window_returns_the_constant():
+    x = torch.full((1, 2, 3, 4, 4), 7.25)
+    assert torch.equal(soft_pool3d(x, 2), torch.full((1, 2, 1, 2, 2), 7.25))
+
+
+def test_padding_positions_take_no_part():
+    # Padding acts as -inf: a window half in the padding equals SoftPool of its real half.
+    x = torch.tensor([[[-5.0, -6.0, 3.0]]], dtype=torch.float64)
+    y = soft_pool1d(x, 2, stride=2, padding=1)
+    w = torch.softmax(x[0, 0, 1:], 0)
+    torch.testing.assert_close(y[0, 0], torch.stack([x[0, 0, 0], (w * x[0, 0, 1:]).sum()]))
+
+
+def test_ceil_mode_window_past_the_edge():
+    x = torch.tensor([[[1.0, 2.0, 3.0, 4.0, -50.0]]], dtype=torch.float64)
+    y = soft_pool1d(x, 2, ceil_mode=True)
+    assert y.shape[-1] == 3
+    assert y[0, 0, 2].item() == -50.0  # the last window holds only -50
+
+
+def test_minus_inf_inputs_get_zero_weight_and_zero_gradient():
+    x = torch.tensor([[[float("-inf"), 1.0, float("-inf"), float("-inf")]]], requires_grad=True)
+    y = soft_pool1d(x, 2)
+    assert y[0, 0, 0].item() == 1.0 and y[0, 0, 1].item() == float("-inf")
+    y[0, 0, 0].backward()
+    assert torch.equal(x.grad, torch.tensor([[[0.0, 1.0, 0.0, 0.0]]]))
+
+
+def test_nan_propagates_to_its_window_only():
+    x = torch.randn(1, 1, 8)
+    x[0, 0, 3] = float("nan")
+    y = soft_pool1d(x, 2)
+    assert torch.isnan(y[0, 0, 1]) and torch.isfinite(y[0, 0, [0, 2, 3]]).all()
+
+
+def test_per_channel_not_across_channels():
+    # The published CPU fallback mixes channels (reference defect 5).
+    x = torch.randn(1, 3, 4, 4, 4, dtype=torch.float64)
+    y = soft_pool3d(x, 2)
+    for c in range(3):
+        torch.testing.assert_close(y[:, c:c + 1], soft_pool3d(x[:, c:c + 1], 2))
+    assert (y < 0).any()  # no clamp to >= 0 either
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float16, 2e-3), (torch.bfloat16, 1.6e-2)])
+def test_reduced_precision_matches_float32(dtype, tol):
+    x = torch.randn(2, 4, 6, 10, 10) * 4
+    xl = x.to(dtype).requires_grad_()
+    x32 = xl.detach().float().requires_grad_()
+    y = soft_pool3d(xl, 3, 2, 1)
+    y32 = soft_pool3d(x32, 3, 2, 1)
+    assert y.dtype == dtype
+    torch.testing.assert_close(y.float(), y32, rtol=tol, atol=tol * 4)
+    g = torch.randn_like(y32)
+    y.backward(g.to(dtype))
+    y32.backward(g)
+    assert xl.grad.dtype == dtype
+    # y and grad_out are stored in the low precision, so (1 + a - y) carries
+    # their rounding: compare against the gradient's scale.
+    scale = x32.grad.abs().max()
+    assert ((xl.grad.float() - x32.grad).abs().max() / scale).item() < 4 * tol
+
+
+def test_fp16_large_values_do_not_overflow():
+    x = (torch.randn(1, 2, 4, 8, 8) * 1000).half()
+    assert torch.isfinite(soft_pool3d(x, 2)).all()
+
+
+@pytest.mark.parametrize("layout", ["channels_last_3d", "transposed", "sliced"])
+def test_layouts_match_contiguous(layout):
+    base = torch.randn(2, 5, 6, 9, 8, dtype=torch.float64)
+    if layout == "channels_last_3d":
+        x = base.contiguous(memory_format=torch.channels_last_3d)
+    elif layout == "transposed":
+        x = base.transpose(3, 4).contiguous().transpose(3, 4)
+    else:
+        x = torch.randn(2, 5, 12, 9, 16, dtype=torch.float64)[:, :, ::2, :, ::2]
+        base = x.contiguous()
+    x = x.requires_grad_()
+    b = base.clone().requires_grad_()
+    y = soft_pool3d(x, 3, 2, 1, ceil_mode=True)
+    yb = soft_pool3d(b, 3, 2, 1, ceil_mode=True)
+    torch.testing.assert_close(y, yb, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(yb)
+    y.backward(g)
+    yb.backward(g)
+    torch.testing.assert_close(x.grad, b.grad, rtol=1e-12, atol=1e-12)
+    if layout == "channels_last_3d":
+        assert y.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+def test_channels_last_2d():
+    x = torch.randn(2, 3, 9, 8, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(soft_pool2d(x, 2, 1, 1), soft_pool2d(x.contiguous(), 2, 1, 1))
+
+
+def test_unbatched_input():
+    x = torch.randn(3, 4, 6, 6)
+    torch.testing.assert_close(soft_pool3d(x, 2), soft_pool3d(x.unsqueeze(0), 2).squeeze(0))
+    assert SoftPool2d(2)(torch.randn(3, 6, 6)).shape == (3, 3, 3)
+
+
+@pytest.mark.parametrize("geometry", [(2, 2, 0), (3, 2, 1)])
+def test_large_planes_take_the_uncached_backward_path(geometry):
+    # The CPU backward caches each plane's outputs spread along w when that fits
+    # in 8 MiB; a bigger plane takes the per-lane gather path. Both must agree.
+    k, s, p = geometry
+    x = torch.randn(1, 1, 8, 600, 700, dtype=torch.float64, requires_grad=True)
+    xr = x.detach().clone().requires_grad_()
+    y = soft_pool3d(x, k, s, p)
+    yr = soft_pool_reference(xr, pool_args(3, k, s, p))[0]
+    g = torch.randn_like(y)
+    y.backward(g)
+    yr.backward(g)
+    torch.testing.assert_close(x.grad, xr.grad, rtol=1e-10, atol=1e-10)
+
+
+def test_backward_is_deterministic():
+    x = torch.randn(2, 8, 6, 14, 14, requires_grad=True)
+    grads = []
+    for _ in range(2):
+        x.grad = None
+        soft_pool3d(x, 3, 2, 1).pow(2).sum().backward()
+        grads.append(x.grad.clone())
+    assert torch.equal(grads[0], grads[1])
+
+
+def _available_memory_bytes() -> int:
+    with open("/proc/meminfo") as f:
+        info = dict(line.split(":", 1) for line in f)
+    return int(info["MemAvailable"].split()[0]) * 1024
+
+
+def test_64bit_indexing():
+    # One (n, c) plane of 2**31 + 4M fp16 elements: offsets past the last
+    # windows overflow int32, so they are right only with 64-bit indexing.
+    if _available_memory_bytes() < 14 * 2**30:
+        pytest.skip("needs about 14 GiB of free memory")
+    x = torch.zeros(1, 1, 2, 32768, 32832, dtype=torch.float16)
+    assert x.numel() > 2**31
+    tail = torch.randn(1, 1, 2, 4, 8, dtype=torch.float16) * 3
+    x[..., -4:, -8:] = tail
+    x.requires_grad_()
+    y = soft_pool3d(x, 2)
+    expected = soft_pool3d(tail.float(), 2)
+    torch.testing.assert_close(y[..., -2:, -4:].float(), expected, rtol=2e-3, atol=2e-3)
+    grad_out = torch.zeros_like(y)
+    grad_out[..., -2:, -4:] = 1
+    (grad,) = torch.autograd.grad(y, x, grad_out)
+    t = tail.float().requires_grad_()
+    soft_pool3d(t, 2).sum().backward()
+    torch.testing.assert_close(grad[..., -4:, -8:].float(), t.grad, rtol=1e-2, atol=1e-2)
+    assert grad[..., -8:-4, -8:].abs().max().item() == 0  # windows with zero grad_out
+
+
+def test_module_repr_and_arguments():
+    pool = SoftPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), ceil_mode=True)
+    assert repr(pool) == ("SoftPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), "
+                          "dilation=(1, 1, 1), ceil_mode=True)")
+    assert SoftPool1d(3).stride == (3,)
+
+
+def test_torch_compile_fullgraph_with_backward():
+    model = torch.nn.Sequential(torch.nn.Conv3d(2, 4, 3, padding=1), SoftPool3d(2), torch.nn.ReLU())
+    x = torch.randn(2, 2, 4, 8, 8, requires_grad=True)
+    compiled_model = torch.compile(model, fullgraph=True, backend="aot_eager")
+    y = compiled_model(x)
+    y.sum().backward()
+    grad = x.grad.clone()
+    x.grad = None
+    y_eager = model(x)
+    y_eager.sum().backward()
+    torch.testing.assert_close(y, y_eager)
+    torch.testing.assert_close(grad, x.grad)
+
+
+def test_torch_export_keeps_the_custom_op():
+    model = torch.nn.Sequential(torch.nn.Conv3d(2, 4, 3, padding=1), SoftPool3d(3, 2, 1))
+    x = torch.randn(1, 2, 4, 8, 8)
+    exported = torch.export.export(model, (x,))
+    targets = {str(node.target) for node in exported.graph.nodes}
+    assert "softpool.forward.default" in targets
+    torch.testing.assert_close(exported.module()(x), model(x))
+
+
+BAD_ARGUMENTS = [
+    (dict(kernel_size=0), "kernel_size must be > 0"),
+    (dict(kernel_size=2, stride=0), "stride must be > 0"),
+    (dict(kernel_size=2, stride=-1), "stride must be > 0"),
+    (dict(kernel_size=2, padding=2), "padding must be between 0 and half"),
+    (dict(kernel_size=2, dilation=0), "dilation must be > 0"),
+    (dict(kernel_size=(2, 2)), "kernel_size must be an int or a sequence of 3 ints"),
+    (dict(kernel_size=9), "output would be empty"),
+    (dict(kernel_size=2, padding=1, dilation=5), "covers only padding"),
+]
+
+
+@pytest.mark.parametrize("kwargs,message", BAD_ARGUMENTS)
+def test_bad_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        soft_pool3d(torch.randn(1, 1, 4, 4, 4), **kwargs)
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="dtype must be float16, bfloat16, float32 or float64"):
+        soft_pool3d(torch.ones(1, 1, 4, 4, 4, dtype=torch.int64), 2)
+    with pytest.raises(ValueError, match=r"must have shape \(N, C, \*3 spatial dims\)"):
+        soft_pool3d(torch.randn(4, 4), 2)
+
+
+def test_compiled_op_rejects_bad_arguments_itself():
+    x = torch.randn(1, 1, 4, 4, 4)
+    with pytest.raises(RuntimeError, match="kernel_size must be > 0"):
+        torch.ops.softpool.forward(x, [0, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1], False)
+    with pytest.raises(RuntimeError, match="padding must be between 0 and half"):
+        torch.ops.softpool.forward(x, [2, 2, 2], [2, 2, 2], [3, 0, 0], [1, 1, 1], False)
+    with pytest.raises(RuntimeError, match="input dtype must be"):
+        torch.ops.softpool.forward(x.long(), [2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1], False)
+    with pytest.raises(RuntimeError, match="output would be empty"):
+        torch.ops.softpool.forward(x, [5, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1], False)
+
+
+def test_reference_path_when_extension_is_missing():
+    code = (
+        "import warnings, torch\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import softpool_video\n"
+        "    from softpool_video import soft_pool3d\n"
+        "    x = torch.randn(1, 2, 4, 4, 4, dtype=torch.float64, requires_grad=True)\n"
+        "    y = soft_pool3d(x, 2)\n"
+        "    y.sum().backward()\n"
+        "msgs = [str(w.message) for w in caught if 'softpool_video._C' in str(w.message)]\n"
+        "print(len(msgs), softpool_video.extension_loaded(), tuple(y.shape))\n"
+    )
+    env = dict(os.environ, SOFTPOOL_VIDEO_NO_EXTENSION="1")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[0] == "1 False (1, 2, 2, 2, 2)"
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+def test_cuda_matches_cpu(geometry, dtype):
+    dims, k, s, p, d, ceil, size = geometry
+    x = torch.randn(2, 3, *size, dtype=dtype) * 3
+    xc = x.clone().requires_grad_()
+    xg = x.cuda().requires_grad_()
+    yc = FUNCS[dims](xc, k, s, p, d, ceil)
+    yg = FUNCS[dims](xg, k, s, p, d, ceil)
+    tol = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}[dtype]
+    torch.testing.assert_close(yg.cpu(), yc, rtol=tol, atol=tol)
+    g = torch.randn_like(yc)
+    yc.backward(g)
+    yg.backward(g.cuda())
+    torch.testing.assert_close(xg.grad.cpu(), xc.grad, rtol=tol * 2, atol=tol * 4)
+
+
+@pytest.mark.cuda
+def test_cuda_channels_last_and_large_values():
+    x = (torch.randn(2, 8, 6, 10, 10, device="cuda") * 1e4).contiguous(memory_format=torch.channels_last_3d)
+    x.requires_grad_()
+    y = soft_pool3d(x, 3, 2, 1)
+    y.sum().backward()
+    assert torch.isfinite(y).all() and torch.isfinite(x.grad).all()
+    torch.testing.assert_close(y.cpu(), soft_pool3d(x.detach().cpu(), 3, 2, 1), rtol=1e-5, atol=1e-2)
+
+
+@pytest.mark.cuda
+def test_cuda_backward_deterministic():
+    x = torch.randn(4, 16, 8, 28, 28, device="cuda", requires_grad=True)
+    grads = []
+    for _ in range(2):
+        x.grad = None
+        soft_pool3d(x, 3, 2, 1).pow(2).sum().backward()
+        grads.append(x.grad.clone())
+    assert torch.equal(grads[0], grads[1])

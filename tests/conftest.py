@@ -1,6 +1,11 @@
 import pytest
 import torch
 
+# Tests use small tensors: one intra-op thread avoids OpenMP spin-waits that
+# stall small ops on a 2-core machine. The op tests run a 2-thread case
+# explicitly (test_softpool_op.py::test_two_threads_match_one).
+torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():

@@ -419,3 +419,19 @@ def test_cuda_backward_deterministic():
         soft_pool3d(x, 3, 2, 1).pow(2).sum().backward()
         grads.append(x.grad.clone())
     assert torch.equal(grads[0], grads[1])
+
+
+def test_two_threads_match_one():
+    x = torch.randn(2, 8, 6, 20, 20, requires_grad=True)
+    results = []
+    previous = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            x.grad = None
+            y = soft_pool3d(x, 3, 2, 1)
+            y.pow(2).sum().backward()
+            results.append((y.detach().clone(), x.grad.clone()))
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])

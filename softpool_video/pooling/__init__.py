@@ -12,3 +12,10 @@ __all__ = [
 from .registry import available_pools, build_pool, register_pool  # noqa: E402
 
 __all__ += ["available_pools", "build_pool", "register_pool"]
+
+from .basic import AdaptiveSoftPool1d, AdaptiveSoftPool2d, AdaptiveSoftPool3d  # noqa: E402
+from .registry import adaptive_pools, build_adaptive_pool, check_method, pool_method  # noqa: E402
+from .swap import Swap, swap_pooling  # noqa: E402
+
+__all__ += ["AdaptiveSoftPool1d", "AdaptiveSoftPool2d", "AdaptiveSoftPool3d", "adaptive_pools",
+            "build_adaptive_pool", "check_method", "pool_method", "Swap", "swap_pooling"]

@@ -1,0 +1,140 @@
+"""Small building blocks shared by the model families.
+
+Every pooling layer of every model is made by `make_pool`, which asks the
+pooling registry; no model constructs a torch pooling class itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+from torch import nn
+
+from ..pooling import build_adaptive_pool, build_pool
+from ..pooling.arguments import pooled_size
+from ..pooling.registry import adaptive_pools, check_method
+
+Triple = tuple[int, int, int]
+
+
+def triple(value: int | Sequence[int], name: str) -> Triple:
+    """(t, h, w) from an int or a 3-sequence; names the argument when it is neither."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value, value)
+    try:
+        values = tuple(value)
+    except TypeError:
+        raise ValueError(f"{name} must be an int or a sequence of 3 ints, got {value!r}") from None
+    if len(values) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{name} must be an int or a sequence of 3 ints, got {value!r}")
+    return values  # type: ignore[return-value]
+
+
+def make_pool(method: str, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
+              padding: int | Sequence[int] = 0, ceil_mode: bool = False,
+              pool_args: Mapping[str, Any] | None = None) -> nn.Module:
+    """A 3-d pooling site of the model: the registry's `method` with this geometry."""
+    return build_pool(method, 3, kernel_size, stride, padding, ceil_mode, **dict(pool_args or {}))
+
+
+def same_geometry(kernel_size: Triple, stride: Triple, name: str = "kernel_size") -> tuple[Triple, bool]:
+    """(padding, ceil_mode) that give TensorFlow SAME's output size ceil(n / stride) for every n.
+
+    Odd kernels pad (k - 1) / 2 on both sides with floor rounding. Even kernels pad
+    (k - s) / 2 and let ceil_mode take the last, partial window (SAME pads the far side).
+    The choice is checked against the pooled-size rule for n = 1..64 in every dim; a
+    geometry no single (padding, ceil_mode) can express raises ValueError.
+    """
+    ceil_mode = any(k % 2 == 0 for k in kernel_size)
+    padding = tuple((k - 1) // 2 if k % 2 else max(k - s, 0) // 2 for k, s in zip(kernel_size, stride))
+    for k, s, p in zip(kernel_size, stride, padding):
+        if any(pooled_size(n, k, s, p, 1, ceil_mode) != -(-n // s) for n in range(max(k - 2 * p, 1), 65)):
+            raise ValueError(f"{name}={kernel_size!r} with stride={stride!r} has no SAME padding expressible "
+                             f"as symmetric padding and one ceil_mode")
+    return padding, ceil_mode  # type: ignore[return-value]
+
+
+def make_head_pool(method: str = "avg") -> nn.Module:
+    """The global (adaptive, output 1x1x1) pool of a classification head.
+
+    Not a swap site: it is what lets any clip length and crop size reach the classifier.
+    "avg" (the default) is nn.AdaptiveAvgPool3d; any method with an adaptive form works.
+    """
+    if method not in adaptive_pools():
+        raise ValueError(f"head_pooling must be a method with an adaptive form ({', '.join(adaptive_pools())}), "
+                         f"got {method!r}")
+    return build_adaptive_pool(method, 3, 1)
+
+
+def check_model_args(num_classes: int, pooling: str, pool_args: Mapping[str, Any] | None) -> None:
+    """Checks the arguments every model constructor shares."""
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    check_method(pooling)
+    if pool_args is not None and not isinstance(pool_args, Mapping):
+        raise ValueError(f"pool_args must be a dict of method arguments or None, got {pool_args!r}")
+
+
+def scaled(channels: int, width: float) -> int:
+    """`channels` scaled by a width multiplier, never below 1."""
+    return max(1, int(round(channels * width)))
+
+
+class ConvBnReLU(nn.Sequential):
+    """Conv3d (no bias) -> BatchNorm3d -> ReLU: I3D's Unit3D and the ResNet stems."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int],
+                 stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0,
+                 bn_eps: float = 1e-5, relu: bool = True) -> None:
+        layers: list[nn.Module] = [
+            nn.Conv3d(in_channels, out_channels, kernel_size, stride, padding, bias=False),
+            nn.BatchNorm3d(out_channels, eps=bn_eps),
+        ]
+        if relu:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+# --- the 3x3x3 convolution of a residual block, in its three factorisations -------------
+
+def conv3d_full(in_planes: int, out_planes: int, mid_planes: int, stride: int) -> nn.Module:
+    """Full 3x3x3 convolution (R3D); `mid_planes` is unused."""
+    return nn.Conv3d(in_planes, out_planes, 3, stride, 1, bias=False)
+
+
+def conv2plus1d(in_planes: int, out_planes: int, mid_planes: int, stride: int) -> nn.Module:
+    """1x3x3 spatial conv -> BN -> ReLU -> 3x1x1 temporal conv (R(2+1)D)."""
+    return nn.Sequential(
+        nn.Conv3d(in_planes, mid_planes, (1, 3, 3), (1, stride, stride), (0, 1, 1), bias=False),
+        nn.BatchNorm3d(mid_planes),
+        nn.ReLU(inplace=True),
+        nn.Conv3d(mid_planes, out_planes, (3, 1, 1), (stride, 1, 1), (1, 0, 0), bias=False),
+    )
+
+
+def conv2d_only(in_planes: int, out_planes: int, mid_planes: int, stride: int) -> nn.Module:
+    """1x3x3 convolution with no temporal extent (upper stages of MC3)."""
+    return nn.Conv3d(in_planes, out_planes, (1, 3, 3), (1, stride, stride), (0, 1, 1), bias=False)
+
+
+@dataclass(frozen=True)
+class ConvKind:
+    """How a residual block convolves, and how its shortcut must stride to match."""
+
+    name: str
+    build: Callable[[int, int, int, int], nn.Module]
+    strides_time: bool
+
+    def shortcut_stride(self, stride: int) -> Triple:
+        return (stride if self.strides_time else 1, stride, stride)
+
+
+CONV_3D = ConvKind("3d", conv3d_full, strides_time=True)
+CONV_2PLUS1D = ConvKind("2plus1d", conv2plus1d, strides_time=True)
+CONV_2D = ConvKind("2d", conv2d_only, strides_time=False)
+
+
+def factorised_planes(in_planes: int, out_planes: int) -> int:
+    """Middle width of a (2+1)D conv with as many parameters as the full 3x3x3 conv
+    (Tran et al., CVPR 2018): t*d^2*N_in*N_out / (d^2*N_in + t*N_out) with t=d=3."""
+    return (in_planes * out_planes * 27) // (in_planes * 9 + 3 * out_planes)

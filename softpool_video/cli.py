@@ -15,7 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fit": ("softpool_video.training.cli:fit_main", "train a model (LightningCLI)"),
     "validate": ("softpool_video.training.cli:validate_main", "validate a checkpoint (LightningCLI)"),
     "test": ("softpool_video.training.cli:test_main", "multi-view test of a checkpoint (LightningCLI)"),
-    "predict": ("softpool_video.training.cli:predict_main", "predict with a checkpoint (LightningCLI)"),
+    "predict": ("softpool_video.training.cli:predict_main",
+                "predict VIDEO... --model CKPT_OR_DIR (top-k classes), or LightningCLI predict with --config"),
     "benchmark": ("softpool_video.training.benchmark:main", "train and test every pooling x split x seed"),
     "make-demo-data": ("softpool_video.datamodules.commands:make_demo_data_main",
                        "write the demo dataset in UCF-101 layout"),
@@ -24,7 +25,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("softpool_video.models.summary:main", "list models with size, GFLOPs and pooling sites"),
     "retention": ("softpool_video.pooling.retention:main", "information retention (SSIM/PSNR) per method"),
     "profile-pooling": ("softpool_video.pooling.profile:main", "latency and memory of each pooling method"),
+    "profile": ("softpool_video.profiling.model_profile:main",
+                "latency, throughput and memory of a model per pooling method"),
+    "export": ("softpool_video.export.cli:export_main", "export a checkpoint to onnx, pt2, torchscript or safetensors"),
 }
+
+# `predict VIDEO...` (positional videos) is the video predictor; options first
+# (--config, --ckpt_path, ...) mean LightningCLI's predict over a datamodule.
+VIDEO_PREDICT = "softpool_video.inference.predict:predict_main"
 
 
 def _usage() -> str:
@@ -44,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"softpool-video: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}",
               file=sys.stderr)
         return 2
-    module_name, func_name = COMMANDS[name][0].split(":")
+    target = COMMANDS[name][0]
+    if name == "predict" and rest and not rest[0].startswith("-"):
+        target = VIDEO_PREDICT
+    module_name, func_name = target.split(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:

@@ -1,0 +1,362 @@
+"""A per-dataset-root cache of video metadata: frame count, fps, size, decodable or not.
+
+Probing a video (open, count frames, decode a frame or two) costs milliseconds, which
+adds up to minutes on a 13k-video dataset and must not happen every epoch. `VideoIndex`
+probes each file once, keyed by its path relative to the dataset root and invalidated by
+size and mtime, and saves the result as JSON in `<root>/.softpool_video/index.json` (or
+under `~/.cache/softpool_video/` when the root is read-only).
+
+Bad videos. A probe marks a file bad when it is empty, cannot be opened, has no
+frames, holds fewer frames than its container declares (truncated), or its first or
+last frame cannot be decoded by either backend. Datasets exclude bad files at setup and
+log their count and paths. A file that passes the probe but fails later, at read time,
+is appended to `read_failures.jsonl` next to the index (DataLoader workers cannot share
+counters with the main process; a file can); the next probe treats it as bad.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from hashlib import sha1
+from pathlib import Path
+from typing import Iterable, Literal
+
+import numpy as np
+
+from .decoders import _READERS, BACKENDS, DecodeError, check_backend
+
+log = logging.getLogger(__name__)
+
+ProbeDepth = Literal["header", "fast", "full"]
+PROBE_DEPTHS: tuple[str, ...] = ("header", "fast", "full")
+VIDEO_EXTENSIONS: frozenset[str] = frozenset(
+    {".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv", ".3gp"})
+CACHE_DIRNAME = ".softpool_video"
+INDEX_VERSION = 1
+# A container may declare a few frames more than it holds (dropped frames, an AVI header
+# written before the last packets); a larger shortfall is a truncated or damaged file.
+# Lenient on purpose: losing a good video to a false alarm costs more than keeping one
+# that misses its last few frames.
+TRUNCATION_TOLERANCE_FRAMES = 2
+TRUNCATION_TOLERANCE_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class VideoMeta:
+    """What the index knows about one file. `error` is empty for a good video."""
+
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+    backend: str  # the backend that decoded it ('' when bad)
+    error: str
+    size: int
+    mtime_ns: int
+    requested: str  # the backend asked for when probing
+    depth: str  # header | fast | full
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def _depth_rank(depth: str) -> int:
+    return PROBE_DEPTHS.index(depth)
+
+
+def _bad(error: str, size: int, mtime_ns: int, requested: str, depth: str,
+         num_frames: int = 0, fps: float = 0.0) -> VideoMeta:
+    return VideoMeta(num_frames, fps, 0, 0, "", error, size, mtime_ns, requested, depth)
+
+
+def _header(path: str) -> tuple[int, float, int, int]:
+    """Declared frame count (0 if unknown), fps, width, height, from the container header."""
+    import av
+
+    with av.open(path) as container:
+        if not container.streams.video:
+            raise DecodeError(path, "pyav", "no video stream")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        return (int(stream.frames or 0), float(rate) if rate else 0.0,
+                int(stream.codec_context.width), int(stream.codec_context.height))
+
+
+def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
+                fallback: bool = True) -> VideoMeta:
+    """Probe one file. Never raises for a bad video: the reason is in `VideoMeta.error`.
+
+    depth: 'header' opens the file and counts frames (no decoding); 'fast' also decodes
+    the first and the last frame; 'full' decodes every frame (slow, thorough).
+    """
+    check_backend(backend)
+    if depth not in PROBE_DEPTHS:
+        raise ValueError(f"probe depth={depth!r} is not supported; choose one of {PROBE_DEPTHS}")
+    path = str(path)
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        return _bad(f"cannot stat: {err.strerror}", 0, 0, backend, depth)
+    size, mtime = st.st_size, st.st_mtime_ns
+    if size == 0:
+        return _bad("empty file (0 bytes)", size, mtime, backend, depth)
+    try:
+        declared, fps, width, height = _header(path)
+    except Exception as err:  # av raises many error types for broken containers
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        return _bad(f"cannot open: {DecodeError(path, 'pyav', message).reason}", size, mtime,
+                    backend, depth)
+
+    order = [backend] + ([b for b in BACKENDS if b != backend] if fallback else [])
+    errors: list[str] = []
+    for name in order:
+        try:
+            with _READERS[name](path) as reader:
+                n = reader.num_frames
+                demux_error = getattr(reader, "demux_error", "")
+                if demux_error:
+                    raise DecodeError(path, name, f"demux error after {n} frames: {demux_error}")
+                missing = declared - n
+                if declared > 0 and missing > max(TRUNCATION_TOLERANCE_FRAMES,
+                                                  TRUNCATION_TOLERANCE_FRACTION * declared):
+                    # Not a backend problem: the data is not there. No point trying another.
+                    return _bad(f"truncated: {n} of {declared} declared frames", size, mtime,
+                                backend, depth, n, fps)
+                if depth == "fast":
+                    reader.get([0, n - 1])
+                elif depth == "full":
+                    for start in range(0, n, 64):
+                        reader.get(np.arange(start, min(start + 64, n)))
+                return VideoMeta(n, reader.fps or fps, width, height, name, "", size, mtime,
+                                 backend, depth)
+        except DecodeError as err:
+            errors.append(f"{name}: {err.reason}")
+    return _bad("; ".join(errors), size, mtime, backend, depth)
+
+
+def default_cache_dir(root: str | Path) -> Path:
+    """`<root>/.softpool_video` if writable, else a per-root folder in the user cache."""
+    root = Path(root).resolve()
+    local = root / CACHE_DIRNAME
+    try:
+        local.mkdir(exist_ok=True)
+        probe = local / ".write-test"
+        probe.touch()
+        probe.unlink()
+        return local
+    except OSError:
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        return base / "softpool_video" / sha1(str(root).encode()).hexdigest()[:16]
+
+
+def find_videos(root: str | Path) -> list[str]:
+    """Every file with a video extension under `root`, as sorted relative posix paths."""
+    root = Path(root)
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != CACHE_DIRNAME)
+        for name in filenames:
+            if Path(name).suffix.lower() in VIDEO_EXTENSIONS:
+                found.append(Path(dirpath, name).relative_to(root).as_posix())
+    return sorted(found)
+
+
+def _progress():
+    """A rich progress bar on an interactive terminal, nothing otherwise (log files)."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeRemainingColumn)
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), transient=True, disable=not sys.stderr.isatty())
+
+
+class VideoIndex:
+    """Probe results for the videos under one dataset root, cached on disk.
+
+    `ensure(rel_paths)` returns metadata for each path, probing only files that are new,
+    changed, or were probed with another backend or a shallower depth.
+    """
+
+    def __init__(self, root: str | Path, *, backend: str = "decord", depth: str = "fast",
+                 cache_dir: str | Path | None = None, workers: int | None = None) -> None:
+        self.root = Path(root)
+        self.backend = check_backend(backend)
+        if depth not in PROBE_DEPTHS:
+            raise ValueError(f"probe={depth!r} is not supported; choose one of {PROBE_DEPTHS}")
+        self.depth = depth
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(self.root)
+        self.workers = max(1, workers if workers is not None else min(8, os.cpu_count() or 1))
+        self._entries: dict[str, VideoMeta] = {}
+        self._lock = threading.Lock()
+        self._dirty = False
+        self._load()
+
+    @property
+    def index_path(self) -> Path:
+        return self.cache_dir / "index.json"
+
+    @property
+    def failures_path(self) -> Path:
+        return self.cache_dir / "read_failures.jsonl"
+
+    # ---- persistence -------------------------------------------------------------
+    def _load(self) -> None:
+        try:
+            data = json.loads(self.index_path.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as err:
+            log.warning("ignoring unreadable video index %s (%s); it will be rebuilt",
+                        self.index_path, err)
+            return
+        if data.get("version") != INDEX_VERSION:
+            return
+        fields = list(VideoMeta.__dataclass_fields__)
+        for rel, row in data.get("entries", {}).items():
+            try:
+                self._entries[rel] = VideoMeta(**dict(zip(fields, row)))
+            except TypeError:
+                continue
+
+    def save(self) -> None:
+        """Write atomically (temp file + rename), so concurrent ranks never see half a file."""
+        data = {"version": INDEX_VERSION, "root": str(self.root.resolve()),
+                "entries": {rel: list(asdict(m).values()) for rel, m in sorted(self._entries.items())}}
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".index-", suffix=".tmp")
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh, separators=(",", ":"))
+            os.replace(tmp, self.index_path)
+        except OSError as err:
+            log.warning("cannot save the video index to %s (%s); videos will be re-probed "
+                        "next run", self.index_path, err)
+
+    # ---- lookups -------------------------------------------------------------------
+    def get(self, rel: str) -> VideoMeta | None:
+        return self._entries.get(rel)
+
+    def _fresh(self, rel: str, failures: dict[str, dict]) -> bool:
+        meta = self._entries.get(rel)
+        if meta is None or meta.requested != self.backend or _depth_rank(meta.depth) < _depth_rank(self.depth):
+            return False
+        try:
+            st = os.stat(self.root / rel)
+        except OSError:
+            return meta.error.startswith("cannot stat")
+        if (st.st_size, st.st_mtime_ns) != (meta.size, meta.mtime_ns):
+            return False
+        failure = failures.get(rel)
+        if failure and meta.ok and (failure.get("size"), failure.get("mtime_ns")) == (meta.size, meta.mtime_ns):
+            # Passed the probe but failed while training: from now on it is bad.
+            self._entries[rel] = VideoMeta(**{**asdict(meta), "backend": "",
+                                               "error": f"failed at read time: {failure['error']}"})
+            self._dirty = True
+        return True
+
+    def ensure(self, rel_paths: Iterable[str], description: str = "Indexing videos") -> dict[str, VideoMeta]:
+        """Metadata for every path (relative to root), probing what is not cached yet."""
+        rel_paths = list(dict.fromkeys(rel_paths))
+        failures = self.read_failures()
+        todo = [rel for rel in rel_paths if not self._fresh(rel, failures)]
+        if todo:
+            start = time.perf_counter()
+            self._probe_all(todo, description)
+            bad = sum(not self._entries[rel].ok for rel in todo)
+            log.info("%s: probed %d videos under %s in %.1fs (%d bad); cached in %s", description,
+                     len(todo), self.root, time.perf_counter() - start, bad, self.index_path)
+            self.save()
+        elif self._dirty:
+            self.save()
+        self._dirty = False
+        return {rel: self._entries[rel] for rel in rel_paths}
+
+    def _probe_one(self, rel: str) -> None:
+        meta = probe_video(self.root / rel, self.backend, self.depth)
+        with self._lock:
+            self._entries[rel] = meta
+
+    def _probe_all(self, todo: list[str], description: str) -> None:
+        with _progress() as progress:
+            task = progress.add_task(description, total=len(todo))
+            if self.workers == 1 or len(todo) < 8:
+                for rel in todo:
+                    self._probe_one(rel)
+                    progress.advance(task)
+                return
+            # Decoders release the GIL while demuxing and decoding, so threads overlap I/O
+            # and decode without forking a process that may hold CUDA state.
+            with ThreadPoolExecutor(self.workers) as pool:
+                for _ in pool.map(self._probe_one, todo):
+                    progress.advance(task)
+
+    # ---- read-time failures ----------------------------------------------------------
+    def failure_log(self) -> "ReadFailureLog":
+        return ReadFailureLog(self.root, self.failures_path)
+
+    def read_failures(self) -> dict[str, dict]:
+        """Latest recorded read-time failure per relative path."""
+        return self.failure_log().read()
+
+    def clear(self) -> None:
+        """Forget every cached probe and recorded read failure (the next ensure re-probes)."""
+        self._entries.clear()
+        try:
+            self.failures_path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+class ReadFailureLog:
+    """Append-only record of videos that failed at read time, shared by DataLoader workers.
+
+    Workers cannot update counters in the main process, but each can append one short line
+    to a file (O_APPEND keeps lines whole); the main process reads the file to report.
+    Small and picklable, so datasets can carry it into spawned workers.
+    """
+
+    def __init__(self, root: str | Path, path: str | Path) -> None:
+        self.root = Path(root)
+        self.path = Path(path)
+
+    def record(self, rel: str, error: str) -> None:
+        try:
+            st = os.stat(self.root / rel)
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:
+            size, mtime = 0, 0
+        line = json.dumps({"path": rel, "error": error, "size": size, "mtime_ns": mtime,
+                           "time": time.time(), "pid": os.getpid()}) + "\n"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+        except OSError as err:
+            log.warning("cannot record the read failure of %s in %s: %s", rel, self.path, err)
+
+    def read(self, since: float = 0.0) -> dict[str, dict]:
+        """Latest failure per relative path, recorded at or after `since` (a time.time())."""
+        out: dict[str, dict] = {}
+        try:
+            lines = self.path.read_text().splitlines()
+        except OSError:
+            return out
+        for line in lines:
+            try:
+                rec = json.loads(line)
+                if rec.get("time", 0.0) >= since:
+                    out[rec["path"]] = rec
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # a torn line from a killed worker
+        return out

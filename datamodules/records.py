@@ -1,0 +1,87 @@
+"""What annotation parsers hand to datasets: one record per video, plus what is missing."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .index_cache import CACHE_DIRNAME
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One annotated video. `rel` is relative to the dataset root (posix separators)."""
+
+    rel: str
+    label: int  # 0-based; -1 for unlabelled videos (e.g. a Kinetics test CSV)
+    group: str = ""  # videos sharing a group stay together in a train/val holdout
+
+
+@dataclass
+class Subset:
+    """The videos of one subset (train / val / test) that exist, and those that do not."""
+
+    name: str
+    records: list[VideoRecord]
+    missing: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+class PathResolver:
+    """Finds annotated files under a video folder, exactly or, failing that, ignoring case.
+
+    Case matters for UCF-101: the lists and classInd say `HandstandPushups`, the files are
+    `v_HandStandPushups_*.avi`, and some mirrors renamed the folder too.
+    """
+
+    def __init__(self, root: Path, video_dir: Path) -> None:
+        self.root = root
+        self.video_dir = video_dir
+        self._lower: dict[str, str] | None = None
+
+    def _build(self) -> dict[str, str]:
+        table: dict[str, str] = {}
+        for dirpath, dirnames, filenames in os.walk(self.video_dir):
+            dirnames[:] = [d for d in dirnames if d != CACHE_DIRNAME]
+            for name in filenames:
+                rel = Path(dirpath, name).relative_to(self.video_dir).as_posix()
+                table.setdefault(rel.lower(), rel)
+        return table
+
+    def resolve(self, listed: str) -> str | None:
+        """Path relative to the root of the file listed as `listed` (relative to the video
+        folder), or None when it does not exist."""
+        listed = listed.replace("\\", "/").strip("/")
+        if (self.video_dir / listed).is_file():
+            return (self.video_dir / listed).relative_to(self.root).as_posix()
+        if self._lower is None:
+            self._lower = self._build()
+        found = self._lower.get(listed.lower())
+        if found is None:
+            return None
+        return (self.video_dir / found).relative_to(self.root).as_posix()
+
+
+def summarise_missing(dataset: str, subset: Subset, total: int, where: Path) -> None:
+    """One warning per subset for annotated videos that are not on disk."""
+    if not subset.missing:
+        return
+    shown = ", ".join(subset.missing[:5]) + (", ..." if len(subset.missing) > 5 else "")
+    log.warning("%s %s: %d of %d annotated videos are missing under %s and are excluded "
+                "(e.g. %s)", dataset, subset.name, len(subset.missing), total, where, shown)
+
+
+def find_dir(root: Path, candidates: tuple[str, ...], what: str, argument: str) -> Path:
+    """The first existing `root/candidate`, or a clear error naming what was tried."""
+    for name in candidates:
+        path = root / name
+        if path.is_dir():
+            return path
+    tried = ", ".join(str(root / c) for c in candidates)
+    raise FileNotFoundError(f"cannot find the {what} under {root} (tried {tried}); "
+                            f"pass {argument}=... to name it")

@@ -1,0 +1,342 @@
+"""Profiling benchmark: the callbacks' overhead, SoftPool vs max in a training step, and
+whether `softpool-video profile` agrees with the callbacks.
+
+    python -m benchmarks.bench_profiling [--quick] [--threads N]
+
+1. Overhead: the same short fits of a tiny R(2+1)D with no profiling callbacks, with the
+   callbacks constructed but disabled, enabled, and enabled with per-layer timing. Step
+   time comes from an independent timer callback present in every run; the
+   configurations take turns over several rounds so drift on a shared machine hits all
+   alike. Also the time spent inside the callbacks' own hooks per step, which noise
+   does not blur.
+2. SoftPool in place of max pooling on R(2+1)D-50 and I3D: training-step time (the two
+   methods alternate step by step), bytes saved for backward, and the process peak RSS
+   of a fresh subprocess per method (the CPU's honest peak: in one process it only grows).
+3. Agreement: model_profile.profile_method against LatencyProfiler/MemoryProfiler in a
+   Lightning fit of the same model, input and optimizer.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from softpool_video.profiling import LatencyProfiler, MemoryProfiler
+from softpool_video.profiling.model_profile import TrainStep, build, profile_method
+from softpool_video.profiling.saved_tensors import SavedTensorCounter, pooling_layers
+
+
+class _Classifier(pl.LightningModule):
+    def __init__(self, arch: str, pooling: str, num_classes: int = 10) -> None:
+        super().__init__()
+        self.net = build(arch, pooling, num_classes, seed=0)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self.net(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=1e-4, momentum=0.9)  # as model_profile's TrainStep
+
+
+class _StepTimer(pl.Callback):
+    """Batch start to batch end: wall time (perf_counter; CPU work is synchronous) and the
+    process's CPU time, which time-slicing on a busy machine does not inflate."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.cpu_times: list[float] = []
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        self._t, self._c = time.perf_counter(), time.process_time()
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        self.times.append((time.perf_counter() - self._t) * 1e3)
+        self.cpu_times.append((time.process_time() - self._c) * 1e3)
+
+
+class _HookTime:
+    """Wraps a callback's hook methods and adds up the wall time spent inside them."""
+
+    HOOKS = ("on_train_batch_start", "on_before_backward", "on_after_backward", "on_train_batch_end")
+
+    def __init__(self, callback: pl.Callback) -> None:
+        self.seconds = 0.0
+        for name in self.HOOKS:
+            setattr(callback, name, self._wrap(getattr(callback, name)))
+
+    def _wrap(self, fn):
+        def timed(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t
+        return timed
+
+
+def _fit(arch: str, pooling: str, shape: tuple[int, ...], steps: int, callbacks: list[pl.Callback]) -> None:
+    gen = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.randn(shape[0] * steps, *shape[1:], generator=gen),
+                         torch.randint(0, 10, (shape[0] * steps,), generator=gen))
+    trainer = pl.Trainer(max_steps=steps, accelerator="cpu", devices=1, callbacks=callbacks, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                         default_root_dir="runs/bench_profiling")
+    trainer.fit(_Classifier(arch, pooling), DataLoader(data, batch_size=shape[0]))
+
+
+def _callbacks(config: str, root: str) -> list[pl.Callback]:
+    if config == "none":
+        return []
+    enabled = config != "disabled"
+    return [LatencyProfiler(warmup_steps=1, layer_timing=config == "enabled+layers", dirpath=root, enabled=enabled),
+            MemoryProfiler(warmup_steps=1, dirpath=root, enabled=enabled)]
+
+
+class _Alternate(pl.Callback):
+    """Switches the profilers on for even steps and off for odd ones (at batch end, so every
+    step runs wholly in one state): adjacent steps form pairs that drift on a busy machine
+    barely separates. Placed after the profilers and the step timer."""
+
+    def __init__(self, profilers: list[pl.Callback], timer: _StepTimer) -> None:
+        self.profilers, self.timer = profilers, timer
+        self.states: list[bool] = []
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        self.states.append(self.profilers[0].enabled)
+        for profiler in self.profilers:
+            profiler.enabled = len(self.states) % 2 == 0
+
+
+def paired_overhead(quick: bool, costliest: bool) -> dict[str, Any]:
+    """One fit whose steps alternate profiling on and off; median ratio of each on step to the
+    mean of its off neighbours. `costliest`: per-layer timing and saved tensors counted on
+    every step (off steps still pass through the idle layer hooks); else the defaults."""
+    import tempfile
+
+    shape = (2, 3, 8, 32, 32) if quick else (2, 3, 8, 64, 64)
+    steps = 20 if quick else 60
+    with tempfile.TemporaryDirectory() as root:
+        profilers = [LatencyProfiler(layer_timing=costliest, dirpath=root),
+                     MemoryProfiler(saved_tensor_steps=-1 if costliest else 2, dirpath=root)]
+        timer = _StepTimer()
+        alternate = _Alternate(profilers, timer)
+        _fit("r2plus1d_tiny", "softpool", shape, steps, [*profilers, timer, alternate])
+    wall, cpu, states = timer.times, timer.cpu_times, alternate.states
+    ratios: dict[str, list[float]] = {"wall": [], "cpu": []}
+    for i in range(4, len(states) - 1):  # the first steps warm up
+        if states[i] and not states[i - 1] and not states[i + 1]:
+            for kind, series in (("wall", wall), ("cpu", cpu)):
+                ratios[kind].append(series[i] / ((series[i - 1] + series[i + 1]) / 2))
+    on = [t for t, s in zip(wall[4:], states[4:]) if s]
+    off = [t for t, s in zip(wall[4:], states[4:]) if not s]
+    return {"settings": "layer timing, saved tensors every step" if costliest else "defaults",
+            "pairs": len(ratios["wall"]), "overhead_wall": statistics.median(ratios["wall"]) - 1.0,
+            "overhead_cpu": statistics.median(ratios["cpu"]) - 1.0, "on_median_ms": statistics.median(on),
+            "off_median_ms": statistics.median(off)}
+
+
+def overhead(quick: bool) -> dict[str, Any]:
+    import tempfile
+
+    shape = (2, 3, 8, 32, 32) if quick else (2, 3, 8, 64, 64)
+    rounds, steps, warm = (2, 4, 1) if quick else (3, 8, 2)
+    configs = ("none", "disabled", "enabled", "enabled+layers")
+    times: dict[str, list[float]] = {c: [] for c in configs}
+    cpu: dict[str, list[float]] = {c: [] for c in configs}
+    in_hooks: dict[str, list[float]] = {c: [] for c in configs}
+    with tempfile.TemporaryDirectory() as root:
+        for _ in range(rounds):
+            for config in configs:
+                timer = _StepTimer()
+                callbacks = _callbacks(config, root)
+                hooks = [_HookTime(c) for c in callbacks]
+                _fit("r2plus1d_tiny", "softpool", shape, steps, [*callbacks, timer])
+                times[config] += timer.times[warm:]
+                cpu[config] += timer.cpu_times[warm:]
+                in_hooks[config].append(sum(h.seconds for h in hooks) * 1e3 / steps)
+    base = statistics.median(times["none"])
+    base_cpu = statistics.median(cpu["none"])
+    rows = []
+    for config in configs:
+        median = statistics.median(times[config])
+        median_cpu = statistics.median(cpu[config])
+        rows.append({"config": config, "step_ms": median, "min_step_ms": min(times[config]),
+                     "overhead": median / base - 1.0, "cpu_step_ms": median_cpu, "cpu_overhead": median_cpu / base_cpu - 1.0, "hook_ms_per_step": statistics.median(in_hooks[config]),
+                     "hook_fraction": statistics.median(in_hooks[config]) / base, "steps": len(times[config])})
+    return {"model": "r2plus1d_tiny", "pooling": "softpool", "input": list(shape), "rows": rows,
+            "paired": [paired_overhead(quick, costliest) for costliest in (False, True)]}
+
+
+_RSS_SCRIPT = """
+import json, resource, sys, torch
+torch.set_num_threads({threads})
+from softpool_video.profiling.model_profile import TrainStep, build
+model = build({arch!r}, {method!r}, 10, 0).train()
+gen = torch.Generator().manual_seed(0)
+x = torch.randn({shape!r}, generator=gen)
+step = TrainStep(model, x, torch.randint(0, 10, ({shape[0]},), generator=gen), False)
+step()  # the first step allocates gradients and momentum: part of training, so after the reset
+from softpool_video.profiling.system import peak_rss_bytes, reset_peak_rss, rss_bytes
+import gc; gc.collect()
+before = rss_bytes()
+reset = reset_peak_rss()
+for _ in range(2):
+    step()
+print(json.dumps({{"before_kib": before // 1024, "peak_kib": peak_rss_bytes() // 1024, "reset": reset}}))
+"""
+
+
+def _subprocess_rss(arch: str, method: str, shape: tuple[int, ...]) -> dict[str, float]:
+    code = _RSS_SCRIPT.format(threads=torch.get_num_threads(), arch=arch, method=method, shape=shape)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"peak_rss_mib": data["peak_kib"] / 1024, "step_rss_increase_mib": (data["peak_kib"] - data["before_kib"]) / 1024,
+            "reset": data["reset"]}
+
+
+def softpool_vs_max(quick: bool) -> list[dict[str, Any]]:
+    shape = (1, 3, 8, 64, 64) if quick else (1, 3, 8, 112, 112)
+    repeats, warmup = (3, 1) if quick else (9, 2)
+    rows = []
+    for arch in ("r2plus1d_50", "i3d"):
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(shape, generator=gen)
+        y = torch.randint(0, 10, (shape[0],), generator=gen)
+        steps, saved, pools = {}, {}, {}
+        for method in ("max", "softpool"):
+            model = build(arch, method, 10, 0).train()
+            steps[method] = TrainStep(model, x, y, amp=False)
+            with SavedTensorCounter(model, pooling_layers(model)) as counter:
+                steps[method].forward_loss()
+            saved[method], pools[method] = counter.total_bytes, sum(counter.layer_bytes.values())
+        times: dict[str, list[float]] = {"max": [], "softpool": []}
+        cpu: dict[str, list[float]] = {"max": [], "softpool": []}
+        for i in range(warmup + repeats):
+            for method in (("max", "softpool") if i % 2 == 0 else ("softpool", "max")):  # alternate the order too
+                c = time.process_time()
+                marks = steps[method]()
+                if i >= warmup:
+                    times[method].append(marks.ms("start", "end"))
+                    cpu[method].append((time.process_time() - c) * 1e3)
+        del steps
+        rss = {method: _subprocess_rss(arch, method, shape) for method in ("max", "softpool")}
+        med = {m: statistics.median(t) for m, t in times.items()}
+        med_cpu = {m: statistics.median(t) for m, t in cpu.items()}
+        rows.append({
+            "model": arch, "input": list(shape), "repeats": repeats,
+            "max_step_ms": med["max"], "softpool_step_ms": med["softpool"],
+            "max_min_step_ms": min(times["max"]), "softpool_min_step_ms": min(times["softpool"]),
+            "step_ratio": med["softpool"] / med["max"],
+            "max_cpu_step_ms": med_cpu["max"], "softpool_cpu_step_ms": med_cpu["softpool"],
+            "cpu_step_ratio": med_cpu["softpool"] / med_cpu["max"],
+            "max_saved_mib": saved["max"] / 2**20, "softpool_saved_mib": saved["softpool"] / 2**20,
+            "max_pool_saved_mib": pools["max"] / 2**20, "softpool_pool_saved_mib": pools["softpool"] / 2**20,
+            "max_peak_rss_mib": rss["max"]["peak_rss_mib"], "softpool_peak_rss_mib": rss["softpool"]["peak_rss_mib"],
+            "max_step_rss_increase_mib": rss["max"]["step_rss_increase_mib"],
+            "softpool_step_rss_increase_mib": rss["softpool"]["step_rss_increase_mib"], "rss_reset": rss["max"]["reset"],
+        })
+    return rows
+
+
+def agreement(quick: bool) -> dict[str, Any]:
+    """profile_method vs the callbacks for r2plus1d_tiny with SoftPool on one input."""
+    import tempfile
+
+    shape = (2, 3, 8, 32, 32) if quick else (2, 3, 8, 64, 64)
+    steps, rounds = (6, 1) if quick else (10, 3)
+    profiles, lats, mems = [], [], []
+    for _ in range(rounds):  # the two take turns, so load on a shared machine hits both
+        profiles.append(profile_method("r2plus1d_tiny", "softpool", shape, warmup=2, repeats=steps - 2))
+        with tempfile.TemporaryDirectory() as root:
+            latency = LatencyProfiler(warmup_steps=2, dirpath=root)
+            memory = MemoryProfiler(warmup_steps=2, dirpath=root)
+            _fit("r2plus1d_tiny", "softpool", shape, steps, [latency, memory])
+        lats.append(latency.summary)
+        mems.append(memory.summary)
+
+    def med(values: list[float]) -> float:
+        return statistics.median(values)
+
+    pairs = {"forward_ms": (med([p.forward_ms for p in profiles]), med([s["forward_ms"] for s in lats])),
+             "backward_ms": (med([p.backward_ms for p in profiles]), med([s["backward_ms"] for s in lats])),
+             "step_ms (fwd+bwd+opt)": (med([p.step_ms for p in profiles]), med([s["step_ms"] for s in lats])),
+             "fastest step_ms": (min(p.step_min_ms for p in profiles), min(s["spread_ms"]["step"]["min"] for s in lats)),
+             "clips_per_s (batch / median step)": (med([p.clips_per_s for p in profiles]),
+                                                   med([s["median_step_clips_per_s"] for s in lats])),
+             "saved_bytes": (profiles[0].saved_bytes, mems[0]["saved_bytes"]),
+             "pool_saved_bytes": (profiles[0].pool_saved_bytes, mems[0]["pool_saved_bytes"])}
+    return {"model": "r2plus1d_tiny", "pooling": "softpool", "input": list(shape), "rounds": rounds,
+            "rows": [{"quantity": k, "profile": a, "callbacks": b, "difference": b / a - 1.0 if a else None}
+                     for k, (a, b) in pairs.items()]}
+
+
+def run(quick: bool = False) -> dict:
+    return {"quick": quick, "threads": torch.get_num_threads(), "overhead": overhead(quick),
+            "softpool_vs_max": softpool_vs_max(quick), "agreement": agreement(quick)}
+
+
+def markdown(result: dict) -> str:
+    o = result["overhead"]
+    lines = [f"### Profiling callbacks: overhead ({o['model']} {o['pooling']}, input {tuple(o['input'])}, CPU, "
+             f"{result['threads']} threads)", "",
+             "| callbacks | median step ms | min step ms | vs none | median step CPU ms | vs none (CPU) "
+             "| time inside the callbacks' hooks per step |",
+             "|---|---|---|---|---|---|---|"]
+    for r in o["rows"]:
+        lines.append(f"| {r['config']} | {r['step_ms']:.1f} | {r['min_step_ms']:.1f} | {r['overhead']:+.1%} | "
+                     f"{r['cpu_step_ms']:.1f} | {r['cpu_overhead']:+.1%} | "
+                     f"{r['hook_ms_per_step']:.2f} ms ({r['hook_fraction']:.2%}) |")
+    lines += ["", "Paired: one fit whose steps alternate both callbacks on and off (each on step against the mean of "
+                  "its two off neighbours):", "",
+              "| settings | pairs | median overhead, wall | median overhead, CPU time | on / off median step ms |",
+              "|---|---|---|---|---|"]
+    for p in o["paired"]:
+        lines.append(f"| {p['settings']} | {p['pairs']} | {p['overhead_wall']:+.1%} | {p['overhead_cpu']:+.1%} | "
+                     f"{p['on_median_ms']:.1f} / {p['off_median_ms']:.1f} |")
+    lines += ["", "### SoftPool in place of max pooling: training step on CPU", "",
+              "| model | input | max step ms | softpool step ms | softpool / max | CPU-time ratio "
+              "| saved for backward MiB (max / soft) | pool layers' share MiB (max / soft) "
+              "| peak RSS during steps MiB, fresh process (max / soft) |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["softpool_vs_max"]:
+        lines.append(f"| {r['model']} | {'x'.join(map(str, r['input']))} | {r['max_step_ms']:.0f} | "
+                     f"{r['softpool_step_ms']:.0f} | {r['step_ratio']:.3f} | {r['cpu_step_ratio']:.3f} | {r['max_saved_mib']:.1f} / "
+                     f"{r['softpool_saved_mib']:.1f} | {r['max_pool_saved_mib']:.1f} / {r['softpool_pool_saved_mib']:.1f}"
+                     f" | {r['max_peak_rss_mib']:.0f} / {r['softpool_peak_rss_mib']:.0f} |")
+    a = result["agreement"]
+    lines += ["", f"### `softpool-video profile` vs the callbacks ({a['model']} {a['pooling']}, input "
+                  f"{tuple(a['input'])})", "", "| quantity | profile | callbacks | difference |", "|---|---|---|---|"]
+    for r in a["rows"]:
+        diff = "-" if r["difference"] is None else f"{r['difference']:+.1%}"
+        lines.append(f"| {r['quantity']} | {r['profile']:.4g} | {r['callbacks']:.4g} | {diff} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", default=None, help="also write the result here")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = run(quick=args.quick)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Small helpers the profiling callbacks share."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+
+def batch_size(batch: Any) -> int:
+    """Clips in a batch: the first dimension of batch["video"], of a tensor, or of a sequence's first tensor."""
+    if isinstance(batch, dict):
+        value = batch.get("video", next(iter(batch.values()), None))
+    elif isinstance(batch, (list, tuple)) and batch:
+        value = batch[0]
+    else:
+        value = batch
+    return int(value.shape[0]) if isinstance(value, torch.Tensor) and value.dim() > 0 else 1
+
+
+def summary_path(trainer: pl.Trainer, dirpath: str | Path | None, filename: str) -> Path:
+    root = Path(dirpath) if dirpath is not None else Path(trainer.log_dir or trainer.default_root_dir)
+    return root / filename
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Writes JSON atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1, default=str)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def log_scalars(trainer: pl.Trainer, metrics: dict[str, float], step: int) -> None:
+    """Sends scalars straight to every logger (allowed where LightningModule.log is not, e.g. on_fit_end)."""
+    for logger in trainer.loggers:
+        logger.log_metrics(metrics, step=step)

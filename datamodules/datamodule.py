@@ -272,7 +272,7 @@ class VideoDataModule(pl.LightningDataModule):
                         "softpool-video check-videos %s", self._describe(stage), len(bad),
                         len(records), shown, "; ..." if len(bad) > 10 else "", self.root)
         if not good:
-            raise RuntimeError(f"{self._describe(stage)}: no decodable videos among {len(records)} "
+            raise ValueError(f"{self._describe(stage)}: no decodable videos among {len(records)} "
                                f"annotated under {self.root}")
         return [r for r, _ in good], [m for _, m in good]
 

@@ -1,0 +1,148 @@
+"""Loading trained models without executing code from the file.
+
+A Lightning checkpoint is read with `torch.load(weights_only=True)`, which unpickles only
+tensors and plain containers: a checkpoint that carries anything else (a pickled object
+with a `__reduce__`, say) is refused, never run. The network is then rebuilt from the
+checkpoint's hyper-parameters with `softpool_video.models.create_model` and its weights
+loaded strictly, so a checkpoint whose weights do not fit the model it names (other
+classes, another architecture, edited tensors) is rejected with the keys that differ.
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+# The LightningModule keeps the network as `self.net`.
+NET_PREFIX = "net."
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or model card that cannot be loaded safely or does not fit its model."""
+
+
+@dataclass
+class LoadedModel:
+    """A rebuilt network in eval mode and everything needed to feed and describe it."""
+
+    net: nn.Module
+    arch: str
+    pooling: str
+    num_classes: int
+    class_names: list[str]
+    model_kwargs: dict[str, Any]
+    data: dict[str, Any]  # the datamodule's hyper-parameters (clip length, crop, normalisation...)
+    aggregation: str = "mean_softmax"
+    metrics: dict[str, float] = field(default_factory=dict)
+    source: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # epoch, global_step, ...
+
+
+def safe_load(path: str | Path) -> dict[str, Any]:
+    """`torch.load(path, weights_only=True)` on CPU, with clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint={str(path)!r} does not exist or is not a file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"checkpoint={str(path)!r} was refused: it holds objects other than tensors and plain "
+            f"data, which loading would have to execute (weights_only=True). Only load checkpoints "
+            f"you trust and re-save them as plain data. Detail: {first}") from err
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"checkpoint={str(path)!r} is not a readable PyTorch checkpoint "
+                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from err
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"checkpoint={str(path)!r} holds a {type(obj).__name__}, expected the dict "
+                              "of a Lightning checkpoint")
+    return obj
+
+
+def _required(hparams: Mapping[str, Any], key: str, kind: type, path: str) -> Any:
+    if key not in hparams:
+        raise CheckpointError(f"checkpoint={path!r}: hyper_parameters lack {key!r}; was it written by "
+                              "softpool_video's VideoClassifier?")
+    value = hparams[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise CheckpointError(f"checkpoint={path!r}: hyper_parameters[{key!r}] must be {kind.__name__}, "
+                              f"got {value!r}")
+    return value
+
+
+def build_network(arch: str, num_classes: int, pooling: str, model_kwargs: Mapping[str, Any],
+                  source: str) -> nn.Module:
+    from softpool_video.models import create_model, list_models
+    from softpool_video.pooling import available_pools
+
+    if arch not in list_models():
+        raise CheckpointError(f"{source}: unknown model arch={arch!r}; available: {', '.join(list_models())}")
+    if pooling not in available_pools():
+        raise CheckpointError(f"{source}: unknown pooling={pooling!r}; available: "
+                              f"{', '.join(available_pools())}")
+    return create_model(arch, num_classes, pooling=pooling, **dict(model_kwargs))
+
+
+def load_network_state(net: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Strict load; a mismatch names the missing, unexpected and reshaped keys."""
+    own = net.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    reshaped = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    retyped = [f"{k}: file {state[k].dtype} vs model {own[k].dtype}"
+               for k in own if k in state and state[k].is_floating_point() != own[k].is_floating_point()]
+    problems = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", reshaped),
+                        ("wrong dtype", retyped)):
+        if keys:
+            more = f" (+{len(keys) - 5} more)" if len(keys) > 5 else ""
+            problems.append(f"{label}: {', '.join(keys[:5])}{more}")
+    if problems:
+        raise CheckpointError(f"{source}: the weights do not match the model they name; " + "; ".join(problems))
+    nonfinite = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if nonfinite:
+        raise CheckpointError(f"{source}: weights hold NaN or inf values in {', '.join(nonfinite[:5])}")
+    net.load_state_dict(state, strict=True)
+
+
+def load_checkpoint(path: str | Path) -> LoadedModel:
+    """Rebuilds the network of a VideoClassifier Lightning checkpoint, in eval mode on CPU."""
+    source = f"checkpoint={str(path)!r}"
+    ckpt = safe_load(path)
+    hparams = ckpt.get("hyper_parameters")
+    state = ckpt.get("state_dict")
+    if not isinstance(hparams, dict) or not isinstance(state, dict):
+        raise CheckpointError(f"{source} is not a Lightning checkpoint of a VideoClassifier: it needs "
+                              "'state_dict' and 'hyper_parameters' (saved by save_hyperparameters)")
+    arch = _required(hparams, "arch", str, str(path))
+    pooling = _required(hparams, "pooling", str, str(path))
+    num_classes = _required(hparams, "num_classes", int, str(path))
+    model_kwargs = hparams.get("model_kwargs") or {}
+    class_names = hparams.get("class_names") or [str(i) for i in range(num_classes)]
+    if len(class_names) != num_classes:
+        raise CheckpointError(f"{source}: {len(class_names)} class_names for num_classes={num_classes}")
+    net_state = {k[len(NET_PREFIX):]: v for k, v in state.items() if k.startswith(NET_PREFIX)}
+    if not net_state:
+        raise CheckpointError(f"{source}: state_dict has no '{NET_PREFIX}*' weights (keys start with "
+                              f"{sorted({k.split('.')[0] for k in state})})")
+    net = build_network(arch, num_classes, pooling, model_kwargs, source)
+    load_network_state(net, net_state, source)
+    net.eval()
+    data = dict(ckpt.get("datamodule_hyper_parameters") or {})
+    if not data:
+        log.warning("%s records no datamodule hyper-parameters: clip length, crop size and normalisation "
+                    "fall back to the defaults (16 frames every 2nd, 112 px, Kinetics mean/std)", source)
+    extra = {k: ckpt.get(k) for k in ("epoch", "global_step", "pytorch-lightning_version")}
+    return LoadedModel(net=net, arch=arch, pooling=pooling, num_classes=num_classes,
+                       class_names=list(class_names), model_kwargs=dict(model_kwargs), data=data,
+                       aggregation=str(hparams.get("aggregation", "mean_softmax")), source=str(path),
+                       extra=extra)

@@ -1,0 +1,351 @@
+"""`softpool-video benchmark`: train and test every pooling x split x seed, then one results table.
+
+    softpool-video benchmark --config ucf101/r2plus1d_50_softpool --pooling max,avg,softpool \
+        --splits 1,2,3 --seeds 0,1 -- --data.init_args.root /data/ucf101
+
+Each cell (pooling, split, seed) runs in this process with a fresh Trainer and writes
+`<out>/cells/<cell>/result.json` atomically when its test has finished; a rerun skips
+cells whose result exists for the same resolved config, and resumes unfinished cells
+from their last.ckpt. The table (markdown + CSV), per-cell CSV and a PNG plot go to
+`<out>/`. Arguments after `--` (or unknown to this command) go to every cell's
+LightningCLI.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import logging
+import math
+import shutil
+import statistics
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+from .reproducibility import run_record, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+RESULT_FILE = "result.json"
+CELL_FILE = "cell.json"
+# (column, result key, is a percentage, short header for the console or None to leave it out there)
+METRICS: tuple[tuple[str, str, bool, str | None], ...] = (
+    ("clip top-1", "test/clip_acc1", True, "clip@1"),
+    ("clip top-5", "test/clip_acc5", True, None),
+    ("video top-1", "test/video_acc1", True, "video@1"),
+    ("video top-5", "test/video_acc5", True, "video@5"),
+    ("video mean class", "test/video_mean_class_acc", True, "mean cls"),
+    ("train clips/s", "train_clips_per_s", False, "clips/s"),
+    ("peak memory MiB", "peak_memory_mib", False, "MiB"),
+)
+# keys that name where a cell writes, not what it computes
+_PLACE_KEYS = (("trainer", "default_root_dir"), ("checkpoint", "dirpath"))
+
+
+@dataclass(frozen=True)
+class Cell:
+    pooling: str
+    split: int | None
+    seed: int
+
+    @property
+    def name(self) -> str:
+        split = "" if self.split is None else f"-split{self.split}"
+        return f"{self.pooling}{split}-seed{self.seed}"
+
+    def args(self, cell_dir: Path) -> list[str]:
+        args = ["--model.pooling", self.pooling, "--seed_everything", str(self.seed),
+                "--data.init_args.seed", str(self.seed), "--trainer.default_root_dir", str(cell_dir)]
+        if self.split is not None:
+            args += ["--data.init_args.split", str(self.split)]
+        return args
+
+
+@dataclass
+class BenchmarkResult:
+    cells: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
+    files: dict[str, Path] = field(default_factory=dict)
+    ran: int = 0
+    skipped: int = 0
+
+
+def parse_list(option: str, text: str | None, kind: type = str) -> list:
+    if text is None:
+        return []
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    try:
+        return [kind(item) for item in items]
+    except ValueError:
+        raise ValueError(f"{option}: expected a comma-separated list of {kind.__name__}, got {text!r}") from None
+
+
+def make_grid(poolings: Sequence[str], splits: Sequence[int | None], seeds: Sequence[int]) -> list[Cell]:
+    from .module import check_pooling
+    if not poolings:
+        raise ValueError("--pooling: give at least one pooling method")
+    for pooling in poolings:
+        try:
+            check_pooling(pooling)
+        except ValueError as err:
+            raise ValueError(str(err).replace("model.pooling", "--pooling")) from None
+    return [Cell(p, s, seed) for p in poolings for s in (splits or [None]) for seed in (seeds or [0])]
+
+
+def _fingerprint(config: dict[str, Any] | None) -> str:
+    config = json.loads(json.dumps(config or {}, default=str))
+    for section, key in _PLACE_KEYS:
+        if isinstance(config.get(section), dict):
+            config[section].pop(key, None)
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _summary(trainer: Any) -> dict[str, Any]:
+    from .callbacks import TrainingStats
+    for callback in trainer.callbacks:
+        if isinstance(callback, TrainingStats):
+            return dict(callback.summary)
+    return {}
+
+
+def _make_cli(args: list[str]) -> Any:
+    from .cli import VideoCLI
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter")
+        return VideoCLI(args=args, run=False)
+
+
+def run_cell(cell: Cell, base_args: list[str], out: Path, force: bool = False) -> tuple[dict[str, Any], bool]:
+    """Train and test one cell, or return its stored result. Returns (result, ran)."""
+    cell_dir = out / "cells" / cell.name
+    args = [*base_args, *cell.args(cell_dir)]
+    cli = _make_cli(args)  # parses and builds everything: bad input fails here
+    cli._dump_config()
+    fingerprint = _fingerprint(cli.config_dump)
+    stored = _read_json(cell_dir / RESULT_FILE)
+    if stored and stored.get("fingerprint") == fingerprint and not force:
+        log.info("%s: finished before, skipped", cell.name)
+        return stored, False
+    if stored:
+        log.warning("%s: stored result is for another config (or --force); running it again", cell.name)
+    started = _read_json(cell_dir / CELL_FILE)
+    last = cell_dir / "checkpoints" / "last.ckpt"
+    resume = bool(started and started.get("fingerprint") == fingerprint and last.is_file() and not force
+                  and not stored)
+    if cell_dir.exists() and not resume:
+        if rank_zero_only.rank == 0:  # under DDP every rank runs this loop; one of them cleans up
+            shutil.rmtree(cell_dir)  # a stale or foreign partial run: start clean
+        cli = _make_cli(args)  # again, so the loggers number versions from scratch
+    trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
+    if trainer.is_global_zero:
+        write_json_atomic(cell_dir / CELL_FILE, {"cell": cell.__dict__, "fingerprint": fingerprint, "args": args})
+    tic = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+    fit_seconds = time.perf_counter() - tic
+    stats = _summary(trainer)
+    best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+    tested = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+    result = {
+        "cell": cell.__dict__, "name": cell.name, "status": "finished", "fingerprint": fingerprint,
+        "resumed": resume, "fit_seconds": fit_seconds, "global_step": trainer.global_step,
+        "epochs": trainer.current_epoch, "best_checkpoint": best,
+        "last_checkpoint": str(last) if last.is_file() else None,
+        "metrics": {k: float(v) for k, v in (tested[0] if tested else {}).items()},
+        **stats,
+        "log_dir": trainer.log_dir, "config": cli.config_dump,
+        "environment": {k: v for k, v in run_record().items() if k != "config"},
+    }
+    if trainer.is_global_zero:
+        write_json_atomic(cell_dir / RESULT_FILE, result)
+    return result, True
+
+
+def _value(result: dict[str, Any], key: str) -> float | None:
+    value = result.get("metrics", {}).get(key, result.get(key))
+    return None if value is None else float(value)
+
+
+def summarize(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per pooling method: mean and std (over splits and seeds) of every metric."""
+    rows = []
+    for pooling in dict.fromkeys(c["cell"]["pooling"] for c in cells):
+        mine = [c for c in cells if c["cell"]["pooling"] == pooling]
+        row: dict[str, Any] = {"pooling": pooling, "cells": len(mine)}
+        for column, key, _, _ in METRICS:
+            values = [v for c in mine if (v := _value(c, key)) is not None]
+            row[f"{column} mean"] = statistics.fmean(values) if values else math.nan
+            row[f"{column} std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        rows.append(row)
+    return rows
+
+
+def _fmt(row: dict[str, Any], column: str, percent: bool, with_std: bool = True) -> str:
+    mean, std = row[f"{column} mean"], row[f"{column} std"]
+    if math.isnan(mean):
+        return "–"
+    scale = 100.0 if percent else 1.0
+    digits = {"train clips/s": 2, "peak memory MiB": 0}.get(column, 1)
+    text = f"{mean * scale:.{digits}f}"
+    return f"{text} ± {std * scale:.{digits}f}" if with_std else text
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    head = ["pooling", "cells", *(f"{c} (%)" if p else c for c, _, p, _ in METRICS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [row["pooling"], str(row["cells"]), *(_fmt(row, c, p) for c, _, p, _ in METRICS)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Bars of clip- and video-level top-1 (mean ± std) per pooling method, and training throughput."""
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    names = [r["pooling"] for r in rows]
+    xs = range(len(rows))
+    fig = Figure(figsize=(max(6.0, 1.4 * len(rows) + 3), 4.0), layout="constrained")
+    acc, speed = fig.subplots(1, 2, width_ratios=[2, 1])
+    width = 0.38
+    for offset, column in ((-width / 2, "clip top-1"), (width / 2, "video top-1")):
+        acc.bar([x + offset for x in xs], [100 * r[f"{column} mean"] for r in rows], width,
+                yerr=[100 * r[f"{column} std"] for r in rows], capsize=3, label=column)
+    acc.set_xticks(list(xs), names)
+    acc.set_ylabel("top-1 accuracy (%), mean ± std")
+    acc.set_ylim(0, 105)
+    acc.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncols=2, frameon=False)
+    acc.set_title("test accuracy")
+    speed.bar(list(xs), [r["train clips/s mean"] for r in rows], yerr=[r["train clips/s std"] for r in rows],
+              capsize=3, color="tab:gray")
+    speed.set_xticks(list(xs), names)
+    speed.set_ylabel("clips / s")
+    speed.set_title("training throughput")
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def write_outputs(cells: list[dict[str, Any]], out: Path) -> tuple[list[dict[str, Any]], dict[str, Path]]:
+    rows = summarize(cells)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"markdown": out / "results.md", "csv": out / "results.csv", "cells_csv": out / "cells.csv",
+             "plot": out / "results.png"}
+    files["markdown"].write_text(markdown_table(rows) + "\n")
+    _write_csv(files["csv"], rows)
+    flat = [{"cell": c["name"], **{k: v for k, v in c["cell"].items()},
+             **{key: _value(c, key) for _, key, _, _ in METRICS}, "fit_seconds": c.get("fit_seconds"),
+             "best_checkpoint": c.get("best_checkpoint")} for c in cells]
+    _write_csv(files["cells_csv"], flat)
+    plot(rows, files["plot"])
+    return rows, files
+
+
+def run_benchmark(config: str, poolings: Sequence[str], splits: Sequence[int | None], seeds: Sequence[int],
+                  out: str | Path, extra_args: Sequence[str] = (), force: bool = False) -> BenchmarkResult:
+    """Every cell of the grid (finished ones are read back), then the results table and plot."""
+    from .configs import resolve_config
+    config_path = resolve_config(config)
+    grid = make_grid(poolings, splits, seeds)
+    out = Path(out)
+    base_args = ["--config", str(config_path), *extra_args]
+    result = BenchmarkResult(cells=[], rows=[])
+    for i, cell in enumerate(grid, 1):
+        log.info("cell %d/%d: %s", i, len(grid), cell.name)
+        cell_result, ran = run_cell(cell, base_args, out, force)
+        result.cells.append(cell_result)
+        result.ran += ran
+        result.skipped += not ran
+    result.rows, result.files = write_outputs(result.cells, out)
+    return result
+
+
+def print_table(rows: list[dict[str, Any]], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    with_std = any(row["cells"] > 1 for row in rows)  # one run per method: no spread to show
+    shown = [(c, p, header) for c, _, p, header in METRICS if header]
+    caption = "accuracy in %" + (", mean ± std over splits and seeds" if with_std else "")
+    table = Table(title=title, caption=caption + "; all columns in results.md / results.csv")
+    table.add_column("pooling", no_wrap=True)
+    table.add_column("n", justify="right", no_wrap=True)
+    for _, _, header in shown:
+        table.add_column(header, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(row["pooling"], str(row["cells"]), *(_fmt(row, c, p, with_std) for c, p, _ in shown))
+    console = Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 100)  # logs and pipes: do not squeeze the table
+    console.print(table)
+
+
+def default_out(config: str) -> Path:
+    """runs/benchmark/<config name>; a config given as a file path contributes its stem."""
+    name = Path(config).stem if Path(config).is_file() else config.removesuffix(".yaml")
+    return Path("runs") / "benchmark" / name
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="softpool-video benchmark",
+        description="Train and test every pooling x split x seed; write results.md/.csv/.png. "
+                    "Arguments after `--` go to every run's LightningCLI (e.g. --data.init_args.root DIR).")
+    parser.add_argument("--config", required=True, help="config name (e.g. ucf101/r2plus1d_50_softpool) or path")
+    parser.add_argument("--pooling", default="max,softpool", help="comma-separated pooling methods")
+    parser.add_argument("--splits", default=None,
+                        help="comma-separated dataset splits (default: the config's split)")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds")
+    parser.add_argument("--out", default=None, help="output folder (default: runs/benchmark/<config name>)")
+    parser.add_argument("--force", action="store_true", help="run finished cells again")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--" in argv:
+        at = argv.index("--")
+        argv, passthrough = argv[:at], argv[at + 1:]
+    else:
+        passthrough = []
+    args, unknown = build_parser().parse_known_args(argv)
+    try:
+        poolings = parse_list("--pooling", args.pooling)
+        splits = parse_list("--splits", args.splits, int)
+        seeds = parse_list("--seeds", args.seeds, int)
+        out = Path(args.out) if args.out else default_out(args.config)
+        result = run_benchmark(args.config, poolings, splits, seeds, out, [*unknown, *passthrough], args.force)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as err:
+        print(f"softpool-video benchmark: error: {err}", file=sys.stderr)
+        return 2
+    except FloatingPointError as err:
+        print(f"softpool-video benchmark: error: {err}", file=sys.stderr)
+        return 1
+    except SystemExit as exit_:  # a cell's LightningCLI rejected its arguments
+        return exit_.code if isinstance(exit_.code, int) else 2
+    print_table(result.rows, f"{args.config}: {result.ran} cells run, {result.skipped} skipped")
+    print(f"results: {result.files['markdown']}  {result.files['csv']}  {result.files['plot']}")
+    return 0

@@ -1,0 +1,174 @@
+"""Callbacks of the training runs: training throughput and peak memory, and the run record."""
+from __future__ import annotations
+
+import csv
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+
+from .aggregation import ViewBuffer, combine_across_ranks
+from .reproducibility import run_record, write_json_atomic
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory(device: torch.device) -> tuple[float, str]:
+    """(MiB, what was measured): CUDA max allocated, or the process's peak resident set on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_memory_allocated"
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / (2**20 if sys.platform == "darwin" else 2**10), "cpu_max_rss"
+
+
+class TrainingStats(Callback):
+    """Clips per second over training steps (forward, backward, optimizer; data loading excluded),
+    skipping the first `warmup_batches` steps, and the peak memory of the fit.
+
+    On CPU the peak is the process's lifetime peak resident set (ru_maxrss), which
+    never goes down: runs earlier in the same process count too.
+    """
+
+    def __init__(self, warmup_batches: int = 2) -> None:
+        self.warmup_batches = warmup_batches
+        self._reset()
+
+    def _reset(self) -> None:
+        self._start = 0.0
+        self._batches = 0
+        self._timed = [0.0, 0]  # seconds, clips after warm-up
+        self._all = [0.0, 0]  # seconds, clips, every batch
+        self.summary: dict[str, Any] = {}
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._reset()
+        if pl_module.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(pl_module.device)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        _sync(pl_module.device)
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        _sync(pl_module.device)
+        seconds = time.perf_counter() - self._start
+        clips = int(batch["video"].shape[0])
+        self._all[0] += seconds
+        self._all[1] += clips
+        if self._batches >= self.warmup_batches:
+            self._timed[0] += seconds
+            self._timed[1] += clips
+        self._batches += 1
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        seconds, clips = self._timed if self._timed[1] else self._all
+        per_rank = clips / seconds if seconds > 0 else 0.0
+        mib, kind = peak_memory(pl_module.device)
+        self.summary = {"train_clips_per_s": per_rank * trainer.world_size, "train_steps": self._batches,
+                        "train_clips": self._all[1], "peak_memory_mib": mib, "peak_memory_kind": kind,
+                        "world_size": trainer.world_size}
+
+
+def _scalars(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if k.startswith(prefix)}
+
+
+class RunRecorder(Callback):
+    """Writes `run.json` in the run's log folder: config, versions, device, git commit, then results."""
+
+    def __init__(self, config: dict[str, Any] | None = None, filename: str = "run.json") -> None:
+        self.config = config
+        self.filename = filename
+        self.path: Path | None = None
+        self.record: dict[str, Any] = {}
+
+    def _write(self, trainer: pl.Trainer) -> None:
+        if trainer.is_global_zero and self.path is not None:
+            write_json_atomic(self.path, self.record)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.path = Path(trainer.log_dir or trainer.default_root_dir) / self.filename
+        if not self.record:
+            self.record = run_record(self.config, results={})
+        self.record["stages"] = [*self.record.get("stages", []), stage]
+        self._write(trainer)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        fit: dict[str, Any] = {"global_step": trainer.global_step, "epochs": trainer.current_epoch,
+                               **_scalars(trainer.callback_metrics, "val/")}
+        for callback in trainer.callbacks:
+            if isinstance(callback, TrainingStats):
+                fit.update(callback.summary)
+        if trainer.checkpoint_callback is not None:
+            fit["best_checkpoint"] = getattr(trainer.checkpoint_callback, "best_model_path", None)
+            fit["last_checkpoint"] = getattr(trainer.checkpoint_callback, "last_model_path", None)
+        self.record["results"]["fit"] = fit
+        self._write(trainer)
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.record["results"]["test"] = _scalars(trainer.callback_metrics, "test/")
+        self._write(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == "validate":
+            self.record["results"]["validate"] = _scalars(trainer.callback_metrics, "val/")
+            self._write(trainer)
+
+
+class VideoPredictionWriter(Callback):
+    """In `predict`: combines the views of each video and writes `predictions.csv` in the log folder.
+
+    Columns: video_index, num_views, predicted class (index and name), its score, the
+    top-5 class indices, and the label where the loader provides one.
+    """
+
+    def __init__(self, filename: str = "predictions.csv") -> None:
+        self.filename = filename
+        self.path: Path | None = None
+        self._buffer: ViewBuffer | None = None
+
+    def on_predict_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._buffer = ViewBuffer(int(pl_module.hparams.num_classes))
+
+    def on_predict_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                             batch_idx: int, dataloader_idx: int = 0) -> None:
+        if self._buffer is None or not isinstance(outputs, dict) or "video_index" not in outputs:
+            return
+        zeros = torch.zeros_like(outputs["video_index"])
+        self._buffer.add(outputs["video_index"], outputs.get("clip_index", zeros), outputs.get("crop_index", zeros),
+                         outputs["logits"], outputs.get("label", torch.full_like(zeros, -1)))
+
+    def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._buffer is None:
+            return
+        method = pl_module.hparams.get("aggregation", "mean_softmax")
+        views = self._buffer.collect()
+        self._buffer = None
+        videos = combine_across_ranks(views, method)
+        if not trainer.is_global_zero:
+            return
+        names = pl_module.hparams.get("class_names") or []
+        score = videos.score.softmax(dim=1) if method == "mean_logits" else videos.score
+        top = score.topk(min(5, score.shape[1]), dim=1)
+        self.path = Path(trainer.log_dir or trainer.default_root_dir) / self.filename
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["video_index", "num_views", "predicted", "predicted_name", "score", "top5",
+                             "label", "label_name"])
+            for i in range(videos.video_index.numel()):
+                pred, label = int(top.indices[i, 0]), int(videos.label[i])
+                writer.writerow([int(videos.video_index[i]), int(videos.num_views[i]), pred,
+                                 names[pred] if pred < len(names) else "", f"{float(top.values[i, 0]):.6f}",
+                                 " ".join(str(int(c)) for c in top.indices[i]),
+                                 label if label >= 0 else "", names[label] if 0 <= label < len(names) else ""])

@@ -1,0 +1,145 @@
+"""`softpool-video fit|validate|test|predict`: LightningCLI over VideoClassifier and any datamodule.
+
+    softpool-video fit --config ucf101/r2plus1d_50_softpool --data.init_args.root /data/ucf101
+    softpool-video fit --config ucf101/r2plus1d_50_softpool --ckpt_path last     # resume
+    softpool-video test --config ucf101/r2plus1d_50_softpool --ckpt_path last
+
+On top of LightningCLI: config names resolve without a path; num_classes and class
+names flow from the datamodule into the model; `trainer.default_root_dir` defaults to
+`runs/<config name>`; checkpoints (best by `checkpoint.monitor`, and last) go to
+`<default_root_dir>/checkpoints`, a fixed folder, so `--ckpt_path last` finds them;
+CSV and TensorBoard logs share `<default_root_dir>/logs/version_N/` with the saved
+config and a run record (`run.json`: config, versions, device, git commit, results);
+a rich progress bar. Bad input ends with one line naming the option and exit code 2;
+a NaN loss with exit code 1.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
+from pytorch_lightning.utilities.model_helpers import is_overridden
+
+from .callbacks import RunRecorder, TrainingStats, VideoPredictionWriter
+from .configs import config_name, expand_config_args
+from .module import VideoClassifier
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "bad input" at the command line: print the message, not a traceback.
+INPUT_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError)
+
+
+def default_loggers(root: str | os.PathLike) -> list[Logger]:
+    """CSV and TensorBoard logs side by side in <root>/logs/version_N."""
+    csv = CSVLogger(save_dir=str(root), name="logs")
+    return [csv, TensorBoardLogger(save_dir=str(root), name="logs", version=csv.version, default_hp_metric=False)]
+
+
+def _absolute(path: Any) -> str:
+    """A config path as jsonargparse records it (a Path object relative to its cwd) made absolute."""
+    return str(getattr(path, "absolute", path))
+
+
+class VideoCLI(LightningCLI):
+    """LightningCLI with the suite's defaults; the datamodule is chosen by `data.class_path`."""
+
+    def __init__(self, args: list[str] | None = None, run: bool = True, **kwargs: Any) -> None:
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault("seed_everything_default", 0)
+        super().__init__(model_class=VideoClassifier, datamodule_class=pl.LightningDataModule,
+                         subclass_mode_data=True, auto_configure_optimizers=False, args=args, run=run, **kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({
+            "checkpoint.monitor": "val/video_acc1", "checkpoint.mode": "max", "checkpoint.save_last": True,
+            "checkpoint.filename": "best-epoch{epoch:03d}-step{step}", "checkpoint.auto_insert_metric_name": False,
+        })
+
+    def _section(self) -> Any:
+        return self.config[self.subcommand] if self.subcommand else self.config
+
+    def before_instantiate_classes(self) -> None:
+        config = self._section()
+        files = config.get("config") or []
+        if config.trainer.default_root_dir is None and files:
+            # runs/<config name>: each experiment keeps its checkpoints and logs apart
+            config.trainer.default_root_dir = str(Path("runs") / config_name(_absolute(files[-1])))
+        root = Path(config.trainer.default_root_dir or os.getcwd())
+        if config.checkpoint.dirpath is None:
+            # a fixed folder (not the logger's version_N) so that `--ckpt_path last` finds last.ckpt
+            config.checkpoint.dirpath = str(root / "checkpoints")
+
+    def _resolved_config(self) -> dict[str, Any] | None:
+        try:
+            self._dump_config()
+            return self.config_dump
+        except Exception as err:  # a config that cannot be dumped must not stop the run
+            log.warning("could not dump the resolved config for the run record: %s", err)
+            return None
+
+    def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
+        trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
+        callbacks = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
+        callbacks += [TrainingStats(), RunRecorder(self._resolved_config()), VideoPredictionWriter()]
+        configured = trainer_config.get("callbacks") or []
+        if trainer_config.get("enable_progress_bar", True) is not False and not any(
+                isinstance(c, ProgressBar) for c in [*configured, *callbacks]):
+            callbacks.append(RichProgressBar())
+        if trainer_config.get("logger") is None:
+            trainer_config["logger"] = default_loggers(trainer_config.get("default_root_dir") or os.getcwd())
+        return self._instantiate_trainer(trainer_config, callbacks)
+
+    def predict(self, model: pl.LightningModule, datamodule: pl.LightningDataModule | None = None,
+                **kwargs: Any) -> Any:
+        """Predict on the datamodule's predict loader, or on its test views if it has none."""
+        if datamodule is not None and not is_overridden("predict_dataloader", datamodule, pl.LightningDataModule):
+            datamodule.prepare_data()
+            datamodule.setup("test")
+            return self.trainer.predict(model, dataloaders=datamodule.test_dataloader(), **kwargs)
+        return self.trainer.predict(model, datamodule=datamodule, **kwargs)
+
+
+def run_cli(subcommand: str | None, argv: list[str]) -> int:
+    """Run one subcommand; bad input ends with a one-line message and exit code 2."""
+    name = subcommand or "softpool-video"
+    try:
+        args = expand_config_args(list(argv))
+        with warnings.catch_warnings():
+            # we hand LightningCLI our own argv on purpose (names resolved, subcommand set)
+            warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter")
+            VideoCLI(args=[subcommand, *args] if subcommand else args, run=subcommand is not None)
+    except SystemExit as exit_:  # argparse errors and --help
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
+    except INPUT_ERRORS as err:
+        log.debug("%s failed", name, exc_info=True)
+        print(f"softpool-video {name}: error: {err}", file=sys.stderr)
+        return 1 if isinstance(err, FloatingPointError) else 2
+    return 0
+
+
+def fit_main(argv: list[str]) -> int:
+    return run_cli("fit", argv)
+
+
+def validate_main(argv: list[str]) -> int:
+    return run_cli("validate", argv)
+
+
+def test_main(argv: list[str]) -> int:
+    return run_cli("test", argv)
+
+
+def predict_main(argv: list[str]) -> int:
+    return run_cli("predict", argv)

@@ -1,0 +1,201 @@
+"""VideoClassifier: a video network from the model registry, trained and evaluated with Lightning.
+
+Dataset specifics stay out: `num_classes` and `class_names` are handed over by the CLI
+from the datamodule. Evaluation reports clip-level accuracy (every view on its own)
+and video-level accuracy (all views of a video combined, see `aggregation`).
+"""
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from .aggregation import AGGREGATIONS, ViewBuffer, VideoScores, combine_across_ranks
+from .metrics import accuracies, accuracy_metrics
+from .optim import build_optimizer, check_optimizer, check_schedule, parameter_groups, warmup_schedule
+
+log = logging.getLogger(__name__)
+
+STAGES = ("val", "test")
+
+
+def rng_states() -> dict[str, Any]:
+    """Global random states as tensors and plain Python values (loadable with weights_only=True)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    states: dict[str, Any] = {"torch": torch.get_rng_state(),
+                              "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+                              "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def check_arch(arch: str) -> str:
+    from softpool_video.models import list_models
+    available = list(list_models())
+    if arch not in available:
+        raise ValueError(f"model.arch: unknown model {arch!r}; available: {', '.join(available)}")
+    return arch
+
+
+def check_pooling(pooling: str) -> str:
+    from softpool_video.pooling import available_pools
+    available = available_pools()
+    if pooling not in available:
+        raise ValueError(f"model.pooling: unknown pooling method {pooling!r}; available: {', '.join(available)}")
+    return pooling
+
+
+class VideoClassifier(pl.LightningModule):
+    """Action classifier over clips (B, 3, T, H, W).
+
+    Args:
+        num_classes: number of action classes (linked from the datamodule by the CLI).
+        arch: model name from `softpool_video.models.list_models()`.
+        pooling: pooling method from `softpool_video.pooling.available_pools()`.
+        model_kwargs: extra keyword arguments for `create_model`.
+        class_names: class names in label order (linked from the datamodule; kept for export).
+        label_smoothing: cross-entropy label smoothing.
+        optimizer: "sgd" or "adamw".
+        lr, weight_decay, momentum, nesterov: optimizer settings (momentum/nesterov: SGD only).
+        schedule: "cosine", "multistep" or "constant", after `warmup_epochs` of linear warmup.
+        milestones, gamma: multistep epochs (fractions allowed) and decay factor.
+        min_lr_ratio: cosine floor as a fraction of `lr`.
+        aggregation: how the views of a video are combined: "mean_softmax", "mean_logits" or "max".
+    """
+
+    def __init__(self, num_classes: int, arch: str = "r2plus1d_tiny", pooling: str = "max",
+                 model_kwargs: dict[str, Any] | None = None, class_names: list[str] | None = None,
+                 label_smoothing: float = 0.0, optimizer: str = "sgd", lr: float = 0.01,
+                 weight_decay: float = 1e-4, momentum: float = 0.9, nesterov: bool = True,
+                 schedule: str = "cosine", warmup_epochs: float = 0.0, milestones: list[float] | None = None,
+                 gamma: float = 0.1, min_lr_ratio: float = 0.0, aggregation: str = "mean_softmax") -> None:
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"model.num_classes: need at least 2 classes, got {num_classes}")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"model.class_names: {len(class_names)} names for {num_classes} classes")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"model.label_smoothing: must be in [0, 1), got {label_smoothing}")
+        check_arch(arch)
+        check_pooling(pooling)
+        check_optimizer(optimizer)
+        check_schedule(schedule)
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"model.aggregation: unknown method {aggregation!r}; choose one of "
+                             f"{', '.join(AGGREGATIONS)}")
+        self.save_hyperparameters()
+
+        from softpool_video.models import create_model
+        self.net: nn.Module = create_model(arch, num_classes, pooling=pooling, **(model_kwargs or {}))
+        self.train_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.clip_metrics = nn.ModuleDict({s: accuracy_metrics(num_classes, prefix=f"{s}/clip_") for s in STAGES})
+        self.views = {s: ViewBuffer(num_classes) for s in STAGES}
+        self.video_scores: dict[str, VideoScores] = {}  # last combined result per stage
+
+    def forward(self, video: Tensor) -> Tensor:
+        return self.net(video)
+
+    # training
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        logits = self(batch["video"])
+        loss = F.cross_entropy(logits, batch["label"], label_smoothing=self.hparams.label_smoothing)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss is {loss.item()} at global step {self.global_step} (epoch {self.current_epoch}, "
+                f"batch {batch_idx}); lower model.lr, set trainer.gradient_clip_val or check the data")
+        self.train_acc1(logits.detach(), batch["label"])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=logits.shape[0])
+        self.log("train/acc1", self.train_acc1, on_step=False, on_epoch=True, batch_size=logits.shape[0])
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
+        return loss
+
+    # evaluation
+    def _eval_step(self, stage: str, batch: dict[str, Tensor]) -> None:
+        logits = self(batch["video"])
+        label = batch["label"]
+        self.log(f"{stage}/loss", F.cross_entropy(logits, label), on_step=False, on_epoch=True,
+                 batch_size=logits.shape[0], sync_dist=True)
+        metrics = self.clip_metrics[stage]
+        metrics.update(logits.detach(), label)
+        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=logits.shape[0])
+        zeros = torch.zeros_like(label)
+        self.views[stage].add(batch.get("video_index", zeros), batch.get("clip_index", zeros),
+                              batch.get("crop_index", zeros), logits, label)
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        views = self.views[stage].collect()
+        self.views[stage].reset()
+        videos = combine_across_ranks(views, self.hparams.aggregation)
+        self.video_scores[stage] = videos
+        # identical on every rank after the gather, so no further sync
+        scores = accuracies(videos.score, videos.label, self.hparams.num_classes, prefix=f"{stage}/video_")
+        self.log_dict(scores, on_step=False, on_epoch=True, sync_dist=False)
+        self.log(f"{stage}/num_videos", float(videos.video_index.numel()), on_step=False, on_epoch=True)
+
+    def on_validation_epoch_start(self) -> None:
+        self.views["val"].reset()
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def on_test_epoch_start(self) -> None:
+        self.views["test"].reset()
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        logits = self(batch["video"]).float()
+        out = {"logits": logits}
+        for key in ("video_index", "clip_index", "crop_index", "label"):
+            if key in batch:
+                out[key] = batch[key]
+        return out
+
+    # exact resume: Lightning restores weights, optimizer, scheduler and loops; the random
+    # state (dropout, stochastic pooling) is saved here so a resumed run draws the same numbers
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng_states"] = rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "rng_states" in checkpoint:
+            set_rng_states(checkpoint["rng_states"])
+
+    # optimisation
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        optimizer = build_optimizer(parameter_groups(self.net, hp.weight_decay), hp.optimizer, hp.lr,
+                                    hp.weight_decay, hp.momentum, hp.nesterov)
+        total = self.trainer.estimated_stepping_batches
+        if not torch.isfinite(torch.tensor(float(total))):
+            if hp.schedule != "constant" or hp.warmup_epochs:
+                raise ValueError("model.schedule: a schedule needs trainer.max_epochs or trainer.max_steps")
+            total = 1
+        epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
+        schedule = warmup_schedule(int(total), total / epochs, hp.schedule, hp.warmup_epochs,
+                                   hp.milestones or (), hp.gamma, hp.min_lr_ratio)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

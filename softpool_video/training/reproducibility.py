@@ -1,0 +1,94 @@
+"""Run records: what produced a result (config, versions, device, git commit), written beside it."""
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+_PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "jsonargparse", "numpy",
+             "decord2", "av", "softpool-video")
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
+    """Write JSON to a temporary file in the same folder, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_info() -> dict[str, Any]:
+    info: dict[str, Any] = {"cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+                            "torch_threads": torch.get_num_threads(), "cuda_available": torch.cuda.is_available()}
+    if torch.cuda.is_available():
+        info["cuda"] = torch.version.cuda
+        info["cudnn"] = torch.backends.cudnn.version()
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info
+
+
+def git_commit(path: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """Commit and dirty flag of the checkout containing `path` (default: this package), read-only."""
+    where = Path(path) if path is not None else Path(__file__).resolve().parent
+    # --no-optional-locks: `git status` must not refresh the index of the checkout it reads
+    base = ["git", "--no-optional-locks", "-C", str(where)]
+    try:
+        commit = subprocess.run([*base, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return None
+        status = subprocess.run([*base, "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def run_record(config: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """Everything needed to tell how a result was produced."""
+    from softpool_video import extension_status
+    return {
+        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": config,
+        "versions": {"python": platform.python_version(), **package_versions()},
+        "softpool_extension": extension_status(),
+        "device": device_info(),
+        "git": git_commit(),
+        "host": platform.node(),
+        **extra,
+    }

@@ -1,0 +1,95 @@
+"""Config files by name, and every shipped config parses into known models, poolings and datasets."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from softpool_video.models import list_models
+from softpool_video.pooling import available_pools
+from softpool_video.training import configs
+from softpool_video.training.cli import VideoCLI
+from softpool_video.training.configs import (available_configs, config_name, expand_config_args,
+                                             resolve_config)
+
+CHECKOUT = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_names_resolve_with_or_without_suffix():
+    path = resolve_config("ucf101/r2plus1d_50_softpool")
+    assert path.is_file() and path.name == "r2plus1d_50_softpool.yaml" and path.parent.name == "ucf101"
+    assert resolve_config("ucf101/r2plus1d_50_softpool.yaml") == path
+    assert resolve_config("demo").name == "demo.yaml"
+    assert resolve_config(str(path)) == path  # a path is used as is
+    assert config_name(path) == "ucf101/r2plus1d_50_softpool"
+
+
+def test_unknown_name_lists_the_available_ones():
+    with pytest.raises(FileNotFoundError, match=r"--config: .*'ucf101/nope'.*ucf101/r3d_50_max"):
+        resolve_config("ucf101/nope")
+
+
+def test_the_grid_of_configs_is_complete_and_fragments_are_not_names():
+    names = set(available_configs())
+    for dataset in ("ucf101", "hmdb51", "kinetics400"):
+        for arch in ("i3d", "r2plus1d_50", "r3d_50", "srtg_r2plus1d_50"):
+            for pooling in ("max", "softpool"):
+                assert f"{dataset}/{arch}_{pooling}" in names
+    assert "demo" in names
+    assert not any(name.startswith("_") or "/_" in name for name in names)
+
+
+def test_expand_config_args_rewrites_only_config_values():
+    demo = str(resolve_config("demo"))
+    argv = ["--config", "demo", "--model.pooling", "max", "-c", "demo", "--config=demo", "--trainer.max_epochs", "1"]
+    assert expand_config_args(argv) == ["--config", demo, "--model.pooling", "max", "-c", demo,
+                                        f"--config={demo}", "--trainer.max_epochs", "1"]
+
+
+def test_installed_package_is_searched_before_the_checkout(tmp_path, monkeypatch):
+    installed = tmp_path / "softpool_video" / "configs"
+    (installed / "ucf101").mkdir(parents=True)
+    (installed / "ucf101" / "r3d_50_max.yaml").write_text("seed_everything: 1\n")
+    (installed / "only_installed.yaml").write_text("seed_everything: 2\n")
+
+    class Spec:  # what find_spec returns for an installed softpool_video.configs
+        pass
+
+    monkeypatch.setattr(configs.importlib.util, "find_spec",
+                        lambda name: Spec() if name == "softpool_video.configs" else None)
+    monkeypatch.setattr(configs.importlib.resources, "files", lambda name: installed)
+    assert configs.config_roots()[0] == installed
+    assert resolve_config("ucf101/r3d_50_max") == installed / "ucf101" / "r3d_50_max.yaml"
+    assert resolve_config("only_installed") == installed / "only_installed.yaml"
+    assert resolve_config("ucf101/r3d_50_softpool") == CHECKOUT / "ucf101" / "r3d_50_softpool.yaml"
+
+
+class _Parsed(Exception):
+    def __init__(self, parser):
+        self.parser = parser
+
+
+class _ParserOnly(VideoCLI):
+    """Builds VideoCLI's parser and stops before parsing, so one parser checks every config."""
+
+    def parse_arguments(self, parser, args):
+        raise _Parsed(parser)
+
+
+@pytest.fixture(scope="module")
+def fit_parser():
+    with pytest.raises(_Parsed) as caught:
+        _ParserOnly(args=["fit"])
+    return caught.value.parser
+
+
+@pytest.mark.parametrize("name", available_configs())
+def test_every_config_parses(fit_parser, name):
+    cfg = fit_parser.parse_args(["fit", "--config", str(resolve_config(name))]).fit
+    assert cfg.model.arch in list_models()
+    assert cfg.model.pooling in available_pools()
+    assert cfg.data.class_path.startswith("softpool_video.datamodules.")
+    assert cfg.data.init_args.root
+    assert isinstance(cfg.seed_everything, int)
+    if name != "demo":
+        assert cfg.trainer.max_epochs > 1 and cfg.data.init_args.test_clips * cfg.data.init_args.test_crops == 30

@@ -46,18 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--" in argv:
-        at = argv.index("--")
-        argv, passthrough = argv[:at], argv[at + 1:]
-    else:
-        passthrough = []
+    from softpool_video.training.benchmark import parse_list, print_table, run_benchmark, split_passthrough
+
+    argv, passthrough = split_passthrough(list(sys.argv[1:] if argv is None else argv))
     args, unknown = build_parser().parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from rich.console import Console
 
     from softpool_video.datamodules import make_demo_dataset
-    from softpool_video.training.benchmark import parse_list, print_table, run_benchmark
 
     console = Console()
     out = Path(args.out)

@@ -19,19 +19,19 @@ Every row records device, torch version, dtype and thread count.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
+from .outputs import write_result_files
 from .registry import available_pools, build_pool, pool_method
 
 log = logging.getLogger(__name__)
@@ -231,21 +231,7 @@ def markdown_table(results: Sequence[PoolProfile], baseline: str = "max") -> str
 
 
 def write_outputs(results: Sequence[PoolProfile], out_dir: str | Path, stem: str = "profile_pooling") -> list[Path]:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = [asdict(r) for r in results]
-    md = out_dir / f"{stem}.md"
-    md.write_text(markdown_table(results) + "\n")
-    csv_path = out_dir / f"{stem}.csv"
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    json_path = out_dir / f"{stem}.json"
-    json_path.write_text(json.dumps({"results": rows}, indent=1) + "\n")
-    png = out_dir / f"{stem}.png"
-    plot(results, png)
-    return [md, csv_path, json_path, png]
+    return write_result_files(results, out_dir, stem, markdown_table, plot)
 
 
 def plot(results: Sequence[PoolProfile], path: str | Path) -> None:

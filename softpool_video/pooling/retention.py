@@ -23,18 +23,17 @@ Output: a markdown table (printed, and written), CSV, JSON and a PNG plot.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import logging
 import random
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
+from .outputs import write_result_files
 from .registry import available_pools, build_pool
 
 log = logging.getLogger(__name__)
@@ -230,21 +229,7 @@ def plot(results: Sequence[Retention], path: str | Path) -> None:
 
 def write_outputs(results: Sequence[Retention], out_dir: str | Path, meta: dict, stem: str = "retention"
                   ) -> list[Path]:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = [asdict(r) for r in results]
-    md = out_dir / f"{stem}.md"
-    md.write_text(markdown_table(results) + "\n")
-    csv_path = out_dir / f"{stem}.csv"
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    json_path = out_dir / f"{stem}.json"
-    json_path.write_text(json.dumps({"meta": meta, "results": rows}, indent=1) + "\n")
-    png = out_dir / f"{stem}.png"
-    plot(results, png)
-    return [md, csv_path, json_path, png]
+    return write_result_files(results, out_dir, stem, markdown_table, plot, meta=meta)
 
 
 # --- command line ----------------------------------------------------------------------------------------------

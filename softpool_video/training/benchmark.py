@@ -324,13 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Splits `own options -- options for every run` at the first `--`."""
+    if "--" not in argv:
+        return argv, []
+    at = argv.index("--")
+    return argv[:at], argv[at + 1:]
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--" in argv:
-        at = argv.index("--")
-        argv, passthrough = argv[:at], argv[at + 1:]
-    else:
-        passthrough = []
+    argv, passthrough = split_passthrough(list(sys.argv[1:] if argv is None else argv))
     args, unknown = build_parser().parse_known_args(argv)
     try:
         poolings = parse_list("--pooling", args.pooling)

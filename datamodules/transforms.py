@@ -4,8 +4,9 @@ A clip arrives from a decoder as uint8 (T, H, W, C) and leaves as float32 (C, T,
 Everything runs on uint8 (cheap resizes and crops, a quarter of the memory) until the
 last two steps: convert to float in [0, 1], then normalise.
 
-- `TrainTransform`: short-side resize, then a random resized crop (default), a TSN-style
-  multi-scale crop, or a centre crop; horizontal flip; normalise.
+- `TrainTransform`: a random resized crop (default) or a TSN-style multi-scale crop
+  straight from the decoded frame, or a short-side resize and a centre crop; horizontal
+  flip; normalise.
 - `EvalTransform`: short-side resize, then crop number `crop_index` of `num_crops`
   spatial crops spread along the longer side (1 -> centre crop, 3 -> the usual
   left/centre/right three-crop); normalise.
@@ -119,7 +120,10 @@ class TrainTransform:
             raise ValueError(f"resize_short={resize_short} must be >= crop_size={crop_size} "
                              "for a centre crop")
         ops: list = []
-        if resize_short is not None:
+        # The random resized and multi-scale crops choose their box as fractions of the
+        # frame (area and aspect ratio, or of the short side), so resizing the whole frame
+        # first would give the same boxes and only cost a second interpolation.
+        if resize_short is not None and crop == "centre":
             ops.append(v2.Resize(resize_short, antialias=True))  # int -> short side
         if crop == "random_resized":
             ops.append(v2.RandomResizedCrop(crop_size, scale=tuple(scale), ratio=tuple(ratio),

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup demo test bench build clean
+.PHONY: setup demo test bench soak build clean
 
 $(VENV)/.installed: setup.cfg setup.py pyproject.toml $(wildcard cuda_ext/*)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run
+
+soak: $(VENV)/.installed
+	$(PY) -m benchmarks.soak
 
 clean:
 	rm -rf build *.egg-info softpool_video/_C*.so

@@ -11,16 +11,19 @@
 `num_classes` and `class_names` are read from the annotation files on first use, so a
 training module can size its head right after constructing the DataModule.
 
-DDP. Training uses the DistributedSampler Lightning injects (shuffled, padded: harmless
-for training). Validation and test use `VideoShardSampler`, a non-padding
+DDP. Training uses `ResumableTrainSampler`, a DistributedSampler that Lightning leaves in
+place: shuffled per (seed, epoch), sharded per rank, resumable mid-epoch through the
+datamodule's `state_dict`; each training item is augmented under its own seed
+(`SeededItems`). Validation and test use `VideoShardSampler`, a non-padding
 DistributedSampler that Lightning leaves in place, so across ranks every view of every
 video is evaluated exactly once.
 
 Bad videos. `prepare_data()` (or `setup()`, if it was skipped) probes every video once into
 the index cache; undecodable, truncated and empty files are excluded and logged with
 their count and paths (`bad_videos`), annotated files that are missing likewise
-(`missing_videos`). A file that fails later, at read time, is replaced by the next video
-and recorded; `teardown()` logs the count and paths (`read_failures()`).
+(`missing_videos`). A file that fails later, at read time (or hangs for `decode_timeout`
+seconds), is left out of its batch and recorded; the loaders (`ResilientDataLoader`) also
+survive a dead worker. `teardown()` logs the count and paths (`read_failures()`).
 """
 from __future__ import annotations
 
@@ -34,13 +37,15 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from .dataset import VideoClipDataset
+from .collate import collate_clips
+from .dataset import DEFAULT_DECODE_TIMEOUT, VideoClipDataset
 from .decoders import check_backend
 from .hmdb51 import HMDB51Annotations
 from .index_cache import PROBE_DEPTHS, VideoIndex, VideoMeta
 from .kinetics import KineticsAnnotations
 from .records import Subset, VideoRecord
-from .samplers import VideoShardSampler
+from .resilient import ResilientDataLoader
+from .samplers import ResumableTrainSampler, SeededItems, VideoShardSampler
 from .sampling import SHORT_VIDEO_MODES, ClipSampler
 from .transforms import KINETICS_MEAN, KINETICS_STD, TRAIN_CROPS, EvalTransform, TrainTransform
 from .ucf101 import UCF101Annotations
@@ -85,7 +90,9 @@ class VideoDataModule(pl.LightningDataModule):
         clip_len: frames per clip.
         frame_interval: take every `frame_interval`-th frame.
         crop_size: side of the square crop fed to the model.
-        resize_short: short side after resizing, before cropping (None: keep).
+        resize_short: short side of the frames before the centre crop of training and before
+            the evaluation crops (None: keep); the random training crops work from the decoded
+            frame, whose scale they do not depend on.
         batch_size: clips per batch (per device).
         num_workers: DataLoader worker processes.
         pin_memory: pin batches for faster host-to-GPU copies (None: when CUDA is available).
@@ -110,6 +117,8 @@ class VideoDataModule(pl.LightningDataModule):
         cache_dir: where the video index lives (None: <root>/.softpool_video).
         index_workers: threads probing videos while building the index (None: auto).
         drop_last: drop the last incomplete training batch.
+        decode_timeout: seconds after which a video still decoding is abandoned as hung,
+            skipped and reported (None: wait forever).
     """
 
     dataset_name: ClassVar[str] = "video"
@@ -149,6 +158,7 @@ class VideoDataModule(pl.LightningDataModule):
         cache_dir: str | Path | None = None,
         index_workers: int | None = None,
         drop_last: bool = True,
+        decode_timeout: float | None = DEFAULT_DECODE_TIMEOUT,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -169,6 +179,9 @@ class VideoDataModule(pl.LightningDataModule):
                              f"choose one of {self.val_sources}")
         if probe not in PROBE_DEPTHS:
             raise ValueError(f"probe={probe!r} is not supported; choose one of {PROBE_DEPTHS}")
+        if decode_timeout is not None and (isinstance(decode_timeout, bool) or not decode_timeout > 0):
+            raise ValueError(f"decode_timeout must be a positive number of seconds or None, got "
+                             f"{decode_timeout!r}")
         check_backend(decoder)
         self.root = Path(root)
         if not self.root.is_dir():
@@ -192,6 +205,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.decoder, self.decode_threads, self.probe = decoder, decode_threads, probe
         self.cache_dir, self.index_workers = cache_dir, index_workers
         self.drop_last = drop_last
+        self.decode_timeout = decode_timeout
 
         self._annotations: Any = None
         self._subsets: dict[str, Subset] = {}
@@ -301,7 +315,8 @@ class VideoDataModule(pl.LightningDataModule):
         return VideoClipDataset(self.root, records, metas, self._sampler(stage), self._transform(stage),
                                 num_crops=crops, decoder=self.decoder,
                                 decode_threads=self.decode_threads,
-                                failure_log=self.index.failure_log(), name=self._describe(stage))
+                                failure_log=self.index.failure_log(), name=self._describe(stage),
+                                decode_timeout=self.decode_timeout)
 
     def setup(self, stage: str | None = None) -> None:
         stages: dict[str | None, tuple[Stage, ...]] = {
@@ -338,29 +353,71 @@ class VideoDataModule(pl.LightningDataModule):
         kwargs: dict[str, Any] = dict(
             batch_size=self.batch_size, num_workers=self.num_workers, pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
-            # Seeds the shuffle order and each epoch's worker RNG (clip starts, crops, flips).
+            # Fixes the DataLoader's worker base seed, so creating a loader never draws from the
+            # global RNG; training items are seeded per item (samplers.py).
             generator=torch.Generator().manual_seed(self.seed),
+            collate_fn=collate_clips,  # one shared storage for the index fields: a cheaper hand-over
         )
         if self.num_workers > 0 and self.prefetch_factor is not None:
             kwargs["prefetch_factor"] = self.prefetch_factor
         if train:
-            return DataLoader(dataset, shuffle=True, drop_last=self.drop_last, **kwargs)
+            # Order fixed by (seed, epoch), sharded per rank, each item augmented under its own
+            # seed (see samplers.py); a resumed run skips the batches its checkpoint had done.
+            replicas, rank = self._shard() or (1, 0)
+            sampler = ResumableTrainSampler(dataset, replicas, rank, seed=self.seed)
+            position = getattr(self, "_train_position", None)  # from load_state_dict
+            if position is not None:
+                sampler.resume(position["epoch"], self._batches_to_skip(position, replicas) * self.batch_size)
+            return DataLoader(SeededItems(dataset), sampler=sampler, drop_last=self.drop_last, **kwargs)
         shard = self._shard()
         sampler = (VideoShardSampler(dataset, dataset.views_per_video, *shard)
                    if shard is not None else None)
         return DataLoader(dataset, shuffle=False, sampler=sampler, drop_last=False, **kwargs)
 
+    # ---- mid-epoch resume -------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Where training stands, saved in every checkpoint: the epoch a resumed run trains
+        first and how many of its batches are already done."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or trainer.state.fn != "fit":
+            return {}
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        epoch = trainer.current_epoch
+        if done >= trainer.num_training_batches:  # saved at the end of the epoch
+            epoch, done = epoch + 1, 0
+        replicas, _ = self._shard() or (1, 0)
+        return {"train_position": {"epoch": int(epoch), "batches": int(done), "batch_size": self.batch_size,
+                                   "num_replicas": replicas, "seed": self.seed}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._train_position = state_dict.get("train_position")
+
+    def _batches_to_skip(self, position: dict[str, int], num_replicas: int) -> int:
+        now = {"batch_size": self.batch_size, "num_replicas": num_replicas, "seed": self.seed}
+        changed = [f"{k} {position.get(k)} -> {v}" for k, v in now.items() if position.get(k) != v]
+        if changed and position["batches"]:
+            log.warning("resuming in epoch %d after %d batches, but %s changed since the checkpoint: "
+                        "that epoch starts over in a new order", position["epoch"], position["batches"],
+                        ", ".join(changed))
+            return 0
+        return int(position["batches"])
+
+    def _resilient(self, loader: DataLoader, stage: Stage) -> ResilientDataLoader:
+        # Same sampler, batching and workers; unreadable videos are left out of their batch
+        # and counted, and a dead or hung worker is replaced mid-epoch (resilient.py).
+        return ResilientDataLoader.wrap(loader, name=self._describe(stage))
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("train"), train=True)
+        return self._resilient(self._loader(self._dataset("train"), train=True), "train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("val"), train=False)
+        return self._resilient(self._loader(self._dataset("val"), train=False), "val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("test"), train=False)
+        return self._resilient(self._loader(self._dataset("test"), train=False), "test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("test"), train=False)
+        return self._resilient(self._loader(self._dataset("test"), train=False), "test")
 
     # ---- reporting -------------------------------------------------------------------
     def read_failures(self, since: float | None = None) -> dict[str, str]:
@@ -373,8 +430,8 @@ class VideoDataModule(pl.LightningDataModule):
         failures = self.read_failures()
         if failures:
             shown = "; ".join(f"{rel} ({err})" for rel, err in list(failures.items())[:10])
-            log.warning("%s: %d videos failed at read time during %s and were replaced by the "
-                        "next video: %s%s. They will be excluded from the next run's index.",
+            log.warning("%s: %d videos failed at read time during %s and were skipped: %s%s. "
+                        "They will be excluded from the next run's index.",
                         self.annotations.dataset, len(failures), stage, shown,
                         "; ..." if len(failures) > 10 else "")
 

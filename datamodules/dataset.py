@@ -9,14 +9,18 @@ Each item is a dict: video (float C,T,H,W), label, video_index, clip_index, crop
 
 Bad videos. Files the index marked undecodable never reach this class (the DataModule
 excludes and reports them). A file that still fails here, after both backends were tried,
-is recorded in the index's read-failure log and logged, and the item is served from the
-next good video instead (with that video's own label and video_index, so nothing is
-mislabelled); the epoch goes on. The DataModule reports the count and the paths at the end
-of the stage, and the next index build marks the file bad.
+or whose decoding does not finish within `decode_timeout` seconds, is recorded in the
+index's read-failure log and logged once per process, and the item comes back as a
+`SkippedItem` instead of a sample. `SkippingCollate` (datamodules/resilient.py) leaves
+skipped items out of the batch and `ResilientDataLoader` counts them, so every good video
+is still delivered exactly once per epoch and a bad one is never replaced by a duplicate of
+another. The DataModule reports the count and the paths at the end of the stage, and the
+next index build marks the file bad.
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -27,10 +31,22 @@ from .decoders import DecodeError, check_backend, read_frames
 from .index_cache import ReadFailureLog, VideoMeta
 from .records import VideoRecord
 from .sampling import ClipSampler
+from .timeouts import call_with_timeout
 
 log = logging.getLogger(__name__)
 
 ClipTransform = Callable[[torch.Tensor, int], torch.Tensor]
+DEFAULT_DECODE_TIMEOUT = 60.0  # seconds; a 10-minute 1080p Kinetics clip decodes in far less
+
+
+@dataclass(frozen=True)
+class SkippedItem:
+    """Stands in for a sample whose video could not be read (left out by the collate)."""
+
+    index: int
+    video_index: int
+    rel: str
+    reason: str
 
 
 class VideoClipDataset(Dataset):
@@ -45,16 +61,21 @@ class VideoClipDataset(Dataset):
         num_crops: spatial crops per clip (views = sampler.num_clips * num_crops).
         decoder: preferred backend; the other is the fallback.
         failure_log: where read-time failures are recorded (None: only logged).
+        decode_timeout: seconds before a read is abandoned as hung (None: wait forever).
     """
 
     def __init__(self, root: str | Path, records: Sequence[VideoRecord], metas: Sequence[VideoMeta],
                  sampler: ClipSampler, transform: ClipTransform, num_crops: int = 1,
                  decoder: str = "decord", decode_threads: int = 1,
-                 failure_log: ReadFailureLog | None = None, name: str = "") -> None:
+                 failure_log: ReadFailureLog | None = None, name: str = "",
+                 decode_timeout: float | None = DEFAULT_DECODE_TIMEOUT) -> None:
         if len(records) != len(metas):
             raise ValueError(f"records and metas differ in length: {len(records)} vs {len(metas)}")
         if not isinstance(num_crops, int) or num_crops < 1:
             raise ValueError(f"num_crops must be a positive integer, got {num_crops!r}")
+        if decode_timeout is not None and not decode_timeout > 0:
+            raise ValueError(f"decode_timeout must be a positive number of seconds or None, "
+                             f"got {decode_timeout!r}")
         self.root = Path(root)
         self.records = list(records)
         # Only what reading needs, so a spawned worker gets a small pickle.
@@ -67,8 +88,11 @@ class VideoClipDataset(Dataset):
         self.decode_threads = decode_threads
         self.failure_log = failure_log
         self.name = name
+        self.decode_timeout = decode_timeout
         self.views_per_video = sampler.num_clips * num_crops
-        self._failed: set[int] = set()  # per process: videos that failed here
+        # Per process: videos that failed here, with the reason. Not retried: a hung file
+        # would cost another timeout on every view and every epoch.
+        self._failed: dict[int, str] = {}
 
     @property
     def num_videos(self) -> int:
@@ -90,11 +114,19 @@ class VideoClipDataset(Dataset):
         return video_index, clip_index, crop_index
 
     def load(self, video_index: int, clip_index: int = 0, crop_index: int = 0) -> dict[str, Any]:
-        """One view of one video; raises DecodeError if neither backend can read it."""
+        """One view of one video; raises DecodeError if neither backend can read it in
+        `decode_timeout` seconds."""
         record = self.records[video_index]
         indices = self.sampler(self.num_frames[video_index], clip_index)
-        frames, _ = read_frames(self.root / record.rel, indices, self.backends[video_index],
-                                num_threads=self.decode_threads)
+        path = self.root / record.rel
+        try:
+            frames, _ = call_with_timeout(read_frames, self.decode_timeout, path, indices,
+                                          self.backends[video_index],
+                                          num_threads=self.decode_threads)
+        except TimeoutError:
+            raise DecodeError(path, self.backends[video_index],
+                              f"decoding timed out after {self.decode_timeout:g}s "
+                              "(abandoned; raise decode_timeout if the file is just slow)") from None
         return {
             "video": self.transform(frames, crop_index),
             "label": record.label,
@@ -103,23 +135,20 @@ class VideoClipDataset(Dataset):
             "crop_index": crop_index,
         }
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int) -> dict[str, Any] | SkippedItem:
         video_index, clip_index, crop_index = self.view(index)
-        for step in range(self.num_videos):
-            candidate = (video_index + step) % self.num_videos
-            if candidate in self._failed:
-                continue
-            try:
-                return self.load(candidate, clip_index, crop_index)
-            except DecodeError as err:
-                self._failed.add(candidate)
-                rel = self.records[candidate].rel
-                log.warning("%s: skipping video that failed at read time: %s (%s); serving the "
-                            "next video instead", self.name or "dataset", rel, err.reason)
-                if self.failure_log is not None:
-                    self.failure_log.record(rel, err.reason)
-        raise RuntimeError(f"{self.name or 'dataset'}: none of the {self.num_videos} videos could "
-                           f"be decoded; run `softpool-video check-videos {self.root}`")
+        rel = self.records[video_index].rel
+        if video_index in self._failed:
+            return SkippedItem(index, video_index, rel, self._failed[video_index])
+        try:
+            return self.load(video_index, clip_index, crop_index)
+        except DecodeError as err:
+            self._failed[video_index] = err.reason
+            log.warning("%s: skipping a video that failed at read time: %s (%s)",
+                        self.name or "dataset", rel, err.reason)
+            if self.failure_log is not None:
+                self.failure_log.record(rel, err.reason)
+            return SkippedItem(index, video_index, rel, err.reason)
 
     def __repr__(self) -> str:
         return (f"VideoClipDataset({self.name!r}, videos={self.num_videos}, "

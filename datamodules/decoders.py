@@ -16,6 +16,7 @@ index (see tests/test_data_decoders.py).
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any, Literal, Protocol, Sequence, runtime_checkable
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 Backend = Literal["decord", "pyav"]
 BACKENDS: tuple[str, ...] = ("decord", "pyav")
+_DECORD_LOG_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: ")
 
 
 class DecodeError(RuntimeError):
@@ -131,7 +133,9 @@ class DecordReader(_ReaderBase):
             self._num_frames = len(self._vr)
             self._fps = float(self._vr.get_avg_fps())
         except Exception as err:
-            raise DecodeError(path, self.backend, f"cannot open: {err}".splitlines()[0].rstrip(".")) from err
+            # decord prefixes its C++ log location ("[12:00:00] src/video_reader.cc:154: ").
+            message = _DECORD_LOG_PREFIX.sub("", str(err).splitlines()[0] if str(err) else "")
+            raise DecodeError(path, self.backend, f"cannot open: {message}".rstrip(".")) from err
         if self._num_frames <= 0:
             raise DecodeError(path, self.backend, "no frames")
 

@@ -13,7 +13,8 @@ import logging
 import re
 from pathlib import Path
 
-from .records import PathResolver, Subset, VideoRecord, find_dir, summarise_missing
+from .records import (PathResolver, Subset, VideoRecord, check_listed_path, find_dir,
+                      summarise_missing)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,9 @@ def read_hmdb51_splits(annotation_dir: str | Path, split: int) -> tuple[list[str
             if len(parts) != 2 or parts[1] not in _TAGS:
                 raise ValueError(f"{path}:{n}: expected '<video>.avi <0|1|2>' "
                                  f"(0 = unused, 1 = train, 2 = test), got {line.strip()!r}")
-            subsets[_TAGS[parts[1]]].append((f"{cls}/{parts[0]}", cls))
+            # Lines name a file in the class folder: no absolute path, no climbing out.
+            listed = f"{cls}/{check_listed_path(parts[0], f'{path}:{n}')}"
+            subsets[_TAGS[parts[1]]].append((listed, cls))
     return sorted(files), subsets
 
 

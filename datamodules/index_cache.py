@@ -110,6 +110,8 @@ def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
         return _bad("empty file (0 bytes)", size, mtime, backend, depth)
     try:
         declared, fps, width, height = _header(path)
+    except DecodeError as err:  # e.g. an audio-only file: no video stream
+        return _bad(err.reason, size, mtime, backend, depth)
     except Exception as err:  # av raises many error types for broken containers
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         return _bad(f"cannot open: {DecodeError(path, 'pyav', message).reason}", size, mtime,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from .index_cache import CACHE_DIRNAME, VIDEO_EXTENSIONS
-from .records import Subset, VideoRecord, summarise_missing
+from .records import Subset, VideoRecord, check_listed_path, summarise_missing
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,8 @@ def read_path_label_list(path: str | Path) -> list[tuple[str, str]]:
     """`path label` lines -> [(path, label as written)].
 
     With an integer label the path may contain spaces; with a class name as label the
-    name may contain spaces (Kinetics' "playing guitar") and the path may not.
+    name may contain spaces (Kinetics' "playing guitar") and the path may not. Paths are
+    relative to the video folder; an absolute one, or one climbing out with '..', is an error.
     """
     path = Path(path)
     items = []
@@ -82,7 +83,7 @@ def read_path_label_list(path: str | Path) -> list[tuple[str, str]]:
             parts = line.split(maxsplit=1)
         if len(parts) != 2:
             raise ValueError(f"{path}:{n}: expected '<path> <label>', got {line!r}")
-        items.append((parts[0], parts[1]))
+        items.append((check_listed_path(parts[0], f"{path}:{n}"), parts[1]))
     return items
 
 
@@ -223,11 +224,11 @@ class KineticsAnnotations:
         items = read_path_label_list(path)
         records, missing = [], []
         for listed, label in items:
-            file = Path(listed) if Path(listed).is_absolute() else self.video_dir / listed
+            file = self.video_dir / listed  # listed is relative and stays inside (checked)
             if not file.is_file():
                 missing.append(listed)
                 continue
-            rel = os.path.relpath(file, self.root).replace(os.sep, "/")
+            rel = file.relative_to(self.root).as_posix()
             records.append(VideoRecord(rel, self._label(label, str(path)), rel))
         out = Subset(subset, records, missing)
         summarise_missing(self.dataset, out, len(items), self.video_dir)

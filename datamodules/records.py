@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +34,28 @@ class Subset:
         return len(self.records)
 
 
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def check_listed_path(listed: str, where: str) -> str:
+    """`listed` as a normalised posix path, after checking it stays inside the video folder.
+
+    Annotation files name videos relative to the dataset's video folder. An absolute path
+    or one whose `..` parts climb out of that folder would read files outside the dataset
+    root (and key the index cache outside it), so it is an error in the annotation file,
+    reported with its file and line (`where`) like any other malformed line.
+    """
+    text = listed.replace("\\", "/")
+    if text.startswith("/") or _DRIVE.match(text):
+        raise ValueError(f"{where}: video path {listed!r} is absolute; annotation paths must be "
+                         "relative to the dataset's video folder and stay inside the dataset root")
+    normal = posixpath.normpath(text)
+    if normal == ".." or normal.startswith("../"):
+        raise ValueError(f"{where}: video path {listed!r} leaves the video folder ('..'); "
+                         "annotation paths must stay inside the dataset root")
+    return normal
+
+
 class PathResolver:
     """Finds annotated files under a video folder, exactly or, failing that, ignoring case.
 
@@ -56,7 +80,7 @@ class PathResolver:
     def resolve(self, listed: str) -> str | None:
         """Path relative to the root of the file listed as `listed` (relative to the video
         folder), or None when it does not exist."""
-        listed = listed.replace("\\", "/").strip("/")
+        listed = check_listed_path(listed, "annotation")
         if (self.video_dir / listed).is_file():
             return (self.video_dir / listed).relative_to(self.root).as_posix()
         if self._lower is None:

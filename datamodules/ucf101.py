@@ -15,7 +15,8 @@ import logging
 import re
 from pathlib import Path
 
-from .records import PathResolver, Subset, VideoRecord, find_dir, summarise_missing
+from .records import (PathResolver, Subset, VideoRecord, check_listed_path, find_dir,
+                      summarise_missing)
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ def read_split_list(path: str | Path, class_names: list[str],
                     labelled: bool) -> list[tuple[str, int]]:
     """trainlist0N.txt (labelled) or testlist0N.txt -> [(listed path, 0-based label)].
 
-    The label of a listed path must agree with its folder (ignoring case).
+    The label of a listed path must agree with its folder (ignoring case). A path that is
+    absolute or climbs out of the video folder is an error.
     """
     path = Path(path)
     by_name = {name.lower(): i for i, name in enumerate(class_names)}
@@ -65,7 +67,7 @@ def read_split_list(path: str | Path, class_names: list[str],
         if len(parts) not in ((2,) if labelled else (1, 2)):
             raise ValueError(f"{path}:{n}: expected '<Class>/<file>.avi"
                              f"{' <label>' if labelled else ''}', got {line!r}")
-        listed = parts[0].replace("\\", "/")
+        listed = check_listed_path(parts[0], f"{path}:{n}")
         folder = listed.split("/")[0]
         if folder.lower() not in by_name:
             raise ValueError(f"{path}:{n}: class folder {folder!r} is not in classInd.txt")

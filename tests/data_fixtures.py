@@ -7,6 +7,7 @@ once per pytest run.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -199,3 +200,47 @@ def make_kinetics_tree(root: Path, *, per_class: int = 4, videos: bool = True,
             path.touch()
         seed += 1
     return root
+
+
+# ---- faults -----------------------------------------------------------------------------
+def write_audio_only(path: str | Path, seconds: float = 0.5, rate: int = 16000) -> Path:
+    """A valid file holding one AAC audio stream and no video stream (a sine tone)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=rate)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = rate
+        for packet in list(stream.encode(frame)) + list(stream.encode()):
+            container.mux(packet)
+    return path
+
+
+def replace_with_fifo(path: str | Path) -> Path:
+    """Swap a file for a named pipe with no writer: opening it for reading blocks, as a
+    read from a hung network mount does. `release_fifo` lets blocked readers go."""
+    path = Path(path)
+    path.unlink()
+    os.mkfifo(path)
+    return path
+
+
+def release_fifo(path: str | Path, wait_s: float = 2.0) -> None:
+    """Open and close the write end until no reader is waiting, so every reader blocked in
+    open() gets EOF (a decoder that then falls back to the other backend opens it again)."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    idle = 0
+    while time.monotonic() < deadline and idle < 5:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # ENXIO: no reader is waiting (yet)
+            idle += 1
+            time.sleep(0.05)
+            continue
+        idle = 0
+        os.close(fd)

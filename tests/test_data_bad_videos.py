@@ -129,8 +129,8 @@ def test_bad_videos_excluded_at_setup_and_reported(ucf_videos: Path, tmp_path: P
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
-@pytest.mark.parametrize("damage", ["overwritten", "unchanged"])
-def test_read_time_failure_is_substituted_counted_and_remembered(
+@pytest.mark.parametrize("damage", ["overwritten", "emptied", "truncated", "unchanged"])
+def test_read_time_failure_is_skipped_counted_and_remembered(
         ucf_videos: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
         monkeypatch: pytest.MonkeyPatch, num_workers: int, damage: str) -> None:
     root = copy_tree(ucf_videos, tmp_path / "ucf")
@@ -139,9 +139,14 @@ def test_read_time_failure_is_substituted_counted_and_remembered(
     val = dm.datasets["val"]
     victim = 5
     rel = val.records[victim].rel
+    # Damaged after indexing (e.g. a disk error, a copy still in progress): only a read can
+    # find out.
     if damage == "overwritten":
-        # Damaged after indexing (e.g. a disk error): only a read can find out.
         (root / rel).write_bytes(np.random.default_rng(0).integers(0, 256, 5000, np.uint8).tobytes())
+    elif damage == "emptied":
+        (root / rel).write_bytes(b"")
+    elif damage == "truncated":
+        _truncate(root / rel, 0.25)
     else:
         # The file is intact but fails to decode at read time (e.g. a flaky mount).
         real = dataset_module.read_frames
@@ -153,23 +158,27 @@ def test_read_time_failure_is_substituted_counted_and_remembered(
 
         monkeypatch.setattr(dataset_module, "read_frames", flaky)  # inherited by forked workers
     with caplog.at_level(logging.WARNING):
-        batches = list(dm.val_dataloader())
+        loader = dm.val_dataloader()
+        batches = list(loader)
         dm.teardown("validate")
     video_index = torch.cat([b["video_index"] for b in batches]).tolist()
     labels = torch.cat([b["label"] for b in batches]).tolist()
-    assert len(video_index) == val.num_videos  # the epoch went on, nothing dropped
-    assert victim not in video_index and video_index.count(victim + 1) == 2  # the neighbour served
-    # Labels stay those of the video actually served.
+    # The epoch went on; every good video exactly once, the bad one left out (no stand-in).
+    assert sorted(video_index) == [v for v in range(val.num_videos) if v != victim]
     assert all(lab == val.records[v].label for v, lab in zip(video_index, labels))
+    assert all("skipped" not in b for b in batches)  # the loader takes its bookkeeping out
+    assert [(s.video_index, s.rel) for s in loader.report.skipped] == [(victim, rel)]
+    assert loader.report.samples == val.num_videos - 1 and loader.report.finished
     failures = dm.read_failures()
     assert list(failures) == [rel]  # counted once, across worker processes
     report = [r.getMessage() for r in caplog.records if "failed at read time during" in r.getMessage()]
-    assert len(report) == 1 and rel in report[0] and "1 videos" in report[0]
+    assert len(report) == 1 and rel in report[0] and "1 videos" in report[0] and "skipped" in report[0]
     # The next run's index treats it as bad and excludes it up front.
     monkeypatch.undo()
     dm2 = _dm(root)
     dm2.setup("validate")
     assert rel in dm2.bad_videos
-    expected = "cannot open" if damage == "overwritten" else "failed at read time: simulated read failure"
+    expected = {"overwritten": "cannot open", "emptied": "empty file", "truncated": "",
+                "unchanged": "failed at read time: simulated read failure"}[damage]
     assert expected in dm2.bad_videos[rel]
     assert dm2.datasets["val"].num_videos == val.num_videos - 1

@@ -12,6 +12,7 @@ from data_fixtures import (HMDB_CLASSES, UCF_CLASSES, make_hmdb_tree, make_kinet
                            make_ucf_tree, shared_tree)
 from softpool_video.datamodules import (HMDB51DataModule, KineticsDataModule, UCF101DataModule,
                                         VideoShardSampler, split_holdout)
+from softpool_video.datamodules.samplers import ResumableTrainSampler
 
 SMALL = dict(clip_len=4, frame_interval=2, crop_size=32, resize_short=36, batch_size=4)
 
@@ -100,9 +101,11 @@ def test_lightning_keeps_the_shard_sampler_under_ddp(ucf_root: Path) -> None:
     assert isinstance(test_loader.sampler, VideoShardSampler)
     assert test_loader.sampler.num_replicas == 2
     connector = trainer._data_connector
-    # Lightning would replace a plain sampler with its padding DistributedSampler ...
-    assert connector._requires_distributed_sampler(dm.train_dataloader())
-    # ... but leaves ours alone, so no view is duplicated or dropped.
+    train_loader = dm.train_dataloader()
+    # the train sampler is a DistributedSampler already (sharded per rank, resumable)
+    assert isinstance(train_loader.sampler, ResumableTrainSampler) and train_loader.sampler.num_replicas == 2
+    assert not connector._requires_distributed_sampler(train_loader)
+    # the evaluation samplers are left alone too, so no view is duplicated or dropped
     assert not connector._requires_distributed_sampler(test_loader)
     assert not connector._requires_distributed_sampler(dm.val_dataloader())
 

@@ -12,6 +12,12 @@ CSV and TensorBoard logs share `<default_root_dir>/logs/version_N/` with the sav
 config and a run record (`run.json`: config, versions, device, git commit, results);
 a rich progress bar. Bad input ends with one line naming the option and exit code 2;
 a NaN loss with exit code 1.
+
+Scale and faults (docs/distributed.md): stack a strategy fragment after the experiment,
+`--config ucf101/r3d_50_softpool --config strategy/ddp` (the run keeps the experiment's
+name); checkpoints are written atomically (`AtomicCheckpointIO`); a run killed mid-epoch
+resumes with `--ckpt_path last` on the same remaining batches (the datamodule's state); a
+checkpoint of another model is refused with one line naming both.
 """
 from __future__ import annotations
 
@@ -23,19 +29,33 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from lightning_fabric.utilities.exceptions import MisconfigurationException
+from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
+from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from .callbacks import RunRecorder, TrainingStats, VideoPredictionWriter
-from .configs import config_name, expand_config_args
-from .module import VideoClassifier
+from .checkpoint_io import AtomicCheckpointIO, read_checkpoint
+from .configs import config_name, expand_config_args, is_fragment
+from .module import VideoClassifier, check_checkpoint_matches
 
 log = logging.getLogger(__name__)
 
 # Errors that mean "bad input" at the command line: print the message, not a traceback.
-INPUT_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError)
+INPUT_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError, MisconfigurationException)
+
+
+class VideoArgumentParser(LightningArgumentParser):
+    """Parse errors as two lines (the error, where to find the options), not the whole usage."""
+
+    def error(self, message: str, ex: Exception | None = None) -> Any:
+        if not self.exit_on_error:
+            return super().error(message, ex)
+        sys.stderr.write(f"error: {message.rstrip()}\ntip: add --help to list the accepted options\n")
+        raise SystemExit(2)
 
 
 def default_loggers(root: str | os.PathLike) -> list[Logger]:
@@ -55,6 +75,7 @@ class VideoCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None, run: bool = True, **kwargs: Any) -> None:
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("seed_everything_default", 0)
+        kwargs.setdefault("parser_class", VideoArgumentParser)
         super().__init__(model_class=VideoClassifier, datamodule_class=pl.LightningDataModule,
                          subclass_mode_data=True, auto_configure_optimizers=False, args=args, run=run, **kwargs)
 
@@ -67,6 +88,17 @@ class VideoCLI(LightningCLI):
             "checkpoint.filename": "best-epoch{epoch:03d}-step{step}", "checkpoint.auto_insert_metric_name": False,
         })
 
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI rebuilds the model from the checkpoint's hyperparameters, silently
+        # replacing the configured one: refuse a checkpoint of another model first
+        section = self.config.get(self.config.get("subcommand") or "", None)
+        ckpt_path = section.get("ckpt_path") if section is not None else None
+        if ckpt_path and Path(ckpt_path).is_file():
+            saved = read_checkpoint(ckpt_path).get("hyper_parameters") or {}
+            configured = {k: section.model.get(k) for k in ("arch", "pooling", "model_kwargs")}
+            check_checkpoint_matches({k: saved.get(k) for k in configured} if saved else {}, configured)
+        super()._parse_ckpt_path()
+
     def _section(self) -> Any:
         return self.config[self.subcommand] if self.subcommand else self.config
 
@@ -74,8 +106,11 @@ class VideoCLI(LightningCLI):
         config = self._section()
         files = config.get("config") or []
         if config.trainer.default_root_dir is None and files:
-            # runs/<config name>: each experiment keeps its checkpoints and logs apart
-            config.trainer.default_root_dir = str(Path("runs") / config_name(_absolute(files[-1])))
+            # runs/<config name>: each experiment keeps its checkpoints and logs apart; named
+            # after the last experiment config, not a stacked fragment such as strategy/ddp
+            paths = [_absolute(f) for f in files]
+            experiments = [p for p in paths if not is_fragment(p)] or paths
+            config.trainer.default_root_dir = str(Path("runs") / config_name(experiments[-1]))
         root = Path(config.trainer.default_root_dir or os.getcwd())
         if config.checkpoint.dirpath is None:
             # a fixed folder (not the logger's version_N) so that `--ckpt_path last` finds last.ckpt
@@ -99,7 +134,22 @@ class VideoCLI(LightningCLI):
             callbacks.append(RichProgressBar())
         if trainer_config.get("logger") is None:
             trainer_config["logger"] = default_loggers(trainer_config.get("default_root_dir") or os.getcwd())
-        return self._instantiate_trainer(trainer_config, callbacks)
+        trainer_config["plugins"] = with_atomic_checkpoints(trainer_config.get("plugins"))
+        trainer = self._instantiate_trainer(trainer_config, callbacks)
+        if trainer_config.get("sync_batchnorm") and isinstance(trainer.accelerator, CPUAccelerator):
+            # torch's SyncBatchNorm runs on GPUs only; say so now, not at the first batch
+            raise ValueError("trainer.sync_batchnorm=true needs GPUs (SyncBatchNorm has no CPU kernel); "
+                             "drop it or run with --trainer.accelerator gpu")
+        return trainer
+
+    def fit(self, model: pl.LightningModule, datamodule: pl.LightningDataModule | None = None,
+            **kwargs: Any) -> None:
+        with warnings.catch_warnings():
+            if datamodule is not None and is_overridden("load_state_dict", datamodule, pl.LightningDataModule):
+                # the datamodule resumes mid-epoch itself (its state is in the checkpoint); the
+                # loader Lightning checks for a state_dict does not need one
+                warnings.filterwarnings("ignore", message=".*your dataloader is not resumable")
+            self.trainer.fit(model, datamodule=datamodule, **kwargs)
 
     def predict(self, model: pl.LightningModule, datamodule: pl.LightningDataModule | None = None,
                 **kwargs: Any) -> Any:
@@ -109,6 +159,14 @@ class VideoCLI(LightningCLI):
             datamodule.setup("test")
             return self.trainer.predict(model, dataloaders=datamodule.test_dataloader(), **kwargs)
         return self.trainer.predict(model, datamodule=datamodule, **kwargs)
+
+
+def with_atomic_checkpoints(plugins: Any) -> Any:
+    """The trainer's plugins plus AtomicCheckpointIO, unless a CheckpointIO is configured."""
+    listed = plugins if isinstance(plugins, list) else ([] if plugins is None else [plugins])
+    if any(isinstance(p, CheckpointIO) for p in listed):
+        return plugins
+    return [*listed, AtomicCheckpointIO()]
 
 
 def run_cli(subcommand: str | None, argv: list[str]) -> int:

@@ -11,6 +11,9 @@ import os
 from pathlib import Path
 
 _SUFFIXES = (".yaml", ".yml")
+# Folders of fragments meant to be stacked on an experiment (`--config strategy/ddp`): they
+# resolve by name but are not experiments, so they are listed apart.
+FRAGMENT_FOLDERS = ("strategy",)
 _CONFIG_FLAGS = ("--config", "-c")
 
 
@@ -28,16 +31,42 @@ def config_roots() -> list[Path]:
     return roots
 
 
+def _is_fragment_name(rel: Path) -> bool:
+    # folders starting with "_" hold fragments that other configs include, not experiments
+    return any(part.startswith("_") for part in rel.parts) or (
+        len(rel.parts) > 1 and rel.parts[0] in FRAGMENT_FOLDERS)
+
+
 def available_configs() -> list[str]:
-    """Every config name (relative path without suffix), e.g. 'ucf101/r2plus1d_50_softpool'."""
+    """Every experiment config name (relative path without suffix), e.g. 'ucf101/r2plus1d_50_softpool'."""
     names: set[str] = set()
     for root in config_roots():
         for path in root.rglob("*"):
             rel = path.relative_to(root)
-            # folders starting with "_" hold fragments that other configs include, not experiments
-            if path.suffix in _SUFFIXES and not any(part.startswith("_") for part in rel.parts):
+            if path.suffix in _SUFFIXES and not _is_fragment_name(rel):
                 names.add(rel.with_suffix("").as_posix())
     return sorted(names)
+
+
+def available_strategies() -> list[str]:
+    """Strategy fragments to stack after an experiment, e.g. 'strategy/ddp'."""
+    names: set[str] = set()
+    for root in config_roots():
+        for path in (root / "strategy").glob("*"):
+            if path.suffix in _SUFFIXES:
+                names.add(f"strategy/{path.stem}")
+    return sorted(names)
+
+
+def is_fragment(path: str | os.PathLike) -> bool:
+    """Whether a config file is a shipped fragment (strategy/..., _trainer/...), not an experiment."""
+    path = Path(path).resolve()
+    for root in config_roots():
+        try:
+            return _is_fragment_name(path.relative_to(root.resolve()))
+        except ValueError:
+            continue
+    return False
 
 
 def resolve_config(name: str | os.PathLike) -> Path:
@@ -52,7 +81,7 @@ def resolve_config(name: str | os.PathLike) -> Path:
             if candidate.is_file():
                 return candidate
     raise FileNotFoundError(f"--config: no file or config named {str(name)!r}; available names: "
-                            f"{', '.join(available_configs()) or '(none found)'}")
+                            f"{', '.join(available_configs() + available_strategies()) or '(none found)'}")
 
 
 def config_name(path: str | os.PathLike) -> str:

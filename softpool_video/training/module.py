@@ -62,6 +62,26 @@ def check_pooling(pooling: str) -> str:
     return pooling
 
 
+# hyperparameters that change the network's weights: a checkpoint must agree on all of them
+_MODEL_IDENTITY = ("arch", "num_classes", "model_kwargs", "pooling")
+
+
+def _describe_model(hp: dict[str, Any]) -> str:
+    text = f"{hp.get('arch')} (pooling {hp.get('pooling')}, {hp.get('num_classes')} classes"
+    return text + (f", model_kwargs {hp['model_kwargs']})" if hp.get("model_kwargs") else ")")
+
+
+def check_checkpoint_matches(saved: dict[str, Any], current: dict[str, Any]) -> None:
+    """One clear error when a checkpoint was trained for another model than the one configured."""
+    if not saved or "arch" not in saved:
+        return  # not written by VideoClassifier: the weights check in load_state_dict decides
+    differ = [k for k in _MODEL_IDENTITY if (saved.get(k) or None) != (current.get(k) or None)]
+    if differ:
+        raise ValueError(f"--ckpt_path: the checkpoint is from model {_describe_model(saved)}, but this run "
+                         f"builds {_describe_model(current)}; differing: {', '.join(differ)}. Use the "
+                         f"checkpoint's config or a checkpoint of this model")
+
+
 class VideoClassifier(pl.LightningModule):
     """Action classifier over clips (B, 3, T, H, W).
 
@@ -144,10 +164,12 @@ class VideoClassifier(pl.LightningModule):
         self.views[stage].reset()
         videos = combine_across_ranks(views, self.hparams.aggregation)
         self.video_scores[stage] = videos
-        # identical on every rank after the gather, so no further sync
+        # identical on every rank after the gather; sync_dist averages equal numbers (exact),
+        # and says so to Lightning, which otherwise warns about unsynced epoch-level logs
         scores = accuracies(videos.score, videos.label, self.hparams.num_classes, prefix=f"{stage}/video_")
-        self.log_dict(scores, on_step=False, on_epoch=True, sync_dist=False)
-        self.log(f"{stage}/num_videos", float(videos.video_index.numel()), on_step=False, on_epoch=True)
+        self.log_dict(scores, on_step=False, on_epoch=True, sync_dist=True)
+        self.log(f"{stage}/num_videos", float(videos.video_index.numel()), on_step=False, on_epoch=True,
+                 sync_dist=True)
 
     def on_validation_epoch_start(self) -> None:
         self.views["val"].reset()
@@ -181,8 +203,25 @@ class VideoClassifier(pl.LightningModule):
         checkpoint["rng_states"] = rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        check_checkpoint_matches(checkpoint.get("hyper_parameters") or {}, dict(self.hparams))
         if "rng_states" in checkpoint:
             set_rng_states(checkpoint["rng_states"])
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        except RuntimeError as err:
+            if "Error(s) in loading state_dict" not in str(err):
+                raise
+            ours = self.state_dict()
+            missing = [k for k in ours if k not in state_dict]
+            unexpected = [k for k in state_dict if k not in ours]
+            shapes = [k for k in ours if k in state_dict and state_dict[k].shape != ours[k].shape]
+            raise ValueError(
+                f"checkpoint weights do not fit model.arch={self.hparams.arch!r} "
+                f"(num_classes {self.hparams.num_classes}): {len(missing)} missing, {len(unexpected)} "
+                f"unexpected, {len(shapes)} of another shape (first: "
+                f"{(missing or unexpected or shapes or ['-'])[0]}); was it saved by another model?") from None
 
     # optimisation
     def configure_optimizers(self) -> dict[str, Any]:

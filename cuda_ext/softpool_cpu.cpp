@@ -1,8 +1,13 @@
-// CPU kernels: the shared math of softpool_math.h under at::parallel_for, one
-// (n, c) plane per task. Rows of neighbouring outputs (forward) or inputs
-// (backward) are processed kLanes at a time: the window values are gathered
-// into small arrays (invalid positions as -inf) and the branch-free steps run
-// over the lanes, which the compiler vectorises.
+// CPU kernels under at::parallel_for, one (n, c) plane per task.
+//
+// A plane that is finite and of moderate range takes the plane-shifted path of
+// softpool_cpu_shifted.h (one exp per input, window sums as row sums; in
+// backward only where windows overlap). Any other plane takes the per-window
+// path below, the shared math of softpool_math.h:
+// rows of neighbouring outputs (forward) or inputs (backward) are processed
+// kLanes at a time, the window values gathered into small arrays (invalid
+// positions as -inf) and the branch-free steps run over the lanes, which the
+// compiler vectorises.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -11,6 +16,7 @@
 #include <vector>
 
 #include "softpool.h"
+#include "softpool_cpu_shifted.h"
 
 namespace softpool {
 
@@ -173,6 +179,13 @@ void backward_row_expanded(const acc_t* a, int64_t width, const int64_t* rows, i
   }
 }
 
+bool windows_overlap(const PoolGeometry& g) {
+  for (int i = 0; i < 3; ++i) {
+    if ((g.kernel[i] - 1) * g.dilation[i] + 1 > g.stride[i]) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x_in, at::IntArrayRef kernel_size,
@@ -209,9 +222,13 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x_in, at::IntAr
     const int64_t* xs = x5.strides().data();
     const int64_t* os = o5.strides().data();
     at::parallel_for(0, planes, plane_grain(plane_out), [&](int64_t begin, int64_t end) {
+      shifted::ForwardScratch<acc_t> scratch(g);
       for (int64_t plane = begin; plane < end; ++plane) {
         const int64_t n = plane / channels, c = plane % channels;
         const scalar_t* xplane = xp + n * xs[0] + c * xs[1];
+        const int64_t obase = n * os[0] + c * os[1];
+        const shifted::Plane<scalar_t> xv{xplane, g.in, xs + 2};
+        if (shifted::forward_plane<scalar_t, acc_t>(xv, g, spans, yp + obase, lp + obase, os, scratch)) continue;
         for (int64_t od = 0; od < g.out[0]; ++od) {
           for (int64_t oh = 0; oh < g.out[1]; ++oh) {
             const int64_t row = n * os[0] + c * os[1] + od * os[2] + oh * os[3];
@@ -281,6 +298,9 @@ at::Tensor backward_cpu(const at::Tensor& grad_out_in, const at::Tensor& x_in, c
     const int64_t* os = go5.strides().data();
     const int64_t expanded = g.out[0] * g.out[1] * per_input * g.in[2];
     const bool use_expanded = expanded * 3 * static_cast<int64_t>(sizeof(acc_t)) <= kMaxExpandedBytes;
+    // Without overlap every input is in at most one window: the per-window
+    // gather already takes one exp per input and has less to set up.
+    const bool shifted_backward = windows_overlap(g);
     at::parallel_for(0, planes, plane_grain(plane_in), [&](int64_t begin, int64_t end) {
       std::vector<int64_t> dh_offsets, dh_rows;
       std::vector<acc_t> cache(use_expanded ? 3 * expanded + 2 * g.in[2] : 0);
@@ -289,9 +309,14 @@ at::Tensor backward_cpu(const at::Tensor& grad_out_in, const at::Tensor& x_in, c
       acc_t* lse_x = y_x + (use_expanded ? expanded : 0);
       acc_t* a_row = lse_x + (use_expanded ? expanded : 0);
       acc_t* acc_row = a_row + (use_expanded ? g.in[2] : 0);
+      shifted::BackwardScratch<acc_t> scratch(g, shifted_backward);
       for (int64_t plane = begin; plane < end; ++plane) {
         const int64_t n = plane / channels, c = plane % channels;
         const int64_t obase = n * os[0] + c * os[1];
+        const shifted::Plane<scalar_t> xv{xp + n * xs[0] + c * xs[1], g.in, xs + 2};
+        if (shifted::backward_plane<scalar_t, acc_t>(xv, gop + obase, yp + obase, lp + obase, os, g, ranges,
+                                                     gip + n * gs[0] + c * gs[1], gs, scratch))
+          continue;
         if (use_expanded)
           expand_plane_outputs<scalar_t, acc_t>(gop + obase, yp + obase, lp + obase, os, g, pw_table.data(),
                                                 per_input, go_x, y_x, lse_x);

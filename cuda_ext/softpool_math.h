@@ -3,7 +3,9 @@
 // Every pool is computed as a 3-d pool over (D, H, W); 1-d and 2-d pools are
 // the same code with unit leading dims. Only indexing and launching differ
 // between softpool_cpu.cpp and softpool_cuda.cu: the per-output forward and the
-// per-input backward below are the single definition of the math.
+// per-input backward below are the single definition of the math. (On the CPU,
+// planes of moderate range take the algebraically identical plane-shifted form
+// of softpool_cpu_shifted.h, one exp per input; every other plane runs these.)
 #pragma once
 
 #include <cmath>

@@ -247,8 +247,9 @@ def test_unbatched_input():
 def test_large_planes_take_the_uncached_backward_path(geometry):
     # The CPU backward caches each plane's outputs spread along w when that fits
     # in 8 MiB; a bigger plane takes the per-lane gather path. Both must agree.
+    # Values spanning more than the plane shift allows (x 30): the per-window path.
     k, s, p = geometry
-    x = torch.randn(1, 1, 8, 600, 700, dtype=torch.float64, requires_grad=True)
+    x = (torch.randn(1, 1, 8, 600, 700, dtype=torch.float64) * 30).requires_grad_()
     xr = x.detach().clone().requires_grad_()
     y = soft_pool3d(x, k, s, p)
     yr = soft_pool_reference(xr, pool_args(3, k, s, p))[0]
@@ -256,6 +257,82 @@ def test_large_planes_take_the_uncached_backward_path(geometry):
     y.backward(g)
     yr.backward(g)
     torch.testing.assert_close(x.grad, xr.grad, rtol=1e-10, atol=1e-10)
+
+
+# The CPU kernels shift a whole (n, c) plane by its max when the plane is finite
+# and spans at most 32 (one exp per input); other planes take the per-window
+# path. The tests below mix both kinds of plane in one call and probe the edges.
+SHIFT_RANGE = 32.0
+
+
+def _check_against_float64_reference(x, k, s, p, grad_out=None, tol=2e-5):
+    xc = x.clone().requires_grad_()
+    xr = x.double().requires_grad_()
+    y = soft_pool3d(xc, k, s, p)
+    ref = soft_pool_reference(xr, pool_args(3, k, s, p))[0]
+    torch.testing.assert_close(y.double(), ref, rtol=tol, atol=tol)
+    g = torch.randn_like(y) if grad_out is None else grad_out
+    y.backward(g)
+    ref.backward(g.double())
+    scale = max(1.0, xr.grad.abs().max().item())
+    torch.testing.assert_close(xc.grad.double() / scale, xr.grad / scale, rtol=tol, atol=tol)
+    return y, xc.grad
+
+
+@pytest.mark.parametrize("geometry", [(3, 2, 1), (3, 1, 1), ((1, 3, 3), (1, 2, 2), (0, 1, 1)), (2, 2, 0)])
+def test_planes_of_both_paths_in_one_call(geometry):
+    k, s, p = geometry
+    x = torch.randn(2, 4, 5, 9, 10)
+    x[0, 1] *= 30  # range ~ 200: per-window path
+    x[1, 0, 2, 4, 5] = -1e4  # one far outlier: per-window forward, its weight is 0 either way
+    x[1, 2, 1:3] += 25  # a step inside the shifted range
+    _check_against_float64_reference(x, k, s, p)
+
+
+@pytest.mark.parametrize("span", [SHIFT_RANGE - 0.1, SHIFT_RANGE + 0.1])
+def test_windows_far_below_the_plane_max(span):
+    # Half the plane at the max, half `span` below: just inside the shifted
+    # path, those windows' exps are ~e^-32 relative to the plane's shift and
+    # must keep full precision; just outside, the per-window path takes over.
+    x = torch.randn(1, 2, 4, 8, 12) * 0.5
+    x[:, :, :, :, 6:] -= span
+    x[:, :, :, 0, 0] = x.amax() + 0.5  # pin the plane's range
+    x[:, :, :, -1, -1] = x[:, :, :, 0, 0] - span
+    _check_against_float64_reference(x, 3, 2, 1)
+    _check_against_float64_reference(x, 3, 1, 1)
+
+
+def test_huge_gradients_do_not_overflow():
+    # g exp(M - lse) summed over windows would overflow fp32 with g ~ 1e36: that
+    # plane's backward takes the per-window path, which stays finite.
+    x = torch.randn(1, 2, 4, 10, 10) * 3
+    y = soft_pool3d(x, 3, 2, 1)
+    g = torch.randn_like(y) * 1e36
+    _, grad = _check_against_float64_reference(x, 3, 2, 1, grad_out=g)
+    assert torch.isfinite(grad).all()
+
+
+def test_minus_inf_inside_a_finite_window_has_zero_gradient():
+    x = torch.randn(1, 1, 4, 6, 6)
+    x[0, 0, 1, 2, 3] = float("-inf")
+    x = x.requires_grad_()
+    y = soft_pool3d(x, 3, 1, 1)
+    assert torch.isfinite(y).all()
+    y.backward(torch.randn_like(y))
+    assert x.grad[0, 0, 1, 2, 3].item() == 0 and torch.isfinite(x.grad).all()
+
+
+def test_inputs_no_window_covers_get_zero_gradient_whatever_they_hold():
+    # Stride 3 > kernel 2: positions 2 and 5 are in no window, NaN and inf there change nothing.
+    x = torch.randn(2, 3, 8)
+    x[:, :, 2] = float("nan")
+    x[:, :, 5] = float("inf")
+    x = x.requires_grad_()
+    y = soft_pool1d(x, 2, stride=3)
+    assert torch.isfinite(y).all()
+    y.backward(torch.randn_like(y))
+    assert torch.isfinite(x.grad).all()
+    assert (x.grad[:, :, [2, 5]] == 0).all()
 
 
 def test_backward_is_deterministic():

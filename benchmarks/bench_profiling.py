@@ -12,16 +12,19 @@ whether `softpool-video profile` agrees with the callbacks.
 2. SoftPool in place of max pooling on R(2+1)D-50 and I3D: training-step time (the two
    methods alternate step by step), bytes saved for backward, and the process peak RSS
    of a fresh subprocess per method (the CPU's honest peak: in one process it only grows).
-3. Agreement: model_profile.profile_method against LatencyProfiler/MemoryProfiler in a
-   Lightning fit of the same model, input and optimizer.
+3. Agreement: `softpool-video profile`'s measurement (model_profile.MethodRun) against
+   LatencyProfiler/MemoryProfiler in a Lightning fit of the same model, batch and
+   optimizer, the two interleaved step by step; and, for comparison, run one after the other.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -31,7 +34,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from softpool_video.profiling import LatencyProfiler, MemoryProfiler
-from softpool_video.profiling.model_profile import TrainStep, build, profile_method
+from softpool_video.profiling.model_profile import MethodProfile, MethodRun, TrainStep, build, make_batch, profile_method
 from softpool_video.profiling.saved_tensors import SavedTensorCounter, pooling_layers
 
 
@@ -84,11 +87,16 @@ class _HookTime:
         return timed
 
 
-def _fit(arch: str, pooling: str, shape: tuple[int, ...], steps: int, callbacks: list[pl.Callback]) -> None:
-    gen = torch.Generator().manual_seed(0)
-    data = TensorDataset(torch.randn(shape[0] * steps, *shape[1:], generator=gen),
-                         torch.randint(0, 10, (shape[0] * steps,), generator=gen))
-    trainer = pl.Trainer(max_steps=steps, accelerator="cpu", devices=1, callbacks=callbacks, logger=False,
+def _fit(arch: str, pooling: str, shape: tuple[int, ...], steps: int, callbacks: list[pl.Callback],
+         batch: tuple[torch.Tensor, torch.Tensor] | None = None, logger: pl.loggers.Logger | bool = False) -> None:
+    """`steps` training steps of a fresh model; on `batch` (clips, labels) every step if given."""
+    if batch is not None:
+        data = TensorDataset(batch[0].repeat(steps, 1, 1, 1, 1), batch[1].repeat(steps))
+    else:
+        gen = torch.Generator().manual_seed(0)
+        data = TensorDataset(torch.randn(shape[0] * steps, *shape[1:], generator=gen),
+                             torch.randint(0, 10, (shape[0] * steps,), generator=gen))
+    trainer = pl.Trainer(max_steps=steps, accelerator="cpu", devices=1, callbacks=callbacks, logger=logger,
                          enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
                          default_root_dir="runs/bench_profiling")
     trainer.fit(_Classifier(arch, pooling), DataLoader(data, batch_size=shape[0]))
@@ -121,8 +129,6 @@ def paired_overhead(quick: bool, costliest: bool) -> dict[str, Any]:
     """One fit whose steps alternate profiling on and off; median ratio of each on step to the
     mean of its off neighbours. `costliest`: per-layer timing and saved tensors counted on
     every step (off steps still pass through the idle layer hooks); else the defaults."""
-    import tempfile
-
     shape = (2, 3, 8, 32, 32) if quick else (2, 3, 8, 64, 64)
     steps = 20 if quick else 60
     with tempfile.TemporaryDirectory() as root:
@@ -146,8 +152,6 @@ def paired_overhead(quick: bool, costliest: bool) -> dict[str, Any]:
 
 
 def overhead(quick: bool) -> dict[str, Any]:
-    import tempfile
-
     shape = (2, 3, 8, 32, 32) if quick else (2, 3, 8, 64, 64)
     rounds, steps, warm = (2, 4, 1) if quick else (3, 8, 2)
     configs = ("none", "disabled", "enabled", "enabled+layers")
@@ -248,36 +252,135 @@ def softpool_vs_max(quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
-def agreement(quick: bool) -> dict[str, Any]:
-    """profile_method vs the callbacks for r2plus1d_tiny with SoftPool on one input."""
-    import tempfile
+class _ProfileStepBetween(pl.Callback):
+    """After every Lightning step, one step of `softpool-video profile`'s own measurement
+    (model_profile.MethodRun, the code profile_model runs) on its own copy of the model:
+    the two alternate step by step, so a slow spell of the shared machine hits both alike.
+    Placed after the profilers, so their step has ended before this one starts."""
 
+    def __init__(self, run: MethodRun, warmup: int) -> None:
+        self.run, self.warmup = run, warmup
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        if self.run.warmup_steps < self.warmup:
+            self.run.warmup_step()
+        else:
+            self.run.timed_step()
+
+
+class _StepLog(pl.loggers.Logger):
+    """Keeps the LatencyProfiler's per-step phase times (logged with log_every_n_steps=1) in memory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list[dict[str, float]] = []
+
+    @property
+    def name(self) -> str:
+        return "steps"
+
+    @property
+    def version(self) -> str:
+        return "0"
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if "profile/clips_per_s" in metrics:  # a step's row, not the end-of-fit summary
+            self.steps.append(dict(metrics))
+
+
+PHASE_KEYS = {"forward ms": ("forward", "profile/forward_ms"), "backward ms": ("backward", "profile/backward_ms"),
+              "optimizer ms": ("optimizer", "profile/optimizer_ms"), "train step ms": ("step", "profile/step_ms")}
+
+AGREEMENT_QUANTITIES = {  # row name: (MethodProfile field, callback summary key)
+    "forward ms": ("forward_ms", "forward_ms"), "backward ms": ("backward_ms", "backward_ms"),
+    "optimizer ms": ("optimizer_ms", "optimizer_ms"), "train step ms": ("step_ms", "step_ms"),
+    "clips/s (batch / median step)": ("clips_per_s", "median_step_clips_per_s"),
+    "saved for backward bytes": ("saved_bytes", "saved_bytes"),
+    "pool layers' saved bytes": ("pool_saved_bytes", "pool_saved_bytes"),
+}
+
+
+def _interleaved_round(arch: str, pooling: str, shape: tuple[int, ...], steps: int, warmup: int
+                       ) -> tuple[MethodProfile, dict[str, Any], dict[str, list[float]]]:
+    """One fit with both callbacks whose steps alternate with the profile's steps;
+    (profile, callbacks' summaries, {phase: callback step / its profile step - 1 for each pair})."""
+    device = torch.device("cpu")
+    x, y = make_batch(shape, 10, 0, device, torch.float32)
+    run = MethodRun(arch, pooling, x, y, torch.float32, False, 10, 0)
+    steps_log = _StepLog()
+    with tempfile.TemporaryDirectory() as root:
+        latency = LatencyProfiler(warmup_steps=warmup, log_every_n_steps=1, dirpath=root)
+        memory = MemoryProfiler(dirpath=root)  # default: counts saved tensors on the warm-up steps
+        _fit(arch, pooling, shape, steps, [latency, memory, _ProfileStepBetween(run, warmup)], batch=(x, y),
+             logger=steps_log)
+    pairs = {name: [c[key] / p - 1.0 for c, p in zip(steps_log.steps, run.times[phase]) if p > 0]
+             for name, (phase, key) in PHASE_KEYS.items()}
+    return run.result(shape, device, rss_resettable=False), {**memory.summary, **latency.summary}, pairs
+
+
+def agreement(quick: bool, threads: int | None = 1) -> dict[str, Any]:
+    """`softpool-video profile`'s figures against LatencyProfiler/MemoryProfiler, r2plus1d_tiny with SoftPool.
+
+    Same model (same builder and seed), same batch, same SGD optimizer, same thread count
+    (one process), same warm-up (2 steps), steps cut at the same points. Interleaved: in
+    each round the two take turns step by step inside one fit; the figure is the median
+    over rounds of each side's median, and the spread is the range of the per-round
+    differences. Separate: the previous way, a whole profile then a whole fit, per round.
+
+    `threads` (None: leave torch's setting): 1 by default, because on a shared 2-core
+    machine two OpenMP threads wait at every parallel region for whichever one another job
+    has descheduled, which multiplies the noise of both sides (not their difference).
+    """
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _agreement(quick)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _agreement(quick: bool) -> dict[str, Any]:
+    load_before = os.getloadavg()
+    arch, pooling = "r2plus1d_tiny", "softpool"
     shape = (2, 3, 8, 32, 32) if quick else (2, 3, 8, 64, 64)
-    steps, rounds = (6, 1) if quick else (10, 3)
-    profiles, lats, mems = [], [], []
-    for _ in range(rounds):  # the two take turns, so load on a shared machine hits both
-        profiles.append(profile_method("r2plus1d_tiny", "softpool", shape, warmup=2, repeats=steps - 2))
+    steps, rounds, warmup = (8, 2, 2) if quick else (30, 5, 2)
+    separate_rounds = 2 if quick else 3
+    rounds_out = [_interleaved_round(arch, pooling, shape, steps, warmup) for _ in range(rounds)]
+    separate = []
+    for _ in range(separate_rounds):
+        profile = profile_method(arch, pooling, shape, warmup=warmup, repeats=steps - warmup)
         with tempfile.TemporaryDirectory() as root:
-            latency = LatencyProfiler(warmup_steps=2, dirpath=root)
-            memory = MemoryProfiler(warmup_steps=2, dirpath=root)
-            _fit("r2plus1d_tiny", "softpool", shape, steps, [latency, memory])
-        lats.append(latency.summary)
-        mems.append(memory.summary)
+            latency = LatencyProfiler(warmup_steps=warmup, dirpath=root)
+            memory = MemoryProfiler(dirpath=root)
+            _fit(arch, pooling, shape, steps, [latency, memory], batch=make_batch(shape, 10, 0, torch.device("cpu"),
+                                                                                torch.float32))
+        separate.append((profile, {**memory.summary, **latency.summary}))
 
-    def med(values: list[float]) -> float:
-        return statistics.median(values)
+    def difference(p: MethodProfile, c: dict[str, Any], field: str, key: str) -> float | None:
+        a, b = getattr(p, field), c.get(key)
+        return None if not a or b is None else b / a - 1.0
 
-    pairs = {"forward_ms": (med([p.forward_ms for p in profiles]), med([s["forward_ms"] for s in lats])),
-             "backward_ms": (med([p.backward_ms for p in profiles]), med([s["backward_ms"] for s in lats])),
-             "step_ms (fwd+bwd+opt)": (med([p.step_ms for p in profiles]), med([s["step_ms"] for s in lats])),
-             "fastest step_ms": (min(p.step_min_ms for p in profiles), min(s["spread_ms"]["step"]["min"] for s in lats)),
-             "clips_per_s (batch / median step)": (med([p.clips_per_s for p in profiles]),
-                                                   med([s["median_step_clips_per_s"] for s in lats])),
-             "saved_bytes": (profiles[0].saved_bytes, mems[0]["saved_bytes"]),
-             "pool_saved_bytes": (profiles[0].pool_saved_bytes, mems[0]["pool_saved_bytes"])}
-    return {"model": "r2plus1d_tiny", "pooling": "softpool", "input": list(shape), "rounds": rounds,
-            "rows": [{"quantity": k, "profile": a, "callbacks": b, "difference": b / a - 1.0 if a else None}
-                     for k, (a, b) in pairs.items()]}
+    rows = []
+    for name, (field, key) in AGREEMENT_QUANTITIES.items():
+        per_round = [difference(p, c, field, key) for p, c, _ in rounds_out]
+        profile_value = statistics.median(getattr(p, field) for p, _, _ in rounds_out)
+        callback_value = statistics.median(c[key] for _, c, _ in rounds_out)
+        step_pairs = [d for _, _, paired in rounds_out for d in paired.get(name, [])]
+        separate_diffs = [difference(p, c, field, key) for p, c in separate]
+        rows.append({"quantity": name, "profile": profile_value, "callbacks": callback_value,
+                     "difference": callback_value / profile_value - 1.0 if profile_value else None,
+                     "round_differences": per_round,
+                     "paired_step_difference": statistics.median(step_pairs) if step_pairs else None,
+                     "paired_steps": len(step_pairs),
+                     "separate_difference": statistics.median([d for d in separate_diffs if d is not None] or [0.0]),
+                     "separate_round_differences": separate_diffs})
+    return {"model": arch, "pooling": pooling, "input": list(shape), "rounds": rounds,
+            "separate_rounds": separate_rounds, "steps": steps, "warmup": warmup, "threads": torch.get_num_threads(),
+            "cpus": os.cpu_count(), "load_average_1min": [load_before[0], os.getloadavg()[0]], "rows": rows}
 
 
 def run(quick: bool = False) -> dict:
@@ -315,10 +418,27 @@ def markdown(result: dict) -> str:
                      f" | {r['max_peak_rss_mib']:.0f} / {r['softpool_peak_rss_mib']:.0f} |")
     a = result["agreement"]
     lines += ["", f"### `softpool-video profile` vs the callbacks ({a['model']} {a['pooling']}, input "
-                  f"{tuple(a['input'])})", "", "| quantity | profile | callbacks | difference |", "|---|---|---|---|"]
+                  f"{tuple(a['input'])}, CPU, {a['threads']} thread(s), 1-min load average "
+                  f"{a['load_average_1min'][0]:.1f} -> {a['load_average_1min'][1]:.1f} on {a['cpus']} CPUs)", "",
+              f"Interleaved: profile and Lightning steps alternate inside one fit, {a['rounds']} rounds of "
+              f"{a['steps']} steps ({a['warmup']} warm-up); step pair: each measured Lightning step against the "
+              f"profile step right after it; separate: a whole profile, then a whole fit, {a['separate_rounds']} "
+              "rounds.", "",
+              "| quantity | profile | callbacks | difference, interleaved | range over rounds | median step-pair "
+              "difference | difference, separate | range over rounds |", "|---|---|---|---|---|---|---|---|"]
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:+.1%}"
+
+    def span(values: list[float | None]) -> str:
+        known = [v for v in values if v is not None]
+        return "-" if not known else f"{min(known):+.1%} .. {max(known):+.1%}"
+
     for r in a["rows"]:
-        diff = "-" if r["difference"] is None else f"{r['difference']:+.1%}"
-        lines.append(f"| {r['quantity']} | {r['profile']:.4g} | {r['callbacks']:.4g} | {diff} |")
+        lines.append(f"| {r['quantity']} | {r['profile']:.4g} | {r['callbacks']:.4g} | {pct(r['difference'])} | "
+                     f"{span(r['round_differences'])} | {pct(r['paired_step_difference'])} | "
+                     f"{pct(r['separate_difference'])} | "
+                     f"{span(r['separate_round_differences'])} |")
     return "\n".join(lines)
 
 

@@ -59,14 +59,20 @@ def _hand_computed(method: str) -> tuple[int, int]:
 def test_callbacks_write_summaries_with_hand_computed_saved_bytes(tmp_path, method):
     latency = LatencyProfiler(warmup_steps=0, layer_timing=True)
     memory = MemoryProfiler(warmup_steps=0, saved_tensor_steps=-1)
-    _fit(OnePool(method), [latency, memory], tmp_path)
+    trainer = _fit(OnePool(method), [latency, memory], tmp_path)
+    assert not trainer.optimizers[0]._optimizer_step_post_hooks  # the optimizer-end hook is gone after the fit
 
     lat = json.loads((tmp_path / "latency_profile.json").read_text())
     mem = json.loads((tmp_path / "memory_profile.json").read_text())
     assert lat["kind"] == "latency" and lat["measured_steps"] == 2 and lat["measured_clips"] == 2 * SHAPE[0]
-    for phase in ("forward_ms", "backward_ms", "optimizer_ms", "data_wait_ms", "step_ms"):
+    for phase in ("forward_ms", "backward_ms", "optimizer_ms", "after_step_ms", "data_wait_ms", "step_ms"):
         assert lat[phase] is not None and lat[phase] >= 0, phase
     assert lat["forward_ms"] + lat["backward_ms"] <= lat["step_ms"] * 1.001
+    spreads = lat["spread_ms"]
+    for k in ("forward", "backward", "optimizer", "after_step"):
+        assert spreads[k]["n"] == 2, k  # the phases of every step, the optimizer's end among them
+    phase_sum = sum(spreads[k]["mean"] for k in ("forward", "backward", "optimizer", "after_step"))
+    assert phase_sum == pytest.approx(spreads["step"]["mean"], rel=1e-6)  # they tile the step
     steps = lat["spread_ms"]["step"]
     assert steps["n"] == 2
     assert lat["train_clips_per_s"] == pytest.approx(2 * SHAPE[0] / (2 * steps["mean"] / 1e3), rel=1e-6)
@@ -215,3 +221,20 @@ def test_callbacks_can_be_attached_from_a_config():
 def test_summary_columns_reject_a_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="summary_json"):
         callback_summary_columns(tmp_path / "nope.json")
+
+
+def test_counting_a_forward_that_never_runs_backward_keeps_nothing_alive():
+    # ReLU saves its own output: kept as is by the counter, it would close a node -> tensor -> node
+    # cycle that gc cannot see, and the graph (activations, the counter, the model) would never be freed
+    import gc
+    import weakref
+
+    model = nn.Sequential(nn.Conv3d(3, 4, 1), nn.ReLU(), build_pool("softpool", 3, 2))
+    alive = weakref.ref(model)
+    counter = SavedTensorCounter(model, pooling_layers(model))
+    with counter:
+        out = model(torch.randn(SHAPE)).sum()
+    assert counter.total_bytes > 0
+    del out, model, counter
+    gc.collect()
+    assert alive() is None

@@ -2,9 +2,14 @@
 
 Per step, after `warmup_steps`: data wait (end of the previous step to the start of this
 one: fetching, collating and moving the batch), forward (batch start to
-`on_before_backward`: the training step and the loss), backward (`on_before_backward`
-to `on_after_backward`) and optimizer (`on_after_backward` to the batch end: the step,
-gradient clipping and zeroing). On CUDA the compute phases are timed with CUDA events
+`on_before_backward`: the training step, the loss and zero_grad, which Lightning's
+automatic optimisation runs just before backward), backward (`on_before_backward` to
+`on_after_backward`), optimizer (`on_after_backward` to the end of the optimizer's step,
+from an optimizer step post-hook: gradient clipping and the step) and after_step (from
+there to the batch end: Lightning's bookkeeping; without the post-hook, e.g. in manual
+optimisation, optimizer runs to the batch end). Lightning's bookkeeping before the
+training step falls in the forward phase: a tenth of a millisecond or so per step on a
+CPU, which a bare training step (`softpool-video profile`) does not have. On CUDA the compute phases are timed with CUDA events
 read after the fact (no extra synchronisation); on the CPU with perf_counter.
 
 With `layer_timing`, each pooling layer also gets forward and backward times through
@@ -29,7 +34,7 @@ from .system import environment
 
 log = logging.getLogger(__name__)
 
-PHASES = ("data_wait", "forward", "backward", "optimizer")
+PHASES = ("data_wait", "forward", "backward", "optimizer", "after_step")
 
 
 class _LayerTimer:
@@ -136,6 +141,7 @@ class LatencyProfiler(Callback):
         self._clips = 0
         self._last_end: float | None = None
         self._layers: dict[str, _LayerTimer] = {}
+        self._optimizer_hooks: list[Any] = []
 
     # lifecycle ------------------------------------------------------------------------------------------------
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -145,6 +151,20 @@ class LatencyProfiler(Callback):
         self._cuda = pl_module.device.type == "cuda"
         if self.layer_timing:
             self._layers = {name: _LayerTimer(module, self._cuda, self) for name, module in pooling_layers(pl_module).items()}
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.enabled:  # the optimizers exist by now
+            self._optimizer_hooks = [optimizer.register_step_post_hook(self._optimizer_stepped)
+                                     for optimizer in trainer.optimizers]
+
+    def _optimizer_stepped(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self.enabled and self._marks is not None:
+            self._marks.mark("optimizer_end")
+
+    def _remove_optimizer_hooks(self) -> None:
+        for handle in self._optimizer_hooks:
+            handle.remove()
+        self._optimizer_hooks = []
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.enabled:
@@ -191,9 +211,11 @@ class LatencyProfiler(Callback):
         """Turns finished steps' marks into times (on CUDA: those whose events completed, or all if wait)."""
         while self._pending and (wait or self._pending[0][0].ready()):
             marks, clips, data_wait = self._pending.pop(0)
+            stepped = "optimizer_end" in marks.points
             phases = {"data_wait": data_wait, "forward": marks.ms("start", "forward_end"),
                       "backward": marks.ms("forward_end", "backward_end"),
-                      "optimizer": marks.ms("backward_end", "end")}
+                      "optimizer": marks.ms("backward_end", "optimizer_end" if stepped else "end"),
+                      "after_step": marks.ms("optimizer_end", "end") if stepped else None}
             step = marks.ms("start", "end")
             if step is None:
                 continue
@@ -211,8 +233,10 @@ class LatencyProfiler(Callback):
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self.enabled:
+            self._remove_optimizer_hooks()  # switched off mid-fit: leave nothing on the optimizers
             return
         self._collect(trainer, pl_module, wait=True)
+        self._remove_optimizer_hooks()
         for layer in self._layers.values():
             layer.collect(wait=True)
             layer.remove()
@@ -225,6 +249,7 @@ class LatencyProfiler(Callback):
             log.info("latency profile written to %s", self.path)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._remove_optimizer_hooks()
         for layer in self._layers.values():
             layer.remove()
 

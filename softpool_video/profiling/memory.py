@@ -5,8 +5,9 @@
   (to the batch end), via `reset_peak_memory_stats` / `max_memory_allocated`. These are
   allocator counters read on the host: no synchronisation.
 - Bytes autograd saves for backward, in total and per pooling layer
-  (`SavedTensorCounter`), counted on `saved_tensor_steps` steps after warm-up: the count
-  has a Python hook per saved tensor, so it is not left on for the whole run.
+  (`SavedTensorCounter`), counted on `saved_tensor_steps` steps after `warmup_steps`: the
+  count has a Python hook per saved tensor, so it is not left on for the whole run, and by
+  default it runs on the first two steps, the LatencyProfiler's default warm-up.
 - The process peak RSS (CPU memory; it only ever grows, so it includes whatever ran
   before in the same process).
 - Optionally a CUDA memory snapshot (`torch.cuda.memory._dump_snapshot`) of the first
@@ -37,6 +38,8 @@ class MemoryProfiler(Callback):
 
     Args:
         warmup_steps: steps before the saved-tensor count starts (the memory peaks cover every step).
+            The count adds a Python hook per saved tensor, so by default it runs on the first
+            steps, which the LatencyProfiler leaves out as its warm-up: it never slows a timed step.
         saved_tensor_steps: how many steps to count saved tensors on (0: never, -1: every step).
         cuda_snapshot: file name (in the log folder) or path of a CUDA memory snapshot
             (.pickle) of the first `snapshot_steps` steps; ignored without CUDA.
@@ -45,7 +48,7 @@ class MemoryProfiler(Callback):
         enabled: False makes every hook return at once.
     """
 
-    def __init__(self, warmup_steps: int = 1, saved_tensor_steps: int = 2, cuda_snapshot: str | None = None,
+    def __init__(self, warmup_steps: int = 0, saved_tensor_steps: int = 2, cuda_snapshot: str | None = None,
                  snapshot_steps: int = 3, filename: str = "memory_profile.json", dirpath: str | None = None,
                  enabled: bool = True) -> None:
         if warmup_steps < 0:

@@ -18,8 +18,15 @@ turns step by step, so load on a shared machine hits them alike. Measured:
   (the same `SavedTensorCounter` the MemoryProfiler callback uses);
 - parameters and GFLOPs of one inference forward (models.flops, SoftPool op included).
 
-The phases are cut where the LatencyProfiler callback cuts them, so the two agree for
-the same model and input.
+A method that runs out of memory (building, warming up or measuring; GPU or CPU) is
+dropped and its memory freed; it appears as "OOM" with the error's first line in every
+output while the other methods are measured as usual, and the command fails only when
+every method ran out of memory. Any other error stops the command.
+
+The step runs as Lightning's automatic optimisation runs it (`optimizer.step(closure)`,
+zero_grad inside the closure before backward) and its phases are cut where the
+LatencyProfiler cuts them, so the two agree for the same model and input;
+benchmarks/bench_profiling.py checks it, the two interleaved step by step.
 """
 from __future__ import annotations
 
@@ -31,7 +38,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -45,33 +52,84 @@ log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
 DEFAULT_METHODS = ("max", "avg", "softpool")
+OOM_STATUS = "OOM"
+T = TypeVar("T")
 
 
 @dataclass
 class MethodProfile:
+    """One method's figures; a method that ran out of memory has status "OOM", its error's
+    first line, the phase it failed in, and None for every measured figure."""
+
     model: str
     method: str
     input_shape: str
-    forward_ms: float
-    forward_iqr_ms: float
-    backward_ms: float
-    backward_iqr_ms: float
-    optimizer_ms: float
-    step_ms: float
-    step_iqr_ms: float
-    step_min_ms: float
-    clips_per_s: float
-    saved_bytes: int
-    pool_saved_bytes: int
-    peak_allocated_bytes: int | None  # CUDA only
-    peak_reserved_bytes: int | None  # CUDA only
-    peak_rss_bytes: int | None  # CPU only: process peak RSS over the timed steps
-    peak_rss_since_reset: bool | None  # CPU only: False when the peak is the process's lifetime peak
-    peak_rss_increase_bytes: int | None  # CPU only: peak RSS over the timed steps minus the RSS before them
-    params: int
-    gflops: float
-    warmup: int
-    repeats: int
+    status: str  # "ok" or OOM_STATUS
+    error: str | None = None  # first line of the out-of-memory error
+    failed_phase: str | None = None  # "build", "warm-up" or "measure"
+    forward_ms: float | None = None
+    forward_iqr_ms: float | None = None
+    backward_ms: float | None = None
+    backward_iqr_ms: float | None = None
+    optimizer_ms: float | None = None
+    step_ms: float | None = None
+    step_iqr_ms: float | None = None
+    step_min_ms: float | None = None
+    clips_per_s: float | None = None
+    saved_bytes: int | None = None
+    pool_saved_bytes: int | None = None
+    peak_allocated_bytes: int | None = None  # CUDA only
+    peak_reserved_bytes: int | None = None  # CUDA only
+    peak_rss_bytes: int | None = None  # CPU only: process peak RSS over the timed steps
+    peak_rss_since_reset: bool | None = None  # CPU only: False when the peak is the process's lifetime peak
+    peak_rss_increase_bytes: int | None = None  # CPU only: peak RSS over the timed steps minus the RSS before them
+    params: int | None = None
+    gflops: float | None = None
+    warmup: int = 0
+    repeats: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+# Messages of allocation failures that reach Python as a plain RuntimeError (the CPU
+# allocator; cuDNN / cuBLAS workspaces; CUDA errors raised outside the caching allocator).
+_OOM_MESSAGES = ("can't allocate memory", "not enough memory: you tried to allocate", "CUDA out of memory",
+                 "CUDA error: out of memory", "CUDNN_STATUS_ALLOC_FAILED", "CUBLAS_STATUS_ALLOC_FAILED")
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether `err` says an allocation failed (GPU or CPU), as opposed to any other error."""
+    if isinstance(err, torch.OutOfMemoryError):  # torch.cuda.OutOfMemoryError is the same class
+        return True
+    return isinstance(err, RuntimeError) and any(m in str(err) for m in _OOM_MESSAGES)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0].strip() if text else type(err).__name__
+
+
+def _unless_out_of_memory(fn: Callable[[], T]) -> tuple[T | None, str | None]:
+    """(fn(), None), or (None, the error's first line) when fn runs out of memory; other errors propagate.
+
+    The message is taken inside the handler and nothing else is kept, so once this returns the
+    traceback, and with it every frame holding the failed step's tensors, can be collected.
+    """
+    try:
+        return fn(), None
+    except RuntimeError as err:  # torch.OutOfMemoryError is a RuntimeError
+        if not is_out_of_memory(err):
+            raise
+        return None, _first_line(err)
+
+
+def free_memory(device: torch.device) -> None:
+    """Returns what dropped references held: Python cycles, then (CUDA) the caching allocator's blocks."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _median_iqr(values: Sequence[float]) -> tuple[float, float]:
@@ -106,7 +164,14 @@ def count_gflops(model: nn.Module, x: torch.Tensor) -> float:
 
 
 class TrainStep:
-    """One SGD training step on a fixed batch, timed in phases like the LatencyProfiler cuts them."""
+    """One SGD training step on a fixed batch, run and timed as Lightning runs and the LatencyProfiler times it.
+
+    Lightning's automatic optimisation calls `optimizer.step(closure)`; the closure runs
+    the training step, zero_grad and backward (`on_before_backward` ends the forward phase
+    there), and the optimizer's own entry work happens before it. The step here is built
+    the same way, so each phase holds the same work. With a GradScaler (AMP on CUDA), which
+    takes no closure, the closure runs first and then the scaler steps, as in Lightning.
+    """
 
     def __init__(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, amp: bool) -> None:
         self.model, self.x, self.labels = model, x, labels
@@ -123,128 +188,173 @@ class TrainStep:
 
     def __call__(self) -> Marks:
         marks = Marks(self.device.type == "cuda")
+
+        def closure() -> torch.Tensor:
+            loss = self.forward_loss()
+            self.optimizer.zero_grad(set_to_none=True)
+            marks.mark("forward_end")
+            (self.scaler.scale(loss) if self.scaler else loss).backward()
+            marks.mark("backward_end")
+            return loss
+
         marks.mark("start")
-        loss = self.forward_loss()
-        marks.mark("forward_end")
-        (self.scaler.scale(loss) if self.scaler else loss).backward()
-        marks.mark("backward_end")
         if self.scaler:
+            closure()
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+            self.optimizer.step(closure)
         marks.mark("end")
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return marks
 
 
-@dataclass
-class _Prepared:
-    method: str
-    step: TrainStep
-    saved: int
-    pool_saved: int
-    params: int
-    gflops: float
-    times: dict[str, list[float]]
-    peak_allocated: int = 0
-    peak_reserved: int = 0
-    peak_rss: int = 0
-    rss_rise: int = 0
+class MethodRun:
+    """One method's model, training step and measurements so far.
+
+    `profile_model` interleaves several of these step by step; benchmarks/bench_profiling.py
+    interleaves one with a Lightning fit, so both are measured by this same code.
+    """
+
+    def __init__(self, model_name: str, method: str, x: torch.Tensor, labels: torch.Tensor, dtype: torch.dtype,
+                 amp: bool, num_classes: int, seed: int, model_kwargs: dict[str, Any] | None = None) -> None:
+        from softpool_video.models.flops import count_parameters
+
+        self.model_name, self.method = model_name, method
+        model = build(model_name, method, num_classes, seed, model_kwargs).to(device=x.device, dtype=dtype).eval()
+        with torch.no_grad():  # materialises lazy pooling parameters before counting or optimizing
+            model(x[:1])
+        model.train()
+        self.step: TrainStep | None = TrainStep(model, x, labels, amp)
+        counter = SavedTensorCounter(model, pooling_layers(model))
+        with counter:
+            loss = self.step.forward_loss()
+        del loss
+        self.saved, self.pool_saved = counter.total_bytes, sum(counter.layer_bytes.values())
+        self.params, self.gflops = count_parameters(model), count_gflops(model, x)
+        self.times: dict[str, list[float]] = {"forward": [], "backward": [], "optimizer": [], "step": []}
+        self.peak_allocated = self.peak_reserved = self.peak_rss = self.rss_rise = 0
+        self.warmup_steps = 0
+
+    def warmup_step(self) -> None:
+        self.step()
+        self.warmup_steps += 1
+
+    def timed_step(self) -> None:
+        """One step, its phase times and memory peaks recorded."""
+        device = self.step.device
+        rss_before = None
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        else:
+            rss_before = rss_bytes() if reset_peak_rss() else None
+        marks = self.step()
+        self.times["forward"].append(marks.ms("start", "forward_end"))
+        self.times["backward"].append(marks.ms("forward_end", "backward_end"))
+        self.times["optimizer"].append(marks.ms("backward_end", "end"))
+        self.times["step"].append(marks.ms("start", "end"))
+        if device.type == "cuda":
+            self.peak_allocated = max(self.peak_allocated, torch.cuda.max_memory_allocated(device))
+            self.peak_reserved = max(self.peak_reserved, torch.cuda.max_memory_reserved(device))
+        else:
+            peak = peak_rss_bytes()
+            self.peak_rss = max(self.peak_rss, peak)
+            if rss_before is not None:
+                self.rss_rise = max(self.rss_rise, peak - rss_before)
+
+    def release(self) -> None:
+        """Drops the model, its gradients and the optimizer state (the figures stay)."""
+        self.step = None
+
+    def result(self, shape: Sequence[int], device: torch.device, rss_resettable: bool) -> MethodProfile:
+        if not self.times["step"]:
+            raise RuntimeError(f"MethodRun.result: no timed step of {self.method!r} yet; call timed_step() first")
+        fwd, fwd_iqr = _median_iqr(self.times["forward"])
+        bwd, bwd_iqr = _median_iqr(self.times["backward"])
+        opt, _ = _median_iqr(self.times["optimizer"])
+        step_ms, step_iqr = _median_iqr(self.times["step"])
+        cuda = device.type == "cuda"
+        return MethodProfile(
+            model=self.model_name, method=self.method, input_shape=_shape_text(shape), status="ok",
+            forward_ms=fwd, forward_iqr_ms=fwd_iqr, backward_ms=bwd, backward_iqr_ms=bwd_iqr, optimizer_ms=opt,
+            step_ms=step_ms, step_iqr_ms=step_iqr, step_min_ms=min(self.times["step"]),
+            clips_per_s=shape[0] / step_ms * 1e3 if step_ms > 0 else 0.0, saved_bytes=self.saved,
+            pool_saved_bytes=self.pool_saved, peak_allocated_bytes=self.peak_allocated if cuda else None,
+            peak_reserved_bytes=self.peak_reserved if cuda else None, peak_rss_bytes=None if cuda else self.peak_rss,
+            peak_rss_since_reset=None if cuda else rss_resettable,
+            peak_rss_increase_bytes=None if cuda else self.rss_rise, params=self.params, gflops=self.gflops,
+            warmup=self.warmup_steps, repeats=len(self.times["step"]))
 
 
-def _prepare(model_name: str, method: str, x: torch.Tensor, labels: torch.Tensor, dtype: torch.dtype, amp: bool,
-             num_classes: int, seed: int, model_kwargs: dict[str, Any] | None) -> _Prepared:
-    from softpool_video.models.flops import count_parameters
-
-    model = build(model_name, method, num_classes, seed, model_kwargs).to(device=x.device, dtype=dtype).eval()
-    with torch.no_grad():  # materialises lazy pooling parameters before counting or optimizing
-        model(x[:1])
-    model.train()
-    step = TrainStep(model, x, labels, amp)
-    counter = SavedTensorCounter(model, pooling_layers(model))
-    with counter:
-        loss = step.forward_loss()
-    del loss
-    return _Prepared(method, step, counter.total_bytes, sum(counter.layer_bytes.values()), count_parameters(model),
-                     count_gflops(model, x), {"forward": [], "backward": [], "optimizer": [], "step": []})
+def _shape_text(shape: Sequence[int]) -> str:
+    return "x".join(str(s) for s in shape)
 
 
-def _timed_step(p: _Prepared) -> None:
-    """One step of p, its phase times and memory peaks recorded."""
-    device = p.step.device
-    rss_before = None
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    else:
-        rss_before = rss_bytes() if reset_peak_rss() else None
-    marks = p.step()
-    p.times["forward"].append(marks.ms("start", "forward_end"))
-    p.times["backward"].append(marks.ms("forward_end", "backward_end"))
-    p.times["optimizer"].append(marks.ms("backward_end", "end"))
-    p.times["step"].append(marks.ms("start", "end"))
-    if device.type == "cuda":
-        p.peak_allocated = max(p.peak_allocated, torch.cuda.max_memory_allocated(device))
-        p.peak_reserved = max(p.peak_reserved, torch.cuda.max_memory_reserved(device))
-    else:
-        peak = peak_rss_bytes()
-        p.peak_rss = max(p.peak_rss, peak)
-        if rss_before is not None:
-            p.rss_rise = max(p.rss_rise, peak - rss_before)
+def make_batch(shape: Sequence[int], num_classes: int, seed: int, device: torch.device, dtype: torch.dtype
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The random clips and labels every method is measured on."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(tuple(shape), generator=gen).to(device=device, dtype=dtype)
+    labels = torch.randint(0, num_classes, (shape[0],), generator=gen).to(device)
+    return x, labels
 
 
 def profile_model(model_name: str, methods: Sequence[str], shape: Sequence[int], device: str | torch.device = "cpu",
                   dtype: torch.dtype = torch.float32, amp: bool = False, warmup: int = 2, repeats: int = 5,
                   num_classes: int = 10, seed: int = 0, model_kwargs: dict[str, Any] | None = None
                   ) -> tuple[list[MethodProfile], dict[str, Any]]:
-    """Every method on the same input in this process; (results, environment).
+    """Every method on the same input in this process; (results in the order of `methods`, environment).
 
     All the models are built first; then the methods take turns step by step (and the
-    order rotates each round), so a slow spell of a shared machine hits them alike.
+    order rotates each round), so a slow spell of a shared machine hits them alike. A
+    method that runs out of memory (building, warming up or measuring) is dropped, its
+    memory freed, and recorded with status "OOM"; the others go on. Any other error propagates.
     """
     device = torch.device(device)
     if len(shape) != 5:
         raise ValueError(f"input shape must be N,C,T,H,W (5 numbers), got {tuple(shape)}")
     if warmup < 0 or repeats < 1:
         raise ValueError(f"warmup must be >= 0 and repeats >= 1, got warmup={warmup}, repeats={repeats}")
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(tuple(shape), generator=gen).to(device=device, dtype=dtype)
-    labels = torch.randint(0, num_classes, (shape[0],), generator=gen).to(device)
-    prepared = []
+    x, labels = make_batch(shape, num_classes, seed, device, dtype)
+    runs: list[MethodRun] = []
+    failed: dict[str, MethodProfile] = {}
+
+    def fail(method: str, phase: str, error: str) -> None:
+        log.warning("%s with %s pooling ran out of memory (%s): %s", model_name, method, phase, error)
+        failed[method] = MethodProfile(model=model_name, method=method, input_shape=_shape_text(shape),
+                                       status=OOM_STATUS, error=error, failed_phase=phase, warmup=warmup,
+                                       repeats=repeats)
+
     for method in methods:
         log.info("building %s with %s pooling", model_name, method)
-        prepared.append(_prepare(model_name, method, x, labels, dtype, amp, num_classes, seed, model_kwargs))
+        run, error = _unless_out_of_memory(
+            lambda: MethodRun(model_name, method, x, labels, dtype, amp, num_classes, seed, model_kwargs))
+        if run is None:
+            fail(method, "build", error)
+            free_memory(device)
+        else:
+            runs.append(run)
+
+    def take_turns(phase: str, step: Callable[[MethodRun], None], rotate: int) -> None:
+        k = rotate % len(runs) if runs else 0
+        for run in runs[k:] + runs[:k]:
+            _, error = _unless_out_of_memory(lambda: step(run))
+            if error is not None:
+                fail(run.method, phase, error)
+                run.release()
+                runs.remove(run)
+                free_memory(device)
+
     rss_resettable = device.type != "cuda" and reset_peak_rss()
-    for _ in range(warmup):
-        for p in prepared:
-            p.step()
+    for i in range(warmup):
+        take_turns("warm-up", MethodRun.warmup_step, 0)
     for i in range(repeats):
-        k = i % len(prepared)
-        for p in prepared[k:] + prepared[:k]:
-            _timed_step(p)
-    results = []
-    for p in prepared:
-        fwd, fwd_iqr = _median_iqr(p.times["forward"])
-        bwd, bwd_iqr = _median_iqr(p.times["backward"])
-        opt, _ = _median_iqr(p.times["optimizer"])
-        step_ms, step_iqr = _median_iqr(p.times["step"])
-        cuda = device.type == "cuda"
-        results.append(MethodProfile(
-            model=model_name, method=p.method, input_shape="x".join(str(s) for s in shape), forward_ms=fwd,
-            forward_iqr_ms=fwd_iqr, backward_ms=bwd, backward_iqr_ms=bwd_iqr, optimizer_ms=opt, step_ms=step_ms,
-            step_iqr_ms=step_iqr, step_min_ms=min(p.times["step"]),
-            clips_per_s=shape[0] / step_ms * 1e3 if step_ms > 0 else 0.0, saved_bytes=p.saved,
-            pool_saved_bytes=p.pool_saved, peak_allocated_bytes=p.peak_allocated if cuda else None,
-            peak_reserved_bytes=p.peak_reserved if cuda else None, peak_rss_bytes=None if cuda else p.peak_rss,
-            peak_rss_since_reset=None if cuda else rss_resettable,
-            peak_rss_increase_bytes=None if cuda else p.rss_rise, params=p.params, gflops=p.gflops,
-            warmup=warmup, repeats=repeats))
-    del prepared
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
+        take_turns("measure", MethodRun.timed_step, i)
+    measured = {run.method: run.result(shape, device, rss_resettable) for run in runs}
+    results = [measured[m] if m in measured else failed[m] for m in methods]
+    del runs
+    free_memory(device)
     env = environment(device, dtype, amp)
     env.update(model=model_name, input=list(shape), num_classes=num_classes, seed=seed)
     return results, env
@@ -343,6 +453,12 @@ def main(argv: list[str] | None = None) -> int:
     files = write_outputs(results, env, Path(args.out))
     console.print(markdown_table(results, env), markup=False, highlight=False, soft_wrap=True)
     console.print(f"wrote {', '.join(str(f) for f in files)}", soft_wrap=True)
+    failed = [r for r in results if not r.ok]
+    if failed and len(failed) == len(results):
+        console.print(f"[red]profile: every method ran out of memory on {args.device} with --input {args.input} "
+                      f"({', '.join(f'{r.method}: {r.failed_phase}' for r in failed)}); try a smaller batch or "
+                      "resolution in --input, --amp or --dtype bfloat16, or another --device", soft_wrap=True)
+        return 1
     return 0
 
 

@@ -72,13 +72,17 @@ def _mib(value: int | None) -> str:
 
 
 def markdown_table(results: Sequence["MethodProfile"], environment: dict[str, Any], baseline: str = "max") -> str:
-    base = next((r for r in results if r.method == baseline), None)
-    on_gpu = any(r.peak_allocated_bytes is not None for r in results)
+    measured = [r for r in results if r.ok]
+    base = next((r for r in measured if r.method == baseline), None)
+    on_gpu = any(r.peak_allocated_bytes is not None for r in measured)
     peak_head = "peak alloc MiB" if on_gpu else "peak RSS MiB (rise in step)"
     lines = [f"| method | forward ms | backward ms | train step ms | vs {baseline} | clips/s | saved for backward MiB "
              f"| pool saved MiB | {peak_head} | params M | GFLOPs |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
+        if not r.ok:  # no figure of a method that failed part-way means anything
+            lines.append(f"| {r.method} | {r.status} | {r.status} | {r.status} | - | - | - | - | - | - | - |")
+            continue
         ratio = f"{r.step_ms / base.step_ms:.3f}x" if base is not None and base.step_ms > 0 else "-"
         peak = _mib(r.peak_allocated_bytes) if on_gpu else f"{_mib(r.peak_rss_bytes)} (+{_mib(r.peak_rss_increase_bytes)})"
         lines.append(f"| {r.method} | {r.forward_ms:.1f} ± {r.forward_iqr_ms:.1f} | "
@@ -92,11 +96,14 @@ def markdown_table(results: Sequence["MethodProfile"], environment: dict[str, An
                       f"{env.get('device')}, {env.get('threads')} threads, torch {env.get('torch')}; "
                       f"medians ± interquartile range over {r.repeats} runs after {r.warmup} warm-up; "
                       f"GFLOPs of one inference forward (multiply-add = 2)"]
-        if not on_gpu:
-            since = "over the timed steps" if all(r.peak_rss_since_reset for r in results) else "lifetime"
+        if measured and not on_gpu:
+            since = "over the timed steps" if all(r.peak_rss_since_reset for r in measured) else "lifetime"
             lines.append(f"peak RSS: the process's peak {since} (rise: above the RSS before the timed steps); memory the "
                          "allocator kept from earlier methods is included, so on the CPU it is an indication; "
                          "saved-for-backward bytes are the exact activation measure")
+        for r in results:
+            if not r.ok:
+                lines.append(f"{r.status}: {r.method} ran out of memory ({r.failed_phase}): {r.error}")
     return "\n".join(lines)
 
 
@@ -122,18 +129,20 @@ def write_outputs(results: Sequence["MethodProfile"], environment: dict[str, Any
 
 
 def plot(results: Sequence["MethodProfile"], environment: dict[str, Any], path: str | Path) -> None:
-    """Two panels: latency per method (forward, backward, optimizer stacked) and memory per method."""
+    """Two panels: latency per method (forward, backward, optimizer stacked) and memory per method;
+    a method that failed has no bars and its status in its label."""
     import matplotlib
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure  # no pyplot: no global figure state
 
-    names = [r.method for r in results]
+    names = [r.method if r.ok else f"{r.method} ({r.status})" for r in results]
     pos = list(range(len(names)))
     fig = Figure(figsize=(max(6.5, 0.9 * len(names) + 3), 7.0), layout="constrained")
     ax_t, ax_m = fig.subplots(2, 1)
-    fwd = [r.forward_ms for r in results]
-    bwd = [r.backward_ms for r in results]
-    rest = [max(0.0, r.step_ms - f - b) for r, f, b in zip(results, fwd, bwd)]
+    # a method that failed gets no bars, only its label with the failure (e.g. "avg (OOM)")
+    fwd = [r.forward_ms if r.ok else 0.0 for r in results]
+    bwd = [r.backward_ms if r.ok else 0.0 for r in results]
+    rest = [max(0.0, r.step_ms - f - b) if r.ok else 0.0 for r, f, b in zip(results, fwd, bwd)]
     ax_t.bar(pos, fwd, label="forward")
     ax_t.bar(pos, bwd, bottom=fwd, label="backward")
     ax_t.bar(pos, rest, bottom=[f + b for f, b in zip(fwd, bwd)], label="optimizer + rest of step")
@@ -145,7 +154,8 @@ def plot(results: Sequence["MethodProfile"], environment: dict[str, Any], path: 
                    f"{environment.get('device')}, {environment.get('threads')} threads", fontsize=9)
     on_gpu = any(r.peak_allocated_bytes is not None for r in results)
     width = 0.4
-    ax_m.bar([p - width / 2 for p in pos], [r.saved_bytes / MIB for r in results], width, label="saved for backward")
+    ax_m.bar([p - width / 2 for p in pos], [(r.saved_bytes or 0) / MIB for r in results], width,
+             label="saved for backward")
     second = [(r.peak_allocated_bytes if on_gpu else r.peak_rss_increase_bytes) or 0 for r in results]
     ax_m.bar([p + width / 2 for p in pos], [v / MIB for v in second], width,
              label="peak allocated" if on_gpu else "process RSS rise during the steps")

@@ -108,7 +108,10 @@ class SavedTensorCounter:
         for name in self._active:  # nested pools credit every enclosing one
             layer = self._layer_storages[name]
             layer[key] = max(layer.get(key, 0), nbytes)
-        return t
+        # detached (same storage and version counter): an op's own output, kept with its grad_fn,
+        # would close a cycle node -> saved tensor -> node that gc cannot see, and a graph never
+        # run backward (a counting forward) would then hold its activations, and this counter, forever
+        return t.detach()
 
 
 def _unpack(t: torch.Tensor) -> torch.Tensor:

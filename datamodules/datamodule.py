@@ -404,8 +404,9 @@ class VideoDataModule(pl.LightningDataModule):
 
     def _resilient(self, loader: DataLoader, stage: Stage) -> ResilientDataLoader:
         # Same sampler, batching and workers; unreadable videos are left out of their batch
-        # and counted, and a dead or hung worker is replaced mid-epoch (resilient.py).
-        return ResilientDataLoader.wrap(loader, name=self._describe(stage))
+        # and counted, and a dead or hung worker is replaced mid-epoch (resilient.py). The
+        # training loader decodes the next epoch's first batches while validation runs.
+        return ResilientDataLoader.wrap(loader, name=self._describe(stage), prime_next_epoch=stage == "train")
 
     def train_dataloader(self) -> DataLoader:
         return self._resilient(self._loader(self._dataset("train"), train=True), "train")

@@ -161,15 +161,23 @@ class _Plan:
         self.source: Iterator[Any] = iter(())
         self.replay: list[list[Any]] = []
         self.pending: deque[list[Any]] = deque()
+        self.exhausted = False  # every batch of the pass has been handed out
 
     def start(self, source: Iterable[Any]) -> None:
         self.source, self.replay = iter(source), []
         self.pending.clear()
+        self.exhausted = False
 
     def resume(self) -> None:
         """Replay what is pending on the next pass (empty batches left out)."""
         self.replay = [b for b in self.pending if b]
         self.pending.clear()
+        self.exhausted = False
+
+    @property
+    def done(self) -> bool:
+        """Every batch of the pass has been handed out and delivered."""
+        return self.exhausted and not self.pending
 
     def remove(self, item: int) -> Any:
         """Take the first pending item with id `item` out of its batch; returns its key."""
@@ -190,6 +198,7 @@ class _Plan:
             batch = list(batch)
             self.pending.append(batch)
             yield batch
+        self.exhausted = True
 
     def __len__(self) -> int:
         return self.length
@@ -220,13 +229,19 @@ class ResilientDataLoader(DataLoader):
             `timeout`) before the item is dropped (>= 1).
         max_worker_restarts: worker-pool restarts allowed per epoch before giving up.
         name: shown in log messages (e.g. 'UCF-101 split 1 train').
+        prime_next_epoch: with persistent workers and a sampler that has `set_epoch`
+            (a training sampler), start the next epoch's prefetch as soon as an epoch ends:
+            its first batches are decoded while validation runs instead of while training
+            waits. Used only if the next pass is for that epoch; otherwise the prefetched
+            batches are discarded (torch's persistent-worker reset).
 
     `report` is the EpochReport of the current or last pass; `failures_total` counts worker
     failures over all passes.
     """
 
     def __init__(self, dataset: Any, *args: Any, item_attempts: int = 2,
-                 max_worker_restarts: int = 10, name: str = "", **kwargs: Any) -> None:
+                 max_worker_restarts: int = 10, name: str = "", prime_next_epoch: bool = False,
+                 **kwargs: Any) -> None:
         if not isinstance(item_attempts, int) or item_attempts < 1:
             raise ValueError(f"item_attempts must be a positive integer, got {item_attempts!r}")
         if not isinstance(max_worker_restarts, int) or max_worker_restarts < 0:
@@ -239,12 +254,14 @@ class ResilientDataLoader(DataLoader):
         self.item_attempts = item_attempts
         self.max_worker_restarts = max_worker_restarts
         self.name = name
+        self.prime_next_epoch = prime_next_epoch
         self.report = EpochReport()
         self.failures_total = 0
         self._inner: DataLoader | None = None
         self._plan: _Plan | None = None
         self._slots: Any = None
         self._live: Any = None  # the inner iterator of the current pass
+        self._primed: tuple[int, Any] | None = None  # (epoch, inner iterator) started ahead
 
     # DataLoader keeps a persistent pool's iterator in `_iterator`; here it lives in the inner
     # loader. Exposing it lets Lightning's teardown shut the pool down as it does for a
@@ -268,6 +285,7 @@ class ResilientDataLoader(DataLoader):
             it._shutdown_workers()
         self._iterator = None
         self._live = None
+        self._primed = None
 
     @classmethod
     def wrap(cls, loader: DataLoader, **extras: Any) -> "ResilientDataLoader":
@@ -342,9 +360,13 @@ class ResilientDataLoader(DataLoader):
 
     def _multi_process(self, report: EpochReport) -> Iterator[Any]:
         inner, plan = self._inner_loader()
-        plan.start(self.batch_sampler)
+        primed, self._primed = self._primed, None
+        if primed is not None and primed[0] != getattr(self.sampler, "epoch", None):
+            primed = None  # started for another epoch: the reset in _start discards it
+        if primed is None:
+            plan.start(self.batch_sampler)
         try:
-            yield from self._deliver(inner, plan, report)
+            yield from self._deliver(inner, plan, report, primed[1] if primed is not None else None)
         except BaseException as err:
             # An error, or the consumer stopped early (GeneratorExit). Stop the workers now
             # rather than whenever the iterator is collected; a persistent pool survives
@@ -354,12 +376,30 @@ class ResilientDataLoader(DataLoader):
                 live._shutdown_workers()
                 inner._iterator = None
             raise
-        self._finish(report)
+        if not report.finished:  # the last batch was not delivered through _deliver
+            self._finish(report)
+            self._prime(inner, plan)
 
-    def _deliver(self, inner: DataLoader, plan: _Plan, report: EpochReport) -> Iterator[Any]:
+    def _prime(self, inner: DataLoader, plan: _Plan) -> None:
+        """Start the next epoch's prefetch now (see `prime_next_epoch`)."""
+        epoch = getattr(self.sampler, "epoch", None)
+        if not (self.prime_next_epoch and self.persistent_workers and isinstance(epoch, int)
+                and callable(getattr(self.sampler, "set_epoch", None))):
+            return
+        # Lightning sets the same epoch again before the next pass, which then finds it primed.
+        self.sampler.set_epoch(epoch + 1)
+        plan.start(self.batch_sampler)
+        self._primed = (epoch + 1, self._start(inner))
+        self._live = None
+
+    def _deliver(self, inner: DataLoader, plan: _Plan, report: EpochReport,
+                 it: Any = None) -> Iterator[Any]:
         # The only reference to the inner iterator besides self._live, so that a replaced
         # pool's pipes are closed before the next pool forks (and would inherit them).
-        it = self._start(inner)
+        if it is None:
+            it = self._start(inner)
+        else:
+            self._live = it
         attempts: dict[int, int] = {}
         waited = 0.0  # seconds spent waiting for the current batch
         while True:
@@ -391,6 +431,14 @@ class ResilientDataLoader(DataLoader):
             waited = 0.0
             plan.pending.popleft()
             batch = self._account(batch, report)
+            if plan.done:
+                # Lightning stops asking once it holds the epoch's last batch (it knows the
+                # length), so the end of the epoch is handled before that batch is handed over.
+                self._finish(report)
+                self._prime(inner, plan)
+                if batch is not None:
+                    yield batch
+                return
             if batch is not None:
                 yield batch
 

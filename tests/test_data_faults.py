@@ -230,6 +230,39 @@ def test_without_faults_it_yields_what_a_plain_dataloader_yields(ucf_root: Path)
         assert torch.equal(a["video_index"], b["video_index"]) and torch.equal(a["video"], b["video"])
 
 
+class _Numbers(Dataset):
+    def __len__(self) -> int:
+        return 22
+
+    def __getitem__(self, i: int) -> dict:
+        return {"x": torch.tensor(i)}
+
+
+def _take_epoch(loader: DataLoader, epoch: int) -> list[int]:
+    """What Lightning does: set the epoch, then take exactly len(loader) batches."""
+    loader.sampler.set_epoch(epoch)
+    it = iter(loader)
+    return torch.cat([next(it)["x"] for _ in range(len(loader))]).tolist()
+
+
+def test_next_epoch_is_primed_when_the_last_batch_is_handed_over() -> None:
+    from torch.utils.data import DistributedSampler
+
+    def loader(cls: type, **extras) -> DataLoader:
+        sampler = DistributedSampler(_Numbers(), num_replicas=1, rank=0, shuffle=True, seed=5)
+        return cls(_Numbers(), sampler=sampler, batch_size=4, num_workers=2, persistent_workers=True,
+                   **extras)
+
+    ours, plain = loader(ResilientDataLoader, prime_next_epoch=True), loader(DataLoader)
+    for epoch in (0, 1, 3):  # 1 follows 0 (primed, used); 3 does not follow 1 (primed, discarded)
+        assert _take_epoch(ours, epoch) == _take_epoch(plain, epoch)
+        # the end of the epoch was handled before its last batch was handed over
+        assert ours.report.finished and ours.report.samples == len(_Numbers())
+        assert ours._primed is not None and ours._primed[0] == epoch + 1
+    ours.shutdown()
+    assert ours._primed is None
+
+
 def test_lightning_reinstantiates_it_as_itself(ucf_root: Path) -> None:
     from lightning_fabric.utilities.data import _replace_dunder_methods
     from pytorch_lightning.trainer.states import RunningStage

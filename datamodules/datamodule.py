@@ -119,6 +119,9 @@ class VideoDataModule(pl.LightningDataModule):
         drop_last: drop the last incomplete training batch.
         decode_timeout: seconds after which a video still decoding is abandoned as hung,
             skipped and reported (None: wait forever).
+        worker_timeout: seconds a DataLoader worker may go without sending a batch before it
+            is taken as stuck (somewhere decode_timeout cannot reach), replaced and
+            reported (None: no limit; with workers only).
     """
 
     dataset_name: ClassVar[str] = "video"
@@ -159,6 +162,7 @@ class VideoDataModule(pl.LightningDataModule):
         index_workers: int | None = None,
         drop_last: bool = True,
         decode_timeout: float | None = DEFAULT_DECODE_TIMEOUT,
+        worker_timeout: float | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -182,6 +186,9 @@ class VideoDataModule(pl.LightningDataModule):
         if decode_timeout is not None and (isinstance(decode_timeout, bool) or not decode_timeout > 0):
             raise ValueError(f"decode_timeout must be a positive number of seconds or None, got "
                              f"{decode_timeout!r}")
+        if worker_timeout is not None and (isinstance(worker_timeout, bool) or not worker_timeout > 0):
+            raise ValueError(f"worker_timeout must be a positive number of seconds or None, got "
+                             f"{worker_timeout!r}")
         check_backend(decoder)
         self.root = Path(root)
         if not self.root.is_dir():
@@ -206,6 +213,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.cache_dir, self.index_workers = cache_dir, index_workers
         self.drop_last = drop_last
         self.decode_timeout = decode_timeout
+        self.worker_timeout = worker_timeout
 
         self._annotations: Any = None
         self._subsets: dict[str, Subset] = {}
@@ -360,6 +368,8 @@ class VideoDataModule(pl.LightningDataModule):
         )
         if self.num_workers > 0 and self.prefetch_factor is not None:
             kwargs["prefetch_factor"] = self.prefetch_factor
+        if self.num_workers > 0 and self.worker_timeout is not None:
+            kwargs["timeout"] = float(self.worker_timeout)
         if train:
             # Order fixed by (seed, epoch), sharded per rank, each item augmented under its own
             # seed (see samplers.py); a resumed run skips the batches its checkpoint had done.

@@ -317,6 +317,20 @@ def test_decode_timeout_is_checked(ucf_root: Path) -> None:
     assert UCF101DataModule(ucf_root, decode_timeout=None, **SMALL).decode_timeout is None
 
 
+
+def test_worker_timeout_reaches_the_loaders(ucf_root: Path) -> None:
+    for bad in (0, -2, True):
+        with pytest.raises(ValueError, match=f"worker_timeout must be a positive number of "
+                                             f"seconds or None, got {bad!r}"):
+            UCF101DataModule(ucf_root, worker_timeout=bad, **SMALL)
+    dm = UCF101DataModule(ucf_root, num_workers=2, worker_timeout=30, **SMALL)
+    dm.setup("fit")
+    assert dm.train_dataloader().timeout == 30.0 and dm.val_dataloader().timeout == 30.0
+    # without workers there is nothing to time out (torch refuses a timeout then)
+    dm = UCF101DataModule(ucf_root, num_workers=0, worker_timeout=30, **SMALL)
+    dm.setup("fit")
+    assert dm.train_dataloader().timeout == 0
+
 # ---- bad inputs -------------------------------------------------------------------------------
 def test_file_without_a_video_stream(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     audio = write_audio_only(tmp_path / "tone.mp4")

@@ -18,9 +18,10 @@ Two kinds of fault, two mechanisms:
   `item_attempts` times is dropped from its batch, counted and reported. More than
   `max_worker_restarts` failures in one epoch re-raise: no endless loop.
 
-Restarted workers get a new RNG seed from the loader's generator, so random clips and
-crops after a restart differ from an uninterrupted run; which samples an epoch holds does
-not. Without failures the batches equal those of a plain DataLoader with the same
+Restarted workers get a new RNG seed from the loader's generator. The DataModule's
+training items do not depend on it (each is drawn under its own seed, samplers.py), so
+their clips and crops are those of an uninterrupted run; a dataset that draws from the
+worker RNG gets different random clips and crops after a restart, but the same samples. Without failures the batches equal those of a plain DataLoader with the same
 arguments, seeds included.
 
 Lightning may re-instantiate a DataLoader subclass to inject a sampler; this one takes

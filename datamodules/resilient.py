@@ -390,8 +390,7 @@ class ResilientDataLoader(DataLoader):
         # Lightning sets the same epoch again before the next pass, which then finds it primed.
         self.sampler.set_epoch(epoch + 1)
         plan.start(self.batch_sampler)
-        self._primed = (epoch + 1, self._start(inner))
-        self._live = None
+        self._primed = (epoch + 1, self._start(inner))  # also the live pass now (worker_pids)
 
     def _deliver(self, inner: DataLoader, plan: _Plan, report: EpochReport,
                  it: Any = None) -> Iterator[Any]:

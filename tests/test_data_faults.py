@@ -259,6 +259,7 @@ def test_next_epoch_is_primed_when_the_last_batch_is_handed_over() -> None:
         # the end of the epoch was handled before its last batch was handed over
         assert ours.report.finished and ours.report.samples == len(_Numbers())
         assert ours._primed is not None and ours._primed[0] == epoch + 1
+        assert len(ours.worker_pids()) == 2  # the primed pass is the live one
     ours.shutdown()
     assert ours._primed is None
 

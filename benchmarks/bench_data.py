@@ -14,7 +14,6 @@ transforms (short side -> 128, random resized crop 112, flip, normalise) -> floa
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from softpool_video.atomic_files import write_json_atomic
 from softpool_video.datamodules import ClipSampler, TrainTransform
 from softpool_video.datamodules.decoders import DecordReader, PyAVReader
 
@@ -199,10 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(quick=args.quick)
     print(f"data loading, {result['what']}\n")
     print(markdown(result))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, args.out)
+    write_json_atomic(args.out, result, indent=1)
     print(f"\nwrote {args.out}")
     return 0
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import platform
 import sys
 from datetime import datetime, timezone
@@ -15,27 +14,19 @@ from pathlib import Path
 
 import torch
 
+from softpool_video.atomic_files import write_json_atomic
+from softpool_video.training.reproducibility import cpu_name
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def environment(device: str) -> dict:
     info = {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
-            "machine": platform.machine(), "processor": _cpu_name(), "device": device,
+            "machine": platform.machine(), "processor": cpu_name(), "device": device,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if device == "cuda":
         info["gpu"] = torch.cuda.get_device_name()
     return info
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def bench_softpool(device: str, quick: bool) -> str:
@@ -59,11 +50,7 @@ def bench_module(name: str, quick: bool) -> str | None:
 
 
 def _write(name: str, payload: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)
+    write_json_atomic(RESULTS / f"{name}.json", payload, indent=1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Iterable, Literal
 
 import numpy as np
+
+from softpool_video.atomic_files import write_json_atomic
 
 from .decoders import _READERS, BACKENDS, DecodeError, check_backend
 
@@ -233,11 +234,7 @@ class VideoIndex:
         data = {"version": INDEX_VERSION, "root": str(self.root.resolve()),
                 "entries": {rel: list(asdict(m).values()) for rel, m in sorted(self._entries.items())}}
         try:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".index-", suffix=".tmp")
-            with os.fdopen(fd, "w") as fh:
-                json.dump(data, fh, separators=(",", ":"))
-            os.replace(tmp, self.index_path)
+            write_json_atomic(self.index_path, data, separators=(",", ":"))
         except OSError as err:
             log.warning("cannot save the video index to %s (%s); videos will be re-probed "
                         "next run", self.index_path, err)

@@ -1,14 +1,13 @@
 """Small helpers the profiling callbacks share."""
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+
+from ..atomic_files import write_json_atomic
 
 
 def batch_size(batch: Any) -> int:
@@ -28,13 +27,8 @@ def summary_path(trainer: pl.Trainer, dirpath: str | Path | None, filename: str)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Writes JSON atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
+    """A callback's summary, written atomically (a reader never sees half a file)."""
+    write_json_atomic(path, data, indent=1, default=str)
 
 
 def log_scalars(trainer: pl.Trainer, metrics: dict[str, float], step: int) -> None:

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from .reproducibility import run_record, write_json_atomic
+from .reproducibility import run_record, write_record
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def run_cell(cell: Cell, base_args: list[str], out: Path, force: bool = False) -
         cli = _make_cli(args)  # again, so the loggers number versions from scratch
     trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
     if trainer.is_global_zero:
-        write_json_atomic(cell_dir / CELL_FILE, {"cell": cell.__dict__, "fingerprint": fingerprint, "args": args})
+        write_record(cell_dir / CELL_FILE, {"cell": cell.__dict__, "fingerprint": fingerprint, "args": args})
     tic = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if resume else None)
     fit_seconds = time.perf_counter() - tic
@@ -170,7 +170,7 @@ def run_cell(cell: Cell, base_args: list[str], out: Path, force: bool = False) -
         "environment": {k: v for k, v in run_record().items() if k != "config"},
     }
     if trainer.is_global_zero:
-        write_json_atomic(cell_dir / RESULT_FILE, result)
+        write_record(cell_dir / RESULT_FILE, result)
     return result, True
 
 

@@ -13,7 +13,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 from .aggregation import ViewBuffer, combine_across_ranks
-from .reproducibility import run_record, write_json_atomic
+from .reproducibility import run_record, write_record
 
 
 def _sync(device: torch.device) -> None:
@@ -94,7 +94,7 @@ class RunRecorder(Callback):
 
     def _write(self, trainer: pl.Trainer) -> None:
         if trainer.is_global_zero and self.path is not None:
-            write_json_atomic(self.path, self.record)
+            write_record(self.path, self.record)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.path = Path(trainer.log_dir or trainer.default_root_dir) / self.filename

@@ -3,34 +3,23 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib.metadata
-import json
 import os
 import platform
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..atomic_files import write_json_atomic
+
 _PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "jsonargparse", "numpy",
              "decord2", "av", "softpool-video")
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    """Write JSON to a temporary file in the same folder, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+def write_record(path: str | os.PathLike, record: Any) -> Path:
+    """A run record or result as sorted, indented JSON, written atomically."""
+    return write_json_atomic(path, record, indent=2, sort_keys=True, default=str)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -43,7 +32,7 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -54,7 +43,7 @@ def _cpu_name() -> str:
 
 
 def device_info() -> dict[str, Any]:
-    info: dict[str, Any] = {"cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+    info: dict[str, Any] = {"cpu": cpu_name(), "cpu_count": os.cpu_count(),
                             "torch_threads": torch.get_num_threads(), "cuda_available": torch.cuda.is_available()}
     if torch.cuda.is_available():
         info["cuda"] = torch.version.cuda

@@ -12,7 +12,7 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
-from test_export_fixtures import TrainedRun, trained_run
+from test_export_fixtures import TrainedRun, model, run  # noqa: F401  (fixtures)
 
 import softpool_video  # noqa: F401  (registers the SoftPool op for reloading)
 from softpool_video.export import CheckpointError, export_checkpoint, load_checkpoint, load_exported
@@ -20,16 +20,6 @@ from softpool_video.export.card import protocol_of
 from softpool_video.export.cli import export_main
 from softpool_video.export.decompose import softpool_ops
 from softpool_video.inference.views import video_views
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> TrainedRun:
-    return trained_run(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def model(run):
-    return load_checkpoint(run.checkpoint)
 
 
 @pytest.fixture(scope="module")

@@ -89,3 +89,14 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
     _CACHE["run"] = run
     return run
 
+
+# Module-scoped fixtures for the test modules that import them.
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    return trained_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def model(run: TrainedRun):
+    from softpool_video.export import load_checkpoint
+    return load_checkpoint(run.checkpoint)

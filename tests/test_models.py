@@ -16,16 +16,7 @@ FULL = ["r3d_18", "r3d_34", "r3d_50", "r2plus1d_18", "r2plus1d_34", "r2plus1d_50
         "srtg_r3d_34", "srtg_r3d_50", "srtg_r2plus1d_34", "srtg_r2plus1d_50"]
 # pooling sites each family must have (the adaptive head pool is not one)
 SITES = {"i3d": 13, "i3d_tiny": 13}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are small: a second intra-op thread adds only sync cost, and stalls
-    badly when other processes share the cores. Restored after the module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def expected_sites(name: str) -> int:

@@ -8,16 +8,7 @@ from softpool_video.models import create_model
 from softpool_video.models.srtg import SqueezeRecursionGate, cycle_consistency
 
 C, T = 4, 4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are small: a second intra-op thread adds only sync cost, and stalls
-    badly when other processes share the cores. Restored after the module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def distinct_frames(batch: int = 1) -> torch.Tensor:

@@ -12,16 +12,7 @@ from softpool_video.models import count_parameters, create_model, list_models, p
 from softpool_video.models.summary import main as models_main, where
 
 THIRD_PARTY = list_models("tv_*") + list_models("ptv_*")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are small: a second intra-op thread adds only sync cost, and stalls
-    badly when other processes share the cores. Restored after the module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _fixed_pools(model: nn.Module) -> list[str]:

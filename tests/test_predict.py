@@ -5,21 +5,11 @@ import json
 
 import pytest
 import torch
-from test_export_fixtures import TrainedRun, trained_run
+from test_export_fixtures import TrainedRun, model, run  # noqa: F401  (fixtures)
 
-from softpool_video.export import export_checkpoint, load_checkpoint
+from softpool_video.export import export_checkpoint
 from softpool_video.export.card import protocol_of
 from softpool_video.inference import predict_main, predict_video, video_views
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> TrainedRun:
-    return trained_run(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def model(run):
-    return load_checkpoint(run.checkpoint)
 
 
 def _one_per_class(run: TrainedRun) -> list[tuple[str, str]]:

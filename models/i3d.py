@@ -33,7 +33,8 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from .layers import ConvBnReLU, check_model_args, make_head_pool, make_pool, same_geometry, scaled, triple
+from .layers import (ConvBnReLU, check_model_args, init_weights, make_head_pool, make_pool, same_geometry, scaled,
+                     triple)
 from .registry import register_model
 
 _BN_EPS = 1e-3  # as the original TensorFlow model
@@ -115,7 +116,7 @@ class I3D(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.logits = nn.Conv3d(channels, num_classes, 1, bias=True)
         self.num_features = channels
-        _init_weights(self)
+        init_weights(self)
         if not self.logits.weight.is_meta:
             nn.init.normal_(self.logits.weight, 0, 0.01)  # small logits at the start, as a linear head
 
@@ -137,19 +138,6 @@ class I3D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head_pool(self.forward_features(x))
         return self.logits(self.dropout(x)).flatten(1)
-
-
-def _init_weights(model: nn.Module) -> None:
-    if any(p.is_meta for p in model.parameters()):
-        return  # nothing to initialise on the meta device (used for sizing)
-    for m in model.modules():
-        if isinstance(m, nn.Conv3d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm3d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
 
 @register_model("i3d", "i3d", "I3D: Inception-v1 inflated, 13 pooling sites")

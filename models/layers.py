@@ -75,6 +75,24 @@ def check_model_args(num_classes: int, pooling: str, pool_args: Mapping[str, Any
         raise ValueError(f"pool_args must be a dict of method arguments or None, got {pool_args!r}")
 
 
+def init_weights(model: nn.Module) -> None:
+    """He-normal Conv3d (zero bias), unit BatchNorm3d, N(0, 0.01) Linear. Nothing on the
+    meta device (models built there only for sizing)."""
+    if any(p.is_meta for p in model.parameters()):
+        return
+    for m in model.modules():
+        if isinstance(m, nn.Conv3d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm3d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
 def scaled(channels: int, width: float) -> int:
     """`channels` scaled by a width multiplier, never below 1."""
     return max(1, int(round(channels * width)))

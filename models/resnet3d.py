@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from .layers import (CONV_2D, CONV_2PLUS1D, CONV_3D, ConvKind, check_model_args, factorised_planes,
+from .layers import (CONV_2D, CONV_2PLUS1D, CONV_3D, ConvKind, check_model_args, factorised_planes, init_weights,
                      make_head_pool, make_pool, same_geometry, scaled, triple)
 from .registry import register_model
 
@@ -181,20 +181,8 @@ class VideoResNet(nn.Module):
 
 
 def _init_weights(model: nn.Module, zero_init_residual: bool) -> None:
-    if any(p.is_meta for p in model.parameters()):
-        return  # nothing to initialise on the meta device (used for sizing)
-    for m in model.modules():
-        if isinstance(m, nn.Conv3d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm3d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
-    if zero_init_residual:  # each block starts as its shortcut
+    init_weights(model)
+    if zero_init_residual and not any(p.is_meta for p in model.parameters()):  # each block starts as its shortcut
         for m in model.modules():
             if isinstance(m, BasicBlock):
                 nn.init.zeros_(m.conv2[1].weight)

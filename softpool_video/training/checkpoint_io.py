@@ -131,9 +131,12 @@ def _check_is_checkpoint(checkpoint: Any, path: _PATH) -> dict[str, Any]:
 
 
 def read_checkpoint(path: _PATH) -> dict[str, Any]:
-    """A local checkpoint loaded on the CPU (tensors and plain values only), or one clear error."""
+    """A local checkpoint loaded on the CPU (tensors and plain values only), or one clear error.
+
+    The tensors are memory-mapped, not read: callers look at the hyper-parameters before
+    Lightning loads the same file for real."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except _UNREADABLE as err:
         raise _unreadable(path, err) from None
     return _check_is_checkpoint(checkpoint, path)

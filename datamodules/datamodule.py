@@ -106,10 +106,14 @@ class VideoDataModule(pl.LightningDataModule):
         test_clips, test_crops: views per video in test / predict (default 10 x 3).
         test_resize_short: short side before the test crops (None: same as resize_short).
         short_video: 'loop' or 'repeat_last' for videos shorter than a clip.
-        val_source: where validation videos come from ('test': the official test list, as is
-            customary for UCF-101 / HMDB-51; 'holdout': a group-aware part of the train
-            list; Kinetics: 'val', its official validation set).
+        val_source: where validation videos (and so checkpoint selection) come from.
+            'holdout' (default): a group-aware part of the train list, so the reported test
+            list never picks its own checkpoint. 'test' (UCF-101 / HMDB-51; Kinetics: 'val')
+            validates on the official list that `test` reports: combined with a monitored
+            checkpoint that leaks, and is refused unless `allow_test_selection` is set.
         holdout_fraction: share of each class's groups held out when val_source='holdout'.
+        allow_test_selection: allow choosing checkpoints on the reported test list, to reproduce
+            papers that did so; every result of such a run is marked as selected on test.
         seed: seeds the holdout split, the shuffling and the workers' RNG.
         decoder: 'decord' (default) or 'pyav'; the other backend is the fallback.
         decode_threads: decoder threads per worker (1 suits DataLoader workers).
@@ -152,8 +156,9 @@ class VideoDataModule(pl.LightningDataModule):
         test_crops: int = 3,
         test_resize_short: int | None = None,
         short_video: Literal["loop", "repeat_last"] = "loop",
-        val_source: str = "test",
+        val_source: str = "holdout",
         holdout_fraction: float = 0.1,
+        allow_test_selection: bool = False,
         seed: int = 0,
         decoder: Literal["decord", "pyav"] = "decord",
         decode_threads: int = 1,
@@ -208,6 +213,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.test_resize_short = resize_short if test_resize_short is None else test_resize_short
         self.short_video = short_video
         self.val_source, self.holdout_fraction = val_source, holdout_fraction
+        self.allow_test_selection = bool(allow_test_selection)
         self.seed = seed
         self.decoder, self.decode_threads, self.probe = decoder, decode_threads, probe
         self.cache_dir, self.index_workers = cache_dir, index_workers
@@ -245,6 +251,17 @@ class VideoDataModule(pl.LightningDataModule):
     @property
     def test_subset_name(self) -> str:
         return "test"
+
+    @property
+    def validates_on_test(self) -> bool:
+        """Whether validation runs on the very list that `test` reports (a leak when it selects)."""
+        return self.val_source == self.test_subset_name
+
+    def protocol(self) -> dict[str, Any]:
+        """How checkpoint selection relates to the reported test set, for run records and tables."""
+        return {"val_source": self.val_source, "test_subset": self.test_subset_name,
+                "holdout_fraction": self.holdout_fraction if self.val_source == "holdout" else None,
+                "validates_on_test": self.validates_on_test}
 
     def subset(self, stage: Stage) -> Subset:
         """The annotated videos (before excluding bad files) that feed `stage`."""
@@ -505,18 +522,19 @@ class KineticsDataModule(VideoDataModule):
             classes).
         test_subset: which subset the test loader uses: 'val' (default; Kinetics test labels
             are not public for every version) or 'test'.
-        val_source: 'val' (the official validation set) or 'holdout'.
+        val_source: 'holdout' (default: a class-stratified part of train) or 'val' (the official
+            validation set, which is also the reported test set while test_subset='val').
     """
 
     dataset_name = "Kinetics"
     official_subsets = ("train", "val", "test")
-    val_sources = ("val", "holdout")
+    val_sources = ("holdout", "val")
 
     def __init__(self, root: str | Path, annotation_format: Literal["csv", "list", "folder"] = "csv",
                  video_dir: str | None = None, train_annotations: str | None = None,
                  val_annotations: str | None = None, test_annotations: str | None = None,
                  classes_file: str | None = None, test_subset: Literal["val", "test"] = "val",
-                 val_source: str = "val", **kwargs: Any) -> None:
+                 val_source: str = "holdout", **kwargs: Any) -> None:
         kwargs.setdefault("split", 0)
         super().__init__(root, val_source=val_source, **kwargs)
         if test_subset not in ("val", "test"):

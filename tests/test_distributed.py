@@ -156,3 +156,34 @@ def test_two_process_ddp_fit_and_test_equal_one_process_test(demo_root, tmp_path
     for key in ("video_acc1", "video_acc5", "video_mean_class_acc", "clip_acc1", "clip_acc5"):
         assert ddp[f"test/{key}"] == single[f"test/{key}"], key
     assert ddp["test/loss"] == pytest.approx(single["test/loss"], rel=1e-5)
+
+
+# ---- learnable pools under DDP ------------------------------------------------------------
+LEARNABLE_POOLS = [("lip", {}), ("adapool", {}), ("mixed", {}), ("gated", {}), ("softpool", {"learnable": True})]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pooling,pool_args", LEARNABLE_POOLS, ids=[p for p, _ in LEARNABLE_POOLS])
+def test_learnable_pools_train_under_two_process_ddp(demo_root, tmp_path, pooling, pool_args):
+    """Lazy pools (lip, adapool) are materialised before DDP wraps the model; every pooling
+    parameter is in the optimizer and moves, identically on both ranks (one checkpoint)."""
+    extra = ["--model.pooling", pooling]
+    if pool_args:
+        extra += ["--model.model_kwargs", json.dumps({"pool_args": pool_args})]
+    out = tmp_path / pooling
+    done = subprocess.run(ddp_command("fit", demo_root, out, *extra), env=ENV, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    saved = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    trained = {k: v for k, v in saved["state_dict"].items() if k.startswith("net.stem_pool.")}
+    assert trained, "the stem pool has no parameters"
+
+    from softpool_video.training import VideoClassifier
+    fresh = VideoClassifier(6, arch="r2plus1d_tiny", pooling=pooling, model_kwargs={"pool_args": pool_args} or None)
+    fresh.materialize((4, 32, 32))
+    initial = fresh.state_dict()
+    for name, value in trained.items():
+        assert value.shape == initial[name].shape, name
+        assert not torch.equal(value, initial[name]), f"{name} did not train"
+    groups = saved["optimizer_states"][0]["param_groups"]
+    assert sum(len(g["params"]) for g in groups) == sum(p.requires_grad for p in fresh.parameters())

@@ -93,3 +93,12 @@ def test_every_config_parses(fit_parser, name):
     assert isinstance(cfg.seed_everything, int)
     if name != "demo":
         assert cfg.trainer.max_epochs > 1 and cfg.data.init_args.test_clips * cfg.data.init_args.test_crops == 30
+
+
+@pytest.mark.parametrize("name", available_configs())
+def test_every_config_selects_checkpoints_on_a_holdout_never_on_the_test_list(fit_parser, name):
+    cfg = fit_parser.parse_args(["fit", "--config", str(resolve_config(name))]).fit
+    assert cfg.checkpoint.monitor  # checkpoints are selected on validation ...
+    assert cfg.data.init_args.val_source == "holdout"  # ... which is held-out training data
+    assert 0.0 < cfg.data.init_args.holdout_fraction < 0.5
+    assert cfg.data.init_args.allow_test_selection is False

@@ -6,7 +6,8 @@ SoftPool with temperature T > 0:
 
 (the weights of softpool(a/T) are softmax(a/T), and sum w_i (a_i/T) times T is
 sum w_i a_i), so it runs on the compiled op. T -> 0 tends to max pooling,
-T -> inf to average pooling; T = 1 is plain SoftPool.
+T -> inf to average pooling; T = 1 is plain SoftPool. With `learnable=True`, T is one
+trained parameter per layer, kept positive as T = exp(log_t) and starting at `temperature`.
 """
 from __future__ import annotations
 
@@ -40,25 +41,34 @@ class WindowSoftPool(WindowPool):
 
     method = "softpool"
 
-    def __init__(self, dims: int, geometry: PoolArgs | OutputSize, temperature: float = 1.0) -> None:
+    def __init__(self, dims: int, geometry: PoolArgs | OutputSize, temperature: float = 1.0,
+                 learnable: bool = False) -> None:
         super().__init__(dims, geometry)
         self.temperature = check_temperature(temperature)
+        self.learnable = bool(learnable)
+        if self.learnable:
+            self.log_temperature = nn.Parameter(torch.tensor(math.log(self.temperature)))
 
     def pool(self, x: torch.Tensor, windows: Windows) -> torch.Tensor:
+        if self.learnable:
+            t = self.log_temperature.exp().to(x.dtype)
+            return windows.soft_pool(x / t) * t
         t = self.temperature
         if t == 1.0:
             return windows.soft_pool(x)
         return windows.soft_pool(x / t) * t
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, temperature={self.temperature}"
+        learnable = ", learnable=True" if self.learnable else ""
+        return f"{super().extra_repr()}, temperature={self.temperature}{learnable}"
 
 
 class _AdaptiveSoftPoolNd(WindowSoftPool):
     dims_fixed = 0
 
-    def __init__(self, output_size: int | None | tuple[int | None, ...], temperature: float = 1.0) -> None:
-        super().__init__(self.dims_fixed, output_size_tuple(self.dims_fixed, output_size), temperature)
+    def __init__(self, output_size: int | None | tuple[int | None, ...], temperature: float = 1.0,
+                 learnable: bool = False) -> None:
+        super().__init__(self.dims_fixed, output_size_tuple(self.dims_fixed, output_size), temperature, learnable)
 
 
 class AdaptiveSoftPool1d(_AdaptiveSoftPoolNd):

@@ -18,10 +18,10 @@ past-the-edge positions take no part in any method):
 | gated      | channels=None (None: one gate mask per layer); no adaptive form             |
 | lip        | channels=None (lazy), logit="full"|"depthwise", logit_kernel=3,             |
 |            | max_logit=12.0, logit_module=None                                           |
-| softpool   | temperature=1.0 (> 0)                                                       |
+| softpool   | temperature=1.0 (> 0), learnable=False (True: T trained, from temperature)  |
 | adapool    | beta="position"|"channel"|"layer", channels=None (lazy)                     |
 
-Learnable methods: power with learnable=True, mixed, gated, lip, adapool. Those
+Learnable methods: power and softpool with learnable=True, mixed, gated, lip, adapool. Those
 whose parameter shapes depend on the input (lip and adapool without channels,
 adapool with beta="position") are lazy modules: run one forward before building
 the optimizer. Random methods (stochastic, s3) draw from `seed` or `generator`
@@ -186,20 +186,22 @@ def _adaptive_avg(dims, output_size):
 
 
 @register_pool("softpool", "softmax-weighted mean of each window (SoftPool, compiled op); optional temperature",
-               "temperature=1.0 (> 0): y = sum softmax(a/T) a = T * softpool(a/T)")
-def _softpool(dims, kernel_size, stride, padding, ceil_mode, temperature: float = 1.0):
+               "temperature=1.0 (> 0): y = sum softmax(a/T) a = T * softpool(a/T); learnable=False "
+               "(True: T is trained, starting at temperature)")
+def _softpool(dims, kernel_size, stride, padding, ceil_mode, temperature: float = 1.0, learnable: bool = False):
     from .basic import WindowSoftPool, check_temperature
-    if check_temperature(temperature) != 1.0:
-        return WindowSoftPool(dims, _fixed(dims, kernel_size, stride, padding, ceil_mode), temperature)
+    if check_temperature(temperature) != 1.0 or learnable:
+        return WindowSoftPool(dims, _fixed(dims, kernel_size, stride, padding, ceil_mode), temperature,
+                              learnable)
     from .softpool import SoftPool1d, SoftPool2d, SoftPool3d
     return {1: SoftPool1d, 2: SoftPool2d, 3: SoftPool3d}[dims](kernel_size, stride, padding,
                                                               ceil_mode=ceil_mode)
 
 
 @register_adaptive_pool("softpool")
-def _adaptive_softpool(dims, output_size, temperature: float = 1.0):
+def _adaptive_softpool(dims, output_size, temperature: float = 1.0, learnable: bool = False):
     from .basic import WindowSoftPool
-    return WindowSoftPool(dims, output_size, temperature)
+    return WindowSoftPool(dims, output_size, temperature, learnable)
 
 
 def _register_window_method(name: str, description: str, args: str, load: Callable[[], type]) -> None:

@@ -6,9 +6,16 @@
 Each cell (pooling, split, seed) runs in this process with a fresh Trainer and writes
 `<out>/cells/<cell>/result.json` atomically when its test has finished; a rerun skips
 cells whose result exists for the same resolved config, and resumes unfinished cells
-from their last.ckpt. The table (markdown + CSV), per-cell CSV and a PNG plot go to
-`<out>/`. Arguments after `--` (or unknown to this command) go to every cell's
-LightningCLI.
+from their last.ckpt. Arguments after `--` (or unknown to this command) go to every
+cell's LightningCLI.
+
+Every cell is tested twice: with the checkpoint selected on validation (a holdout of the
+training list by default; protocol.py refuses selection on the reported test list) and
+with the last epoch's, side by side. The report gives each method's mean and std over
+its cells, and each method's paired difference against the first method over identical
+(split, seed) cells, with a 95% confidence interval, a paired t-test's p-value and the
+verdict in words (statistics.py): results.md, results.csv (one row per method),
+results.json (everything), cells.csv (one row per cell) and results.png.
 """
 from __future__ import annotations
 
@@ -29,22 +36,43 @@ from typing import Any, Sequence
 
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from softpool_video.atomic_files import write_json_atomic
+
+from .protocol import SELECTED_ON_TEST_NOTE
 from .reproducibility import run_record, write_record
+from .statistics import PairedDifference, paired_difference
 
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
 CELL_FILE = "cell.json"
-# (column, result key, is a percentage, short header for the console or None to leave it out there)
-METRICS: tuple[tuple[str, str, bool, str | None], ...] = (
-    ("clip top-1", "test/clip_acc1", True, "clip@1"),
-    ("clip top-5", "test/clip_acc5", True, None),
-    ("video top-1", "test/video_acc1", True, "video@1"),
-    ("video top-5", "test/video_acc5", True, "video@5"),
-    ("video mean class", "test/video_mean_class_acc", True, "mean cls"),
-    ("train clips/s", "train_clips_per_s", False, "clips/s"),
-    ("peak memory MiB", "peak_memory_mib", False, "MiB"),
+# where a metric is read from a cell's result: the test of the selected checkpoint, the test
+# of the last epoch's, or the fit's own summary
+SELECTED, LAST, FIT = "metrics", "metrics_last", "fit"
+
+
+@dataclass(frozen=True)
+class Metric:
+    column: str
+    key: str
+    percent: bool
+    header: str | None  # short header for the console, None to leave it out there
+    source: str = SELECTED
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("clip top-1", "test/clip_acc1", True, "clip@1"),
+    Metric("clip top-5", "test/clip_acc5", True, None),
+    Metric("video top-1", "test/video_acc1", True, "video@1"),
+    Metric("video top-5", "test/video_acc5", True, "video@5"),
+    Metric("video mean class", "test/video_mean_class_acc", True, "mean cls"),
+    Metric("last-epoch video top-1", "test/video_acc1", True, "last@1", LAST),
+    Metric("last-epoch video mean class", "test/video_mean_class_acc", True, None, LAST),
+    Metric("train clips/s", "train_clips_per_s", False, "clips/s", FIT),
+    Metric("peak memory MiB", "peak_memory_mib", False, "MiB", FIT),
 )
+# the metrics compared pair by pair against the first method; the first is the headline
+COMPARED: tuple[str, ...] = ("video top-1", "last-epoch video top-1", "video mean class", "clip top-1")
 # keys that name where a cell writes, not what it computes
 _PLACE_KEYS = (("trainer", "default_root_dir"), ("checkpoint", "dirpath"))
 
@@ -158,13 +186,18 @@ def run_cell(cell: Cell, base_args: list[str], out: Path, force: bool = False) -
     fit_seconds = time.perf_counter() - tic
     stats = _summary(trainer)
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
-    tested = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+    metrics = _test(trainer, model, datamodule, best)
+    # the last epoch's weights, unless validation selected them anyway
+    same = best is None or not last.is_file() or Path(best).resolve() == last.resolve() or \
+        _same_epoch(best, last)
+    metrics_last = metrics if same else _test(trainer, model, datamodule, str(last))
     result = {
         "cell": cell.__dict__, "name": cell.name, "status": "finished", "fingerprint": fingerprint,
         "resumed": resume, "fit_seconds": fit_seconds, "global_step": trainer.global_step,
         "epochs": trainer.current_epoch, "best_checkpoint": best,
-        "last_checkpoint": str(last) if last.is_file() else None,
-        "metrics": {k: float(v) for k, v in (tested[0] if tested else {}).items()},
+        "last_checkpoint": str(last) if last.is_file() else None, "best_is_last": same,
+        "metrics": metrics, "metrics_last": metrics_last,
+        "protocol": dict(getattr(model, "selection_protocol", {}) or {}),
         **stats,
         "log_dir": trainer.log_dir, "config": cli.config_dump,
         "environment": {k: v for k, v in run_record().items() if k != "config"},
@@ -174,22 +207,82 @@ def run_cell(cell: Cell, base_args: list[str], out: Path, force: bool = False) -
     return result, True
 
 
-def _value(result: dict[str, Any], key: str) -> float | None:
-    value = result.get("metrics", {}).get(key, result.get(key))
+def _test(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None) -> dict[str, float]:
+    tested = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    return {k: float(v) for k, v in (tested[0] if tested else {}).items()}
+
+
+def _same_epoch(best: str, last: Path) -> bool:
+    """Whether two checkpoints hold the same training step (then one test serves both)."""
+    from .checkpoint_io import read_checkpoint
+    steps = [read_checkpoint(path).get("global_step") for path in (best, last)]
+    return steps[0] is not None and steps[0] == steps[1]
+
+
+def _value(result: dict[str, Any], metric: Metric) -> float | None:
+    if metric.source == FIT:
+        value = result.get(metric.key)
+    else:  # results written before last-epoch testing have no "metrics_last"
+        value = (result.get(metric.source) or {}).get(metric.key)
     return None if value is None else float(value)
 
 
+def _metric(column: str) -> Metric:
+    return next(m for m in METRICS if m.column == column)
+
+
+def _selected_on_test(cells: list[dict[str, Any]]) -> bool:
+    return any((c.get("protocol") or {}).get("selected_on_test") for c in cells)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    metric: str
+    difference: PairedDifference
+
+    def verdict(self) -> str:
+        return self.difference.verdict(100.0 if _metric(self.metric).percent else 1.0, " points")
+
+
+def compare(cells: list[dict[str, Any]]) -> list[Comparison]:
+    """Each method against the first, per compared metric, over identical (split, seed) cells."""
+    poolings = list(dict.fromkeys(c["cell"]["pooling"] for c in cells))
+    if len(poolings) < 2:
+        return []
+
+    def values(pooling: str, metric: Metric) -> dict[tuple, float]:
+        return {(c["cell"]["split"], c["cell"]["seed"]): v for c in cells
+                if c["cell"]["pooling"] == pooling and (v := _value(c, metric)) is not None}
+
+    baseline, found = poolings[0], []
+    for column in COMPARED:
+        metric = _metric(column)
+        for pooling in poolings[1:]:
+            found.append(Comparison(column, paired_difference(pooling, values(pooling, metric), baseline,
+                                                              values(baseline, metric))))
+    return found
+
+
 def summarize(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per pooling method: mean and std (over splits and seeds) of every metric."""
+    """One row per pooling method: mean and std (over splits and seeds) of every metric, and its
+    paired difference against the first method (mean, 95% CI, p-value, significant)."""
     rows = []
     for pooling in dict.fromkeys(c["cell"]["pooling"] for c in cells):
         mine = [c for c in cells if c["cell"]["pooling"] == pooling]
-        row: dict[str, Any] = {"pooling": pooling, "cells": len(mine)}
-        for column, key, _, _ in METRICS:
-            values = [v for c in mine if (v := _value(c, key)) is not None]
-            row[f"{column} mean"] = statistics.fmean(values) if values else math.nan
-            row[f"{column} std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        row: dict[str, Any] = {"pooling": pooling, "cells": len(mine),
+                               "selected_on_test": _selected_on_test(mine)}
+        for metric in METRICS:
+            values = [v for c in mine if (v := _value(c, metric)) is not None]
+            row[f"{metric.column} mean"] = statistics.fmean(values) if values else math.nan
+            row[f"{metric.column} std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         rows.append(row)
+    for comparison in compare(cells):
+        d = comparison.difference
+        row = next(r for r in rows if r["pooling"] == d.method)
+        prefix = f"{comparison.metric} vs {d.baseline}"
+        row.update({f"{prefix} diff": d.mean, f"{prefix} ci low": d.ci_low, f"{prefix} ci high": d.ci_high,
+                    f"{prefix} p": d.p_value, f"{prefix} pairs": d.n, f"{prefix} significant": d.significant,
+                    f"{prefix} verdict": comparison.verdict()})
     return rows
 
 
@@ -203,12 +296,37 @@ def _fmt(row: dict[str, Any], column: str, percent: bool, with_std: bool = True)
     return f"{text} ± {std * scale:.{digits}f}" if with_std else text
 
 
+def _pooling_label(row: dict[str, Any]) -> str:
+    return f"{row['pooling']} †" if row.get("selected_on_test") else row["pooling"]
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    head = ["pooling", "cells", *(f"{c} (%)" if p else c for c, _, p, _ in METRICS)]
+    """Mean ± std per method; then, when there are two methods or more, the paired differences."""
+    head = ["pooling", "cells", *(f"{m.column} (%)" if m.percent else m.column for m in METRICS)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        cells = [row["pooling"], str(row["cells"]), *(_fmt(row, c, p) for c, _, p, _ in METRICS)]
+        cells = [_pooling_label(row), str(row["cells"]), *(_fmt(row, m.column, m.percent) for m in METRICS)]
         lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Mean ± std over splits and seeds. `video top-1` etc.: the checkpoint selected on validation; "
+                 "`last-epoch`: the last epoch's checkpoint, tested on the same list.")
+    if any(row.get("selected_on_test") for row in rows):
+        lines.append(f"† {SELECTED_ON_TEST_NOTE}.")
+    if len(rows) > 1:
+        baseline = rows[0]["pooling"]
+        lines += ["", (f"Paired differences against {baseline} over identical (split, seed) cells "
+                       "(percentage points; 95% CI from the t distribution, two-sided paired t-test):"), "",
+                  "| pooling | metric | difference | 95% CI | p | pairs | verdict |", "|---|---|---|---|---|---|---|"]
+        for column in COMPARED:
+            for row in rows[1:]:
+                prefix = f"{column} vs {baseline}"
+                diff, low, high, p = (row.get(f"{prefix} {k}") for k in ("diff", "ci low", "ci high", "p"))
+                if diff is None:
+                    continue
+                interval = "–" if math.isnan(low) else f"{100 * low:+.1f} to {100 * high:+.1f}"
+                lines.append(f"| {row['pooling']} | {column} | {100 * diff:+.1f} | {interval} | "
+                             f"{'–' if p is None else f'{p:.3g}'} | {row[f'{prefix} pairs']} | "
+                             f"{row[f'{prefix} verdict']} |")
     return "\n".join(lines)
 
 
@@ -223,15 +341,16 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> Path:
-    """Bars of clip- and video-level top-1 (mean ± std) per pooling method, and training throughput."""
+    """Bars of clip- and video-level top-1 (mean ± std) per pooling method, training throughput, and
+    each method's paired video top-1 difference against the first with its 95% CI."""
     import matplotlib
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
     names = [r["pooling"] for r in rows]
     xs = range(len(rows))
-    fig = Figure(figsize=(max(6.0, 1.4 * len(rows) + 3), 4.0), layout="constrained")
-    acc, speed = fig.subplots(1, 2, width_ratios=[2, 1])
+    fig = Figure(figsize=(max(9.0, 2.0 * len(rows) + 5), 4.2), layout="constrained")
+    acc, speed, diff = fig.subplots(1, 3, width_ratios=[2, 1, 1.4])
     width = 0.38
     for offset, column in ((-width / 2, "clip top-1"), (width / 2, "video top-1")):
         acc.bar([x + offset for x in xs], [100 * r[f"{column} mean"] for r in rows], width,
@@ -246,21 +365,47 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path:
     speed.set_xticks(list(xs), names)
     speed.set_ylabel("clips / s")
     speed.set_title("training throughput")
+    _plot_differences(diff, rows)
     fig.savefig(path, dpi=120)
     return path
+
+
+def _plot_differences(ax: Any, rows: list[dict[str, Any]]) -> None:
+    prefix = f"{COMPARED[0]} vs {rows[0]['pooling']}"
+    others = [r for r in rows[1:] if r.get(f"{prefix} diff") is not None]
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_title(f"{COMPARED[0]} - {rows[0]['pooling']}\n(paired, 95% CI)")
+    ax.set_ylabel("percentage points")
+    for x, row in enumerate(others):
+        mean, low, high = (100 * row[f"{prefix} {k}"] for k in ("diff", "ci low", "ci high"))
+        if math.isnan(low):  # one pair: no interval
+            ax.plot([x], [mean], "o", color="tab:blue")
+        else:
+            ax.errorbar([x], [mean], yerr=[[mean - low], [high - mean]], fmt="o", capsize=4, color="tab:blue")
+        p = row[f"{prefix} p"]
+        label = "n/a" if p is None else (f"p={p:.2g}" + (" *" if p < 0.05 else ""))
+        ax.annotate(label, (x, mean), textcoords="offset points", xytext=(8, 0), va="center", fontsize=8)
+    ax.set_xticks(range(len(others)), [r["pooling"] for r in others])
+    ax.set_xlim(-0.6, max(len(others), 1) - 0.4)
+    if not others:
+        ax.text(0.5, 0.5, "one method:\nnothing to compare", ha="center", va="center", transform=ax.transAxes)
 
 
 def write_outputs(cells: list[dict[str, Any]], out: Path) -> tuple[list[dict[str, Any]], dict[str, Path]]:
     rows = summarize(cells)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"markdown": out / "results.md", "csv": out / "results.csv", "cells_csv": out / "cells.csv",
-             "plot": out / "results.png"}
+    files = {"markdown": out / "results.md", "csv": out / "results.csv", "json": out / "results.json",
+             "cells_csv": out / "cells.csv", "plot": out / "results.png"}
     files["markdown"].write_text(markdown_table(rows) + "\n")
     _write_csv(files["csv"], rows)
     flat = [{"cell": c["name"], **{k: v for k, v in c["cell"].items()},
-             **{key: _value(c, key) for _, key, _, _ in METRICS}, "fit_seconds": c.get("fit_seconds"),
-             "best_checkpoint": c.get("best_checkpoint")} for c in cells]
+             **{m.column: _value(c, m) for m in METRICS}, "fit_seconds": c.get("fit_seconds"),
+             "selected_on_test": _selected_on_test([c]), "best_checkpoint": c.get("best_checkpoint"),
+             "best_is_last": c.get("best_is_last")} for c in cells]
     _write_csv(files["cells_csv"], flat)
+    comparisons = [{"metric": c.metric, **c.difference.as_dict(), "verdict": c.verdict()} for c in compare(cells)]
+    write_json_atomic(files["json"], {"methods": rows, "comparisons": comparisons, "cells": flat,
+                                      "protocol": [c.get("protocol") for c in cells]}, indent=1, default=str)
     plot(rows, files["plot"])
     return rows, files
 
@@ -288,7 +433,7 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
     with_std = any(row["cells"] > 1 for row in rows)  # one run per method: no spread to show
-    shown = [(c, p, header) for c, _, p, header in METRICS if header]
+    shown = [(m.column, m.percent, m.header) for m in METRICS if m.header]
     caption = "accuracy in %" + (", mean ± std over splits and seeds" if with_std else "")
     table = Table(title=title, caption=caption + "; all columns in results.md / results.csv")
     table.add_column("pooling", no_wrap=True)
@@ -296,11 +441,17 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
     for _, _, header in shown:
         table.add_column(header, justify="right", no_wrap=True)
     for row in rows:
-        table.add_row(row["pooling"], str(row["cells"]), *(_fmt(row, c, p, with_std) for c, p, _ in shown))
+        table.add_row(_pooling_label(row), str(row["cells"]), *(_fmt(row, c, p, with_std) for c, p, _ in shown))
     console = Console()
     if not console.is_terminal:
         console.width = max(console.width, 100)  # logs and pipes: do not squeeze the table
     console.print(table)
+    if any(row.get("selected_on_test") for row in rows):
+        console.print(f"† {SELECTED_ON_TEST_NOTE}", markup=False)
+    headline = f"{COMPARED[0]} vs {rows[0]['pooling']}"
+    for row in rows[1:]:
+        console.print(f"{row['pooling']}: {COMPARED[0]} {row[f'{headline} verdict']} than {rows[0]['pooling']}",
+                      markup=False, highlight=False)
 
 
 def default_out(config: str) -> Path:
@@ -350,5 +501,6 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # a cell's LightningCLI rejected its arguments
         return exit_.code if isinstance(exit_.code, int) else 2
     print_table(result.rows, f"{args.config}: {result.ran} cells run, {result.skipped} skipped")
-    print(f"results: {result.files['markdown']}  {result.files['csv']}  {result.files['plot']}")
+    print(f"results: {result.files['markdown']}  {result.files['csv']}  {result.files['json']}  "
+          f"{result.files['plot']}")
     return 0

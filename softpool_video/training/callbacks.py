@@ -113,11 +113,19 @@ class RunRecorder(Callback):
             fit["best_checkpoint"] = getattr(trainer.checkpoint_callback, "best_model_path", None)
             fit["last_checkpoint"] = getattr(trainer.checkpoint_callback, "last_model_path", None)
         self.record["results"]["fit"] = fit
+        self._record_protocol(pl_module)
         self._write(trainer)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.record["results"]["test"] = _scalars(trainer.callback_metrics, "test/")
+        self._record_protocol(pl_module)
         self._write(trainer)
+
+    def _record_protocol(self, pl_module: pl.LightningModule) -> None:
+        # how the checkpoint was chosen, with the results it qualifies (protocol.py)
+        protocol = getattr(pl_module, "selection_protocol", None)
+        if protocol:
+            self.record["protocol"] = dict(protocol)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.state.fn == "validate":

@@ -41,6 +41,7 @@ from .callbacks import RunRecorder, TrainingStats, VideoPredictionWriter
 from .checkpoint_io import AtomicCheckpointIO, read_checkpoint
 from .configs import config_name, expand_config_args, is_fragment
 from .module import VideoClassifier, check_checkpoint_matches
+from .protocol import SelectionProtocol
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,8 @@ class VideoCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
         trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
         callbacks = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
-        callbacks += [TrainingStats(), RunRecorder(self._resolved_config()), VideoPredictionWriter()]
+        callbacks += [SelectionProtocol(), TrainingStats(), RunRecorder(self._resolved_config()),
+                      VideoPredictionWriter()]
         configured = trainer_config.get("callbacks") or []
         if trainer_config.get("enable_progress_bar", True) is not False and not any(
                 isinstance(c, ProgressBar) for c in [*configured, *callbacks]):

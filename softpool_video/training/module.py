@@ -15,7 +15,10 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.parameter import is_lazy
 from torchmetrics.classification import MulticlassAccuracy
+
+from softpool_video.pooling.swap import materialize
 
 from .aggregation import AGGREGATIONS, ViewBuffer, VideoScores, combine_across_ranks
 from .metrics import accuracies, accuracy_metrics
@@ -44,6 +47,10 @@ def set_rng_states(states: dict[str, Any]) -> None:
     random.setstate(states["python"])
     if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def has_lazy_parameters(module: nn.Module) -> bool:
+    return any(is_lazy(p) for p in module.parameters())
 
 
 def check_arch(arch: str) -> str:
@@ -128,6 +135,8 @@ class VideoClassifier(pl.LightningModule):
         self.clip_metrics = nn.ModuleDict({s: accuracy_metrics(num_classes, prefix=f"{s}/clip_") for s in STAGES})
         self.views = {s: ViewBuffer(num_classes) for s in STAGES}
         self.video_scores: dict[str, VideoScores] = {}  # last combined result per stage
+        # how validation chose this model's checkpoints (protocol.py); saved with them
+        self.selection_protocol: dict[str, Any] = {}
 
     def forward(self, video: Tensor) -> Tensor:
         return self.net(video)
@@ -201,11 +210,13 @@ class VideoClassifier(pl.LightningModule):
     # state (dropout, stochastic pooling) is saved here so a resumed run draws the same numbers
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_states"] = rng_states()
+        checkpoint["selection_protocol"] = dict(self.selection_protocol)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_checkpoint_matches(checkpoint.get("hyper_parameters") or {}, dict(self.hparams))
         if "rng_states" in checkpoint:
             set_rng_states(checkpoint["rng_states"])
+        self.selection_protocol = dict(checkpoint.get("selection_protocol") or {})
 
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
         try:
@@ -223,9 +234,32 @@ class VideoClassifier(pl.LightningModule):
                 f"unexpected, {len(shapes)} of another shape (first: "
                 f"{(missing or unexpected or shapes or ['-'])[0]}); was it saved by another model?") from None
 
+    # lazy parameters (lip, adapool) take their shapes from the input: give them those before the
+    # optimizer is built (else they would miss the optimizer and its weight decay) and before a
+    # strategy wraps the model (DDP refuses uninitialised parameters)
+    def setup(self, stage: str) -> None:
+        if not has_lazy_parameters(self.net):
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        clip_len, crop = getattr(datamodule, "clip_len", None), getattr(datamodule, "crop_size", None)
+        if not (clip_len and crop):
+            raise ValueError(f"model.pooling={self.hparams.pooling!r} has lazy parameters, which take their shapes "
+                             "from the clip size; train with a video datamodule (clip_len, crop_size) or call "
+                             "VideoClassifier.materialize((T, H, W)) before fitting")
+        self.materialize((clip_len, crop, crop))
+
+    def materialize(self, clip_size: tuple[int, int, int]) -> None:
+        """One dry forward (eval mode, no grad, the global RNG untouched) of a (1, 3, T, H, W) clip."""
+        example = torch.randn(1, 3, *clip_size, generator=torch.Generator().manual_seed(0))
+        with torch.random.fork_rng(devices=[]):
+            materialize(self.net, example.to(self.device))
+
     # optimisation
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
+        if has_lazy_parameters(self.net):
+            raise ValueError("the model still has uninitialised lazy parameters: call materialize((T, H, W)) "
+                             "before building the optimizer")
         optimizer = build_optimizer(parameter_groups(self.net, hp.weight_decay), hp.optimizer, hp.lr,
                                     hp.weight_decay, hp.momentum, hp.nesterov)
         total = self.trainer.estimated_stepping_batches

@@ -1,0 +1,87 @@
+"""Paired comparison of two pooling methods over the same benchmark cells.
+
+Two methods run on identical (split, seed) cells share the data split, the holdout and
+the initial draw of everything but the pooling, so their difference is judged cell by
+cell: d_i = method_i - baseline_i. Over the n cells both have:
+
+    mean difference  d = mean(d_i),  s = std(d_i) (n - 1 in the denominator)
+    95% CI           d +- t_{0.975, n-1} * s / sqrt(n)
+    p-value          two-sided paired t-test (scipy.stats.ttest_rel)
+
+With one pair there is no spread, so no interval and no test; with n pairs whose
+differences are all equal (s = 0, up to rounding) the t statistic is undefined: the interval collapses
+to the difference and the p-value is left out, said in words. Few cells (3 seeds) give
+wide intervals: the verdict says "not significant" rather than "no difference".
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass
+from typing import Any, Hashable, Mapping
+
+CONFIDENCE = 0.95
+ALPHA = 1.0 - CONFIDENCE
+_NO_SPREAD = 1e-9
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """`method` minus `baseline` on the cells both ran (in the metric's own units)."""
+
+    method: str
+    baseline: str
+    n: int
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+    p_value: float | None
+
+    @property
+    def significant(self) -> bool | None:
+        """At the 5% level; None where no test is possible."""
+        return None if self.p_value is None else self.p_value < ALPHA
+
+    def verdict(self, scale: float = 1.0, unit: str = "") -> str:
+        """The comparison in words, e.g. 'higher by 3.1 points (95% CI 0.4 to 5.8), significant (p = 0.03)'."""
+        if self.n == 0:
+            return "no common cells"
+        if math.isnan(self.mean):
+            return "no values"
+        size = f"{abs(self.mean) * scale:.1f}{unit}"
+        direction = "equal" if self.mean == 0 else ("higher" if self.mean > 0 else "lower")
+        text = direction if self.mean == 0 else f"{direction} by {size}"
+        if self.n == 1:
+            return f"{text} (one cell: no interval, no test)"
+        interval = f"95% CI {self.ci_low * scale:+.1f} to {self.ci_high * scale:+.1f}"
+        if self.p_value is None:
+            return f"{text} ({interval}; identical differences in all {self.n} cells: no t-test)"
+        word = "significant" if self.significant else "not significant"
+        return f"{text} ({interval}), {word} at 5% (paired t-test, p = {self.p_value:.3g}, n = {self.n})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "significant": self.significant}
+
+
+def paired_difference(method: str, values: Mapping[Hashable, float], baseline: str,
+                      baseline_values: Mapping[Hashable, float]) -> PairedDifference:
+    """Compare two methods on the cell keys (e.g. (split, seed)) they both have a value for."""
+    from scipy import stats
+
+    keys = [k for k in values if k in baseline_values
+            and not (math.isnan(values[k]) or math.isnan(baseline_values[k]))]
+    diffs = [float(values[k]) - float(baseline_values[k]) for k in keys]
+    n = len(diffs)
+    if n == 0:
+        return PairedDifference(method, baseline, 0, math.nan, math.nan, math.nan, math.nan, None)
+    mean = statistics.fmean(diffs)
+    if n == 1:
+        return PairedDifference(method, baseline, 1, mean, 0.0, math.nan, math.nan, None)
+    std = statistics.stdev(diffs)
+    if std <= _NO_SPREAD:  # equal up to rounding (accuracies are multiples of 1 / videos)
+        return PairedDifference(method, baseline, n, mean, 0.0, mean, mean, None)
+    half = float(stats.t.ppf(1.0 - ALPHA / 2, n - 1)) * std / math.sqrt(n)
+    p_value = float(stats.ttest_rel([float(values[k]) for k in keys],
+                                    [float(baseline_values[k]) for k in keys]).pvalue)
+    return PairedDifference(method, baseline, n, mean, std, mean - half, mean + half, p_value)

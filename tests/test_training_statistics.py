@@ -1,0 +1,64 @@
+"""Paired statistics of the benchmark report against hand-computed examples."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from softpool_video.training.benchmark import markdown_table, summarize
+from softpool_video.training.statistics import paired_difference
+
+CELLS = [(1, 0), (1, 1), (1, 2)]
+
+
+def test_paired_t_interval_and_p_value_by_hand():
+    base = dict(zip(CELLS, [0.50, 0.60, 0.70]))
+    other = dict(zip(CELLS, [0.55, 0.68, 0.72]))  # differences 0.05, 0.08, 0.02
+    d = paired_difference("softpool", other, "max", base)
+    assert d.n == 3 and d.mean == pytest.approx(0.05) and d.std == pytest.approx(0.03)
+    # t_{0.975, 2} = 4.302653; half width = t * s / sqrt(n)
+    half = 4.302652729911275 * 0.03 / math.sqrt(3)
+    assert (d.ci_low, d.ci_high) == pytest.approx((0.05 - half, 0.05 + half))
+    # two-sided p for 2 degrees of freedom in closed form: 1 - t / sqrt(2 + t^2)
+    t = 0.05 / (0.03 / math.sqrt(3))
+    assert d.p_value == pytest.approx(1 - t / math.sqrt(2 + t * t))
+    assert d.significant is False
+    assert d.verdict(100, " points").startswith("higher by 5.0 points (95% CI -2.5 to +12.5), not significant")
+
+
+def test_a_consistent_difference_is_significant_and_pairs_only_matching_cells():
+    base = dict(zip(CELLS, [0.50, 0.60, 0.70])) | {(2, 0): 0.9}  # a cell the other method lacks
+    other = dict(zip(CELLS, [0.40, 0.49, 0.61]))  # differences -0.10, -0.11, -0.09
+    d = paired_difference("avg", other, "max", base)
+    assert d.n == 3 and d.mean == pytest.approx(-0.10)
+    t = -0.10 / (0.01 / math.sqrt(3))
+    assert d.p_value == pytest.approx(1 - abs(t) / math.sqrt(2 + t * t)) and d.significant
+    assert "lower by 10.0 points" in d.verdict(100, " points") and ", significant at 5%" in d.verdict(100, " points")
+
+
+def test_degenerate_cases_say_why_there_is_no_test():
+    one = paired_difference("a", {(1, 0): 0.6}, "b", {(1, 0): 0.5})
+    assert one.n == 1 and one.p_value is None and math.isnan(one.ci_low)
+    assert "one cell: no interval, no test" in one.verdict(100)
+    same = paired_difference("a", dict(zip(CELLS, [0.6, 0.7, 0.8])), "b", dict(zip(CELLS, [0.5, 0.6, 0.7])))
+    assert same.p_value is None and same.ci_low == pytest.approx(same.ci_high) == pytest.approx(0.1)
+    assert "identical differences" in same.verdict(100)
+    none = paired_difference("a", {(1, 0): 0.6}, "b", {(2, 0): 0.5})
+    assert none.n == 0 and none.verdict() == "no common cells"
+
+
+def test_benchmark_rows_and_table_carry_the_comparison_in_words():
+    def cell(pooling, seed, video):
+        return {"name": f"{pooling}-{seed}", "cell": {"pooling": pooling, "split": 1, "seed": seed},
+                "metrics": {"test/video_acc1": video}, "metrics_last": {"test/video_acc1": video - 0.05}}
+    cells = [cell("max", s, v) for s, v in zip(range(3), (0.50, 0.60, 0.70))]
+    cells += [cell("softpool", s, v) for s, v in zip(range(3), (0.55, 0.68, 0.72))]
+    rows = summarize(cells)
+    assert "video top-1 vs max diff" not in rows[0]  # the baseline is not compared with itself
+    assert rows[1]["video top-1 vs max diff"] == pytest.approx(0.05)
+    assert rows[1]["video top-1 vs max significant"] is False
+    assert rows[1]["last-epoch video top-1 mean"] == pytest.approx(0.60)  # (0.55 + 0.68 + 0.72) / 3 - 0.05
+    table = markdown_table(rows)
+    assert "Paired differences against max" in table
+    assert "| softpool | video top-1 | +5.0 | -2.5 to +12.5 | 0.102 | 3 | higher by 5.0 points" in table
+    assert "not significant at 5%" in table

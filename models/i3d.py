@@ -10,9 +10,23 @@ Layout (output of each stage for a 16x112x112 clip in brackets):
     pool4a (3,3,3) /2          [480 x 4x7x7]
     mixed4b..mixed4f           [832]
     pool5a (2,2,2) /2          [832 x 2x4x4]
-    mixed5b, mixed5c           [1024]
-    head: global pool (adaptive average; `head_pooling` picks another method)
-          -> dropout -> 1x1x1 conv logits
+    mixed5b, mixed5c           [1024 x 2x4x4]
+    head (below)               [num_classes]
+
+Heads (`head`):
+- "original" (default), as the published model (kinetics-i3d, pytorch-i3d): average
+  pool 2x7x7 at stride 1 with no padding, dropout, 1x1x1 conv logits at every
+  remaining position, then the mean of the logits over those positions (over time:
+  for a 224 crop the map is 7x7 and one spatial position is left; for larger crops,
+  over space too). The window is clipped to the feature map in each dim (a 112 crop
+  gives a 4x4 map, 16 frames a 2-frame one: the window is then 2x4x4, one position), so
+  any input size works. In eval mode the logits equal the logits of the mean pooled
+  feature (the logits conv is linear), but that mean weights the map's edges less than
+  a global average when the map exceeds the window (e.g. 64 frames: 8 -> 7 positions).
+- "global": global pool (adaptive), dropout, 1x1x1 conv logits.
+`head_pooling` is the method of the head pool: any method with an adaptive form for
+"global", any parameter-free method for "original" (default "avg" for both). The head
+pool is not a swap site.
 
 Each Inception module has a stride-1 3x3x3 pool branch. That is 13 pooling sites, all
 made by the registry with the chosen method.
@@ -28,16 +42,28 @@ count_include_pad=False, SoftPool), as SAME's implicit padding does not.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from .layers import (ConvBnReLU, check_model_args, init_weights, make_head_pool, make_pool, same_geometry, scaled,
-                     triple)
+from .layers import (
+    ClippedWindowHeadPool,
+    ConvBnReLU,
+    check_model_args,
+    init_weights,
+    make_head_pool,
+    make_pool,
+    same_geometry,
+    scaled,
+    triple,
+)
 from .registry import register_model
 
 _BN_EPS = 1e-3  # as the original TensorFlow model
+ORIGINAL_HEAD_WINDOW = (2, 7, 7)  # the published head's average pool, stride 1, VALID
+HEADS = ("original", "global")
 
 # (branch0 1x1, branch1 1x1 -> 3x3, branch2 1x1 -> 3x3, branch3 pool -> 1x1) output widths
 _MIXED: dict[str, tuple[int, int, int, int, int, int]] = {
@@ -82,17 +108,22 @@ class InceptionModule(nn.Module):
 
 
 class I3D(nn.Module):
-    """Inflated Inception-v1. `width` scales every channel count (1.0 is the published net)."""
+    """Inflated Inception-v1. `width` scales every channel count (1.0 is the published net);
+    `head` is "original" (2x7x7 window average, logits averaged over time) or "global"."""
 
     def __init__(self, num_classes: int, pooling: str = "max", pool_args: Mapping[str, Any] | None = None,
-                 width: float = 1.0, dropout: float = 0.5, in_channels: int = 3, head_pooling: str = "avg") -> None:
+                 width: float = 1.0, dropout: float = 0.5, in_channels: int = 3, head_pooling: str = "avg",
+                 head: str = "original") -> None:
         super().__init__()
         check_model_args(num_classes, pooling, pool_args)
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(map(repr, HEADS))}, got {head!r}")
         if not width > 0:
             raise ValueError(f"width must be > 0, got {width!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.pooling = pooling
+        self.head = head
 
         def c(channels: int) -> int:
             return scaled(channels, width)
@@ -112,7 +143,10 @@ class I3D(nn.Module):
         for name in ("mixed5b", "mixed5c"):
             channels = self._mixed(name, channels, c, pooling, pool_args)
 
-        self.head_pool = make_head_pool(head_pooling)
+        if head == "original":
+            self.head_pool: nn.Module = ClippedWindowHeadPool(head_pooling, ORIGINAL_HEAD_WINDOW)
+        else:
+            self.head_pool = make_head_pool(head_pooling)
         self.dropout = nn.Dropout(dropout)
         self.logits = nn.Conv3d(channels, num_classes, 1, bias=True)
         self.num_features = channels
@@ -135,9 +169,15 @@ class I3D(nn.Module):
         x = self.pool5a(x)
         return self.mixed5c(self.mixed5b(x))
 
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, num_classes) logits of a (B, C, T, H, W) feature map."""
+        x = self.logits(self.dropout(self.head_pool(features)))
+        if self.head == "original":  # mean of the per-position logits (over time, as published)
+            return x.mean(dim=(2, 3, 4))
+        return x.flatten(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.head_pool(self.forward_features(x))
-        return self.logits(self.dropout(x)).flatten(1)
+        return self.forward_head(self.forward_features(x))
 
 
 @register_model("i3d", "i3d", "I3D: Inception-v1 inflated, 13 pooling sites")

@@ -5,13 +5,15 @@ pooling registry; no model constructs a torch pooling class itself.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
+import torch
 from torch import nn
 
 from ..pooling import build_adaptive_pool, build_pool
-from ..pooling.arguments import pooled_size
+from ..pooling.arguments import pool_args, pooled_size
 from ..pooling.registry import adaptive_pools, check_method
 
 Triple = tuple[int, int, int]
@@ -66,6 +68,45 @@ def make_head_pool(method: str = "avg") -> nn.Module:
     return build_adaptive_pool(method, 3, 1)
 
 
+class ClippedWindowHeadPool(nn.Module):
+    """A head pool of a fixed `window` at stride 1 and no padding, each dim of the window
+    clipped to the input's size, so any input works: a map smaller than the window in a
+    dim is pooled whole in that dim (one position), a larger one gives n - window + 1
+    positions. The method is any parameter-free registry method (default "avg").
+
+    A head pool like the global ones: `adaptive` is True so that pool_sites lists it as
+    the head, never as a swap site; `geometry` is the unclipped window. The clipped
+    window depends only on the input's shape, static when tracing or exporting.
+    """
+
+    adaptive = True
+
+    def __init__(self, method: str, window: int | Sequence[int]) -> None:
+        super().__init__()
+        check_method(method)
+        self.method = method
+        self.window = triple(window, "window")
+        self.geometry = pool_args(3, self.window, 1)
+        try:
+            probe = build_pool(method, 3, self.window, 1)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"head_pooling {method!r} cannot pool the head window: {err}") from None
+        if any(True for _ in probe.parameters()):
+            raise ValueError(f"head_pooling {method!r} has parameters; a clipped window head takes a "
+                             f"parameter-free method (e.g. avg, max, softpool); use the global head for it")
+
+    def clipped_window(self, spatial: Sequence[int]) -> Triple:
+        """The window for a (T, H, W) input: min(window, size) in each dim."""
+        return tuple(min(k, int(n)) for k, n in zip(self.window, spatial))  # type: ignore[return-value]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pool = build_pool(self.method, 3, self.clipped_window(x.shape[-3:]), 1)
+        return pool.train(self.training)(x)
+
+    def extra_repr(self) -> str:
+        return f"method={self.method!r}, window={self.window} (clipped to the input), stride=1"
+
+
 def check_model_args(num_classes: int, pooling: str, pool_args: Mapping[str, Any] | None) -> None:
     """Checks the arguments every model constructor shares."""
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
@@ -95,7 +136,7 @@ def init_weights(model: nn.Module) -> None:
 
 def scaled(channels: int, width: float) -> int:
     """`channels` scaled by a width multiplier, never below 1."""
-    return max(1, int(round(channels * width)))
+    return max(1, round(channels * width))
 
 
 class ConvBnReLU(nn.Sequential):
@@ -152,7 +193,42 @@ CONV_2PLUS1D = ConvKind("2plus1d", conv2plus1d, strides_time=True)
 CONV_2D = ConvKind("2d", conv2d_only, strides_time=False)
 
 
-def factorised_planes(in_planes: int, out_planes: int) -> int:
-    """Middle width of a (2+1)D conv with as many parameters as the full 3x3x3 conv
-    (Tran et al., CVPR 2018): t*d^2*N_in*N_out / (d^2*N_in + t*N_out) with t=d=3."""
-    return (in_planes * out_planes * 27) // (in_planes * 9 + 3 * out_planes)
+def factorised_planes(in_planes: int, out_planes: int, t: int = 3, d: int = 3) -> int:
+    """Middle width M of a (2+1)D conv with (about) the parameters of the full t x d x d conv
+    (Tran et al., CVPR 2018, eq. 1): M = floor(t d^2 N_in N_out / (d^2 N_in + t N_out)), with
+    N_in, N_out the input and output channels it is given (see MID_CHANNELS for which ones)."""
+    return (t * d * d * in_planes * out_planes) // (d * d * in_planes + t * out_planes)
+
+
+# How the residual blocks size the middle width of their (2+1)D convs (unused by 3D/2D convs).
+# "tran": Tran et al.'s formula from each conv's own channels. BasicBlock: conv1 (in_planes ->
+#     planes) gets factorised_planes(in_planes, planes), conv2 (planes -> planes)
+#     factorised_planes(planes, planes) = floor(9 planes / 4). Bottleneck: its middle conv
+#     (planes -> planes) gets floor(9 planes / 4), so its parameters equal the 3x3x3 conv's (up
+#     to rounding and the middle batch norm).
+# "torchvision": torchvision's VideoResNet: every (2+1)D conv of a block gets
+#     factorised_planes(in_planes, planes), in_planes being the block's input width. BasicBlock:
+#     same as "tran" except conv2 of a stage's first (downsampling) block, which gets the narrower
+#     factorised_planes(planes / 2, planes). Bottleneck: the middle conv gets
+#     factorised_planes(4 planes, planes) (2 planes at a stage's first block, base_width in layer1's
+#     first), wider than "tran" (177 vs 144 at planes=64).
+# "auto": "torchvision" for BasicBlock (18/34 layers and the tiny nets: torchvision's exact state
+#     dict), "tran" for Bottleneck (50 layers: R(2+1)D-50 about as large as R3D-50).
+MID_CHANNELS = ("auto", "tran", "torchvision")
+
+
+def block_mid_planes(mode: str, bottleneck: bool, in_planes: int, planes: int) -> tuple[int, int]:
+    """(2+1)D middle widths of a block's (first, second) 3x3x3-position conv under `mode` (MID_CHANNELS).
+
+    A Bottleneck has one such conv: use the first value."""
+    if mode not in MID_CHANNELS:
+        raise ValueError(f"mid_channels must be one of {', '.join(map(repr, MID_CHANNELS))}, got {mode!r}")
+    if mode == "auto":
+        mode = "tran" if bottleneck else "torchvision"
+    if mode == "torchvision":
+        mid = factorised_planes(in_planes, planes)
+        return mid, mid
+    if bottleneck:
+        mid = factorised_planes(planes, planes)
+        return mid, mid
+    return factorised_planes(in_planes, planes), factorised_planes(planes, planes)

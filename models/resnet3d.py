@@ -4,23 +4,45 @@ Laid out as the SoftPool and SRTG papers used them: a stem convolution, then a s
 pool (the swap point: max by default, any method of the pooling registry), four
 residual stages, and a head on adaptive average pooling so that any clip length and
 crop size work. With `stem_pool=False` the layout (and parameter count) is
-torchvision's `r3d_18`, `mc3_18` and `r2plus1d_18`, and for depth 50 torchvision's
-VideoResNet with its Bottleneck block.
+torchvision's `r3d_18`, `mc3_18` and `r2plus1d_18`, and for depths 34 and 50
+torchvision's VideoResNet class with its BasicBlock / Bottleneck (`r2plus1d_50` only
+with `mid_channels="torchvision"`).
+
+The middle width of each (2+1)D conv (`mid_channels`, see layers.MID_CHANNELS):
+"tran" sizes each conv by Tran et al.'s formula from its own input and output widths;
+"torchvision" sizes every conv of a block from the block's input width, as torchvision
+does. The default "auto" is "torchvision" for BasicBlock nets (18, 34 and the tiny
+nets keep torchvision's state dict) and "tran" for Bottleneck nets: R(2+1)D-50 then has
+47.0M parameters like R3D-50's 47.0M ("torchvision": 53.9M).
 
 Knobs: `base_width` (stage widths are base_width x 1, 2, 4, 8), `layers` (blocks per
 stage), `stem_pool_kernel`/`stem_pool_stride` (padded for SAME output sizes),
-`head_pooling`, `dropout`, `block_extra` (a module factory applied inside every block;
-SRTG uses it).
+`head_pooling`, `dropout`, `mid_channels`, `block_extra` (a module factory applied
+inside every block; SRTG uses it).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from .layers import (CONV_2D, CONV_2PLUS1D, CONV_3D, ConvKind, check_model_args, factorised_planes, init_weights,
-                     make_head_pool, make_pool, same_geometry, scaled, triple)
+from .layers import (
+    CONV_2D,
+    CONV_2PLUS1D,
+    CONV_3D,
+    MID_CHANNELS,
+    ConvKind,
+    block_mid_planes,
+    check_model_args,
+    init_weights,
+    make_head_pool,
+    make_pool,
+    same_geometry,
+    scaled,
+    triple,
+)
 from .registry import register_model
 
 # channels -> module mapping a (B, C, T, H, W) tensor to one of the same shape
@@ -36,13 +58,12 @@ class BasicBlock(nn.Module):
     expansion = 1
 
     def __init__(self, in_planes: int, planes: int, conv: ConvKind, stride: int = 1,
-                 extra: BlockExtra | None = None) -> None:
+                 extra: BlockExtra | None = None, mid_channels: str = "auto") -> None:
         super().__init__()
-        # torchvision sizes both (2+1)D convs of a block from the block's input width
-        mid = factorised_planes(in_planes, planes)
-        self.conv1 = nn.Sequential(conv.build(in_planes, planes, mid, stride), nn.BatchNorm3d(planes),
+        mid1, mid2 = block_mid_planes(mid_channels, False, in_planes, planes)  # "auto": torchvision's
+        self.conv1 = nn.Sequential(conv.build(in_planes, planes, mid1, stride), nn.BatchNorm3d(planes),
                                    nn.ReLU(inplace=True))
-        self.conv2 = nn.Sequential(conv.build(planes, planes, mid, 1), nn.BatchNorm3d(planes))
+        self.conv2 = nn.Sequential(conv.build(planes, planes, mid2, 1), nn.BatchNorm3d(planes))
         self.downsample = _downsample(in_planes, planes * self.expansion, conv, stride)
         self.relu = nn.ReLU(inplace=True)
         self.extra = extra(planes * self.expansion) if extra is not None else None
@@ -64,9 +85,9 @@ class Bottleneck(nn.Module):
     expansion = 4
 
     def __init__(self, in_planes: int, planes: int, conv: ConvKind, stride: int = 1,
-                 extra: BlockExtra | None = None) -> None:
+                 extra: BlockExtra | None = None, mid_channels: str = "auto") -> None:
         super().__init__()
-        mid = factorised_planes(in_planes, planes)
+        mid, _ = block_mid_planes(mid_channels, True, in_planes, planes)  # "auto": Tran et al.'s
         out_planes = planes * self.expansion
         self.conv1 = nn.Sequential(nn.Conv3d(in_planes, planes, 1, bias=False), nn.BatchNorm3d(planes),
                                    nn.ReLU(inplace=True))
@@ -109,7 +130,7 @@ def r2plus1d_stem(in_channels: int, width: int) -> nn.Module:
 
 
 STEMS: dict[str, Callable[[int, int], nn.Module]] = {"r3d": r3d_stem, "r2plus1d": r2plus1d_stem}
-BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
+BLOCKS: dict[str, type[BasicBlock | Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
 class VideoResNet(nn.Module):
@@ -125,7 +146,7 @@ class VideoResNet(nn.Module):
                  stem_pool: bool = True, stem_pool_kernel: int | Sequence[int] = (1, 3, 3),
                  stem_pool_stride: int | Sequence[int] = (1, 2, 2), base_width: int = 64,
                  dropout: float = 0.0, block_extra: BlockExtra | None = None, in_channels: int = 3,
-                 zero_init_residual: bool = False, head_pooling: str = "avg") -> None:
+                 zero_init_residual: bool = False, head_pooling: str = "avg", mid_channels: str = "auto") -> None:
         super().__init__()
         check_model_args(num_classes, pooling, pool_args)
         if block not in BLOCKS:
@@ -141,8 +162,12 @@ class VideoResNet(nn.Module):
             raise ValueError(f"base_width must be a positive int, got {base_width!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if mid_channels not in MID_CHANNELS:
+            raise ValueError(f"mid_channels must be one of {', '.join(map(repr, MID_CHANNELS))}, "
+                             f"got {mid_channels!r}")
         block_cls = BLOCKS[block]
         self.pooling = pooling
+        self.mid_channels = mid_channels
 
         self.stem = STEMS[stem](in_channels, base_width)
         if stem_pool:
@@ -160,7 +185,7 @@ class VideoResNet(nn.Module):
             stride = 1 if i == 0 else 2
             stage = []
             for j in range(blocks):
-                stage.append(block_cls(in_planes, planes, conv, stride if j == 0 else 1, block_extra))
+                stage.append(block_cls(in_planes, planes, conv, stride if j == 0 else 1, block_extra, mid_channels))
                 in_planes = planes * block_cls.expansion
             stages.append(nn.Sequential(*stage))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages

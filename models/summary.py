@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -77,19 +77,45 @@ def _cells(row: ModelRow) -> list[str]:
             places + (f"; head: {where(head)}" if head else "")]
 
 
+def _site_geometry(site: PoolSite) -> str:
+    """The site's geometry; a head pool is "global", or its window when it has one (I3D's
+    original head: clipped to the feature map)."""
+    if not site.adaptive:
+        return site.geometry()
+    if site.kernel_size is not None:
+        return replace(site, adaptive=False).geometry() + " clipped to the map (head, not swapped)"
+    return site.geometry() + " (head, not swapped)"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="softpool-video models", description=__doc__.splitlines()[0])
     p.add_argument("names", nargs="*", help="models to show (default: all; glob patterns allowed)")
     p.add_argument("--pooling", default="max", choices=sorted(available_pools()),
                    help="pooling method for every site (default: max)")
-    p.add_argument("--clip", type=int, nargs=3, default=(16, 112, 112), metavar=("T", "H", "W"),
-                   help="input clip frames, height, width (default: 16 112 112)")
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--clip", type=int, nargs=3, default=(16, 112, 112), metavar=("T", "H", "W"),
+                       help="input clip frames, height, width (default: 16 112 112)")
+    shape.add_argument("--input", type=_input_shape, metavar="N,C,T,H,W",
+                       help="input shape instead of --clip, as `softpool-video profile` takes it (C must be 3)")
     p.add_argument("--num-classes", type=int, default=400)
     p.add_argument("--family", help="only this family (r3d, r2plus1d, mc3, i3d, srtg, torchvision, pytorchvideo)")
     p.add_argument("--device", default="meta", help="device to build on (default: meta, runs no arithmetic)")
     p.add_argument("--sites", action="store_true", help="also list every pooling site with its geometry")
     p.add_argument("--markdown", action="store_true", help="print a markdown table instead")
     return p
+
+
+def _input_shape(text: str) -> tuple[int, int, int, int, int]:
+    """N,C,T,H,W for --input; argparse reports the ValueError as a usage error."""
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers N,C,T,H,W, got {text!r}") from None
+    if len(shape) != 5 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"must be 5 positive integers N,C,T,H,W, got {text!r}")
+    if shape[1] != 3:
+        raise argparse.ArgumentTypeError(f"the models take 3-channel clips: C must be 3, got {text!r}")
+    return shape  # type: ignore[return-value]
 
 
 def _select(patterns: list[str], family: str | None) -> list[str]:
@@ -111,9 +137,9 @@ def main(argv: list[str]) -> int:
     except ValueError as err:
         print(f"softpool-video models: {err}")
         return 2
-    clip = tuple(args.clip)
-    rows = [measure(n, args.pooling, args.num_classes, clip, args.device) for n in names]
-    title = (f"models with pooling={args.pooling!r}: params, GFLOPs at 1x3x{clip[0]}x{clip[1]}x{clip[2]} "
+    batch, clip = (args.input[0], tuple(args.input[2:])) if args.input else (1, tuple(args.clip))
+    rows = [measure(n, args.pooling, args.num_classes, clip, args.device, batch) for n in names]
+    title = (f"models with pooling={args.pooling!r}: params, GFLOPs at {batch}x3x{clip[0]}x{clip[1]}x{clip[2]} "
              "(FlopCounterMode, multiply-add = 2 FLOPs), pooling sites")
     header = ["model", "family", "params (M)", "GFLOPs", "sites", "methods", "where"]
     if args.markdown:
@@ -146,6 +172,5 @@ def _print_rich(title: str, header: list[str], rows: list[ModelRow], sites: bool
             for column in ("site", "method", "type", "geometry"):
                 detail.add_column(column)
             for site in row.sites:
-                detail.add_row(site.name, site.method, site.type_name,
-                               site.geometry() + (" (head, not swapped)" if site.adaptive else ""))
+                detail.add_row(site.name, site.method, site.type_name, _site_geometry(site))
             console.print(detail)

@@ -5,10 +5,10 @@ import math
 
 import pytest
 import torch
+from softpool_video.models import count_flops, count_parameters, create_model, list_models, pool_sites
 from torch import nn
 from torch.nn.modules import pooling as torch_pooling
 
-from softpool_video.models import count_flops, count_parameters, create_model, list_models, pool_sites
 from softpool_video.pooling import SoftPool3d, available_pools, build_pool
 
 TINY = ["r3d_tiny", "r2plus1d_tiny", "i3d_tiny", "srtg_r2plus1d_tiny"]
@@ -79,6 +79,7 @@ def test_unknown_model_lists_available():
     ({"pool_args": 3}, "pool_args must be a dict"),
     ({"stem_pool_kernel": (2, 3, 3), "stem_pool_stride": 2}, "no SAME padding expressible"),
     ({"head_pooling": "gated"}, "head_pooling must be a method with an adaptive form"),
+    ({"mid_channels": "wide"}, "mid_channels must be one of 'auto', 'tran', 'torchvision', got 'wide'"),
 ])
 def test_bad_arguments_name_themselves(kwargs, message):
     args = {"num_classes": 5, **kwargs}
@@ -204,10 +205,13 @@ def _torchvision(name: str) -> nn.Module:
     return getattr(video, name)(weights=None, num_classes=400)
 
 
-@pytest.mark.parametrize("name", ["r3d_18", "mc3_18", "r2plus1d_18", "r3d_50", "r2plus1d_50"])
-def test_no_stem_pool_matches_torchvision_layout(name):
+@pytest.mark.parametrize("name, kwargs", [
+    ("r3d_18", {}), ("mc3_18", {}), ("r2plus1d_18", {}), ("r3d_50", {}),
+    ("r2plus1d_50", {"mid_channels": "torchvision"}),  # its default is Tran et al.'s formula
+])
+def test_no_stem_pool_matches_torchvision_layout(name, kwargs):
     with torch.device("meta"):
-        ours = create_model(name, 400, stem_pool=False)
+        ours = create_model(name, 400, stem_pool=False, **kwargs)
         theirs = _torchvision(name)
     assert count_parameters(ours) == count_parameters(theirs)
     ours_shapes = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
@@ -228,6 +232,127 @@ def test_r2plus1d_18_computes_torchvision_function_with_its_weights():
     assert count_parameters(ours) == 31_505_325
 
 
+# --- R(2+1)D middle widths -------------------------------------------------------------------
+
+def _tran(n_in: int, n_out: int) -> int:
+    """Tran et al. (CVPR 2018): M = floor(t d^2 N_in N_out / (d^2 N_in + t N_out)), t = d = 3."""
+    return (3 * 9 * n_in * n_out) // (9 * n_in + 3 * n_out)
+
+
+def _mids(model: nn.Module) -> dict[str, int]:
+    """Middle width (spatial conv's outputs) of every (2+1)D conv, by block conv name."""
+    return {name: m[0].out_channels for name, m in model.named_modules()
+            if isinstance(m, nn.Sequential) and len(m) == 4 and isinstance(m[0], nn.Conv3d)
+            and m[0].kernel_size == (1, 3, 3) and m[3].kernel_size == (3, 1, 1)}
+
+
+def test_r2plus1d_50_uses_tran_formula_and_matches_r3d_50_size():
+    with torch.device("meta"):
+        tran = create_model("r2plus1d_50", 400)
+        explicit = create_model("r2plus1d_50", 400, mid_channels="tran")
+        tv = create_model("r2plus1d_50", 400, mid_channels="torchvision")
+        r3d = create_model("r3d_50", 400)
+    mids, tv_mids = _mids(tran), _mids(tv)
+    assert len(mids) == 16  # one (2+1)D conv per bottleneck
+    for stage, planes in zip(range(1, 5), (64, 128, 256, 512)):
+        assert mids[f"layer{stage}.1.conv2.0"] == _tran(planes, planes) == (9 * planes) // 4
+        assert mids[f"layer{stage}.0.conv2.0"] == _tran(planes, planes)  # the first block too
+        # torchvision's: from the block's input width (4 planes after the first block)
+        assert tv_mids[f"layer{stage}.1.conv2.0"] == _tran(4 * planes, planes)
+    assert mids["layer1.1.conv2.0"] == 144 and tv_mids["layer1.1.conv2.0"] == 177
+    assert count_parameters(explicit) == count_parameters(tran) == 46_985_057
+    assert abs(count_parameters(tran) / count_parameters(r3d) - 1) < 0.05  # R3D-50: 46,980,944
+    assert count_parameters(tv) == 53_949_691  # the previous default, torchvision's layout
+
+
+def test_basic_block_mid_channels_options():
+    with torch.device("meta"):
+        default = create_model("r2plus1d_18", 400)
+        tran = create_model("r2plus1d_18", 400, mid_channels="tran")
+        tiny = create_model("r2plus1d_tiny", 4)
+        tiny_tv = create_model("r2plus1d_tiny", 4, mid_channels="torchvision")
+    d, t = _mids(default), _mids(tran)
+    # layer2.0: in 64 -> 128. conv1 (64 -> 128) is the same either way; conv2 (128 -> 128) differs
+    assert d["layer2.0.conv1.0"] == t["layer2.0.conv1.0"] == _tran(64, 128) == 230
+    assert d["layer2.0.conv2.0"] == _tran(64, 128) and t["layer2.0.conv2.0"] == _tran(128, 128) == 288
+    assert d["layer2.1.conv2.0"] == t["layer2.1.conv2.0"] == 288
+    # the tiny net (BasicBlock) keeps torchvision's rule by default, as r2plus1d_18 / 34
+    assert _mids(tiny) == _mids(tiny_tv) and _mids(tiny)["layer2.0.conv2.0"] == _tran(8, 16)
+    assert count_parameters(default) == 31_505_325
+
+
+# --- I3D head -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("crop", [112, 224])
+@pytest.mark.parametrize("frames", [8, 16, 32])
+def test_i3d_original_head_shapes_and_clipped_window(frames, crop):
+    with torch.device("meta"):
+        model = create_model("i3d", 400).eval()
+        seen = []
+        model.head_pool.register_forward_hook(lambda m, i, o: seen.append((i[0].shape[2:], o.shape[2:])))
+        assert model(torch.zeros(2, 3, frames, crop, crop)).shape == (2, 400)
+    (t, h, w), pooled = seen[0]
+    assert (h, w) == ((4, 4) if crop == 112 else (7, 7)) and t == frames // 8
+    assert tuple(pooled) == (max(t - 1, 1), 1, 1)  # 2x7x7 at stride 1, clipped to the map
+    assert model.head_pool.clipped_window((t, h, w)) == (min(2, t), min(7, h), 7 if crop == 224 else 4)
+
+
+@pytest.mark.parametrize("head", ["original", "global"])
+@pytest.mark.parametrize("clip", [(1, 1, 1), (3, 17, 23), (20, 260, 40)])
+def test_i3d_heads_take_any_input(head, clip):
+    with torch.device("meta"):
+        model = create_model("i3d_tiny", 5, head=head).eval()
+        assert model(torch.zeros(1, 3, *clip)).shape == (1, 5)
+    model = create_model("i3d_tiny", 5, head=head, pooling="softpool", head_pooling="softpool").eval()
+    logits = model(torch.randn(1, 3, 3, 17, 23))
+    assert logits.shape == (1, 5) and torch.isfinite(logits).all()
+
+
+def test_i3d_original_head_averages_the_logits_over_time():
+    original = create_model("i3d_tiny", 5).eval()
+    features = torch.randn(2, original.num_features, 5, 7, 7)
+    with torch.no_grad():
+        per_time = [original.logits(features[:, :, t:t + 2].mean(dim=(2, 3, 4), keepdim=True)).flatten(1)
+                    for t in range(4)]  # windows 2x7x7 at stride 1: 4 positions in time
+        torch.testing.assert_close(original.forward_head(features), torch.stack(per_time).mean(0))
+        # larger than the window in space too: the mean runs over every window position
+        big = torch.randn(1, original.num_features, 3, 9, 8)
+        pooled = nn.functional.avg_pool3d(big, (2, 7, 7), 1)
+        torch.testing.assert_close(original.forward_head(big), original.logits(pooled).mean(dim=(2, 3, 4)))
+    # a map no larger than the window (16x112x112 -> 2x4x4): the original head is the global one
+    glob = create_model("i3d_tiny", 5, head="global").eval()
+    glob.load_state_dict(original.state_dict())  # same parameters, same names
+    small = torch.randn(2, original.num_features, 2, 4, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(original.forward_head(small), glob.forward_head(small))
+        assert not torch.allclose(original.forward_head(features), glob.forward_head(features))
+
+
+def test_i3d_head_arguments():
+    with torch.device("meta"):
+        assert create_model("i3d", 10).head == "original"
+    with pytest.raises(ValueError, match="head must be one of 'original', 'global', got 'avg'"):
+        create_model("i3d_tiny", 5, head="avg")
+    with pytest.raises(ValueError, match="head_pooling 'mixed' has parameters"):
+        create_model("i3d_tiny", 5, head_pooling="mixed")
+    create_model("i3d_tiny", 5, head="global", head_pooling="mixed")  # the global head takes it
+    with pytest.raises(ValueError, match="unknown pooling method"):
+        create_model("i3d_tiny", 5, head_pooling="median")
+    with torch.device("meta"):
+        head = [s for s in pool_sites(create_model("i3d", 10)) if s.adaptive]
+    assert [(s.name, s.kernel_size, s.stride) for s in head] == [("head_pool", (2, 7, 7), (1, 1, 1))]
+
+
+def test_i3d_original_head_exports(tmp_path):
+    from softpool_video.export.pt2_export import export_pt2
+    from softpool_video.export.torchscript_export import export_torchscript
+
+    model = create_model("i3d_tiny", 5).eval()
+    clip = torch.randn(1, 3, 24, 64, 64)  # feature map 3x2x2: window clipped to 2x2x2, 2 positions
+    assert export_torchscript(model, clip, tmp_path / "i3d.pt")["verification"]["passed"]
+    assert export_pt2(model, clip, tmp_path / "i3d.pt2")["verification"]["passed"]
+
+
 # --- FLOPs ----------------------------------------------------------------------------------
 
 def test_softpool_flops_formula():
@@ -239,9 +364,8 @@ def test_softpool_flops_formula():
 
 
 def test_softpool_formula_registers_globally_once():
-    from torch.utils.flop_counter import FlopCounterMode
-
     from softpool_video.models.flops import register_softpool_flop_formulas
+    from torch.utils.flop_counter import FlopCounterMode
 
     register_softpool_flop_formulas()
     register_softpool_flop_formulas()  # idempotent
@@ -317,3 +441,15 @@ def test_lazy_pooling_parameters_count_after_one_forward():
     before = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("stem_pool"))
     model.eval()(torch.randn(1, 3, 4, 32, 32))
     assert count_parameters(model) > before
+
+
+def test_models_command_takes_an_input_shape(capsys):
+    from softpool_video.models.summary import main as models_main
+
+    assert models_main(["r3d_tiny", "--input", "1,3,8,64,64", "--markdown"]) == 0
+    by_input = capsys.readouterr().out
+    assert models_main(["r3d_tiny", "--clip", "8", "64", "64", "--markdown"]) == 0
+    assert capsys.readouterr().out == by_input and "1x3x8x64x64" in by_input
+    with pytest.raises(SystemExit):
+        models_main(["r3d_tiny", "--input", "1,4,8,64,64"])
+    assert "C must be 3" in capsys.readouterr().err

@@ -102,3 +102,9 @@ def test_every_config_selects_checkpoints_on_a_holdout_never_on_the_test_list(fi
     assert cfg.data.init_args.val_source == "holdout"  # ... which is held-out training data
     assert 0.0 < cfg.data.init_args.holdout_fraction < 0.5
     assert cfg.data.init_args.allow_test_selection is False
+
+
+@pytest.mark.parametrize("name", [n for n in available_configs() if "/srtg_" in n])
+def test_srtg_configs_put_a_pool_where_the_published_net_has_none(fit_parser, name):
+    cfg = fit_parser.parse_args(["fit", "--config", str(resolve_config(name))]).fit
+    assert cfg.model.model_kwargs["stem_pool"] is True  # else max and softpool runs are the same model

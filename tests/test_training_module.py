@@ -190,3 +190,43 @@ def test_resume_from_last_checkpoint_is_exact(tmp_path):
     assert fit.global_step == 6
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, msg=name)
+
+
+class ClipData(pl.LightningDataModule):
+    """Synthetic clips with the two attributes the module reads from a video datamodule."""
+
+    clip_len, crop_size = CLIP[1], CLIP[2]
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(batches(2), batch_size=None)
+
+
+def test_lazy_pools_are_materialised_before_the_optimizer_and_get_weight_decay():
+    model = VideoClassifier(num_classes=3, arch="r2plus1d_tiny", pooling="lip", weight_decay=0.05)
+    assert any(torch.nn.parameter.is_lazy(p) for p in model.parameters())
+    fit = trainer(max_epochs=1, limit_val_batches=0)
+    fit.fit(model, datamodule=ClipData())
+    conv = model.net.stem_pool.logit.conv_weight
+    assert conv.shape[:2] == (8, 8)  # the stem's width, taken from the dry forward
+    groups = fit.optimizers[0].param_groups
+    decayed = [p for g in groups if g["weight_decay"] == 0.05 for p in g["params"]]
+    assert any(p is conv for p in decayed)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+def test_lazy_pools_without_a_video_datamodule_ask_for_the_clip_size():
+    model = VideoClassifier(num_classes=3, arch="r2plus1d_tiny", pooling="adapool")
+    with pytest.raises(ValueError, match=r"lazy parameters.*materialize\(\(T, H, W\)\)"):
+        trainer(max_epochs=1).fit(model, DataLoader(batches(1), batch_size=None))
+    model.materialize(CLIP[1:])
+    trainer(max_epochs=1).fit(model, DataLoader(batches(1), batch_size=None))
+    assert model.net.stem_pool.theta.shape == (4, 8, 8)  # one weight per pooled position of a 4x32x32 clip
+
+
+def test_srtg_gate_open_rates_are_logged_per_stage():
+    model = VideoClassifier(num_classes=3, arch="srtg_r2plus1d_tiny")
+    fit = trainer(max_epochs=1, limit_val_batches=0)
+    fit.fit(model, datamodule=ClipData())
+    logged = {k: float(v) for k, v in fit.callback_metrics.items() if k.startswith("train/srtg_gate_open/")}
+    assert set(logged) == {f"train/srtg_gate_open/layer{i}" for i in range(1, 5)}
+    assert all(0.0 <= v <= 1.0 for v in logged.values())

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.nn.parameter import is_lazy
 from torchmetrics.classification import MulticlassAccuracy
 
+from softpool_video.models.srtg import gate_open_rates
 from softpool_video.pooling.swap import materialize
 
 from .aggregation import AGGREGATIONS, ViewBuffer, VideoScores, combine_across_ranks
@@ -150,6 +151,8 @@ class VideoClassifier(pl.LightningModule):
                 f"training loss is {loss.item()} at global step {self.global_step} (epoch {self.current_epoch}, "
                 f"batch {batch_idx}); lower model.lr, set trainer.gradient_clip_val or check the data")
         self.train_acc1(logits.detach(), batch["label"])
+        for stage, rate in gate_open_rates(self.net).items():  # SRTG: how often each stage's gates open
+            self.log(f"train/srtg_gate_open/{stage}", rate, on_step=False, on_epoch=True, batch_size=logits.shape[0])
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=logits.shape[0])
         self.log("train/acc1", self.train_acc1, on_step=False, on_epoch=True, batch_size=logits.shape[0])
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup demo test bench soak build clean
+.PHONY: setup demo test bench soak build clean gpu-check
 
 $(VENV)/.installed: setup.cfg setup.py pyproject.toml $(wildcard cuda_ext/*)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ bench: $(VENV)/.installed
 
 soak: $(VENV)/.installed
 	$(PY) -m benchmarks.soak
+
+# On a CUDA machine: build for its GPU, CUDA op tests, kernel timings, model profiles and a
+# short mixed-precision fit, under 5 minutes (scripts/gpu_check.py); without a GPU, says so.
+gpu-check: $(VENV)/.installed
+	$(PY) scripts/gpu_check.py
 
 clean:
 	rm -rf build *.egg-info softpool_video/_C*.so

@@ -3,6 +3,8 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include <atomic>
+
 #include "softpool.h"
 
 namespace softpool {
@@ -94,15 +96,74 @@ TORCH_LIBRARY(softpool, m) {
         " int[] padding, int[] dilation, bool ceil_mode) -> Tensor");
 }
 
+// Which kernels run for CPU tensors: the native CPU kernels (softpool_cpu.cpp)
+// or the CUDA kernels' per-thread code emulated on the CPU (softpool_emulated.cpp).
+// Set from Python (softpool_video._extension, SOFTPOOL_VIDEO_CPU_KERNEL) through
+// _C._set_cpu_kernel; torch.ops.softpool.* and their fake kernels are the same either way.
+enum CpuKernel : int { kNative = 0, kCudaEmulated = 1 };
+
+namespace {
+
+std::atomic<int> cpu_kernel{kNative};
+std::atomic<int64_t> emulated_sm_count{1};
+
+std::tuple<at::Tensor, at::Tensor> forward_cpu_selected(const at::Tensor& x, at::IntArrayRef kernel_size,
+                                                        at::IntArrayRef stride, at::IntArrayRef padding,
+                                                        at::IntArrayRef dilation, bool ceil_mode) {
+  if (cpu_kernel.load() == kCudaEmulated)
+    return forward_emulated(x, kernel_size, stride, padding, dilation, ceil_mode, emulated_sm_count.load());
+  return forward_cpu(x, kernel_size, stride, padding, dilation, ceil_mode);
+}
+
+at::Tensor backward_cpu_selected(const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& out,
+                                 const at::Tensor& lse, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                 at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
+  if (cpu_kernel.load() == kCudaEmulated)
+    return backward_emulated(grad_out, x, out, lse, kernel_size, stride, padding, dilation, ceil_mode,
+                             emulated_sm_count.load());
+  return backward_cpu(grad_out, x, out, lse, kernel_size, stride, padding, dilation, ceil_mode);
+}
+
+}  // namespace
+
 TORCH_LIBRARY_IMPL(softpool, CPU, m) {
-  m.impl("forward", &forward_cpu);
-  m.impl("backward", &backward_cpu);
+  m.impl("forward", &forward_cpu_selected);
+  m.impl("backward", &backward_cpu_selected);
 }
 
 }  // namespace softpool
 
+// _C._set_cpu_kernel(kernel: int, emulated_sm_count: int): 0 native, 1 cuda-emulated
+// (on a device of that many multiprocessors, which sizes the emulated grid).
+static PyObject* set_cpu_kernel(PyObject*, PyObject* args) {
+  int kernel = 0;
+  long long sms = 1;
+  if (!PyArg_ParseTuple(args, "iL", &kernel, &sms)) return nullptr;
+  if (kernel != softpool::kNative && kernel != softpool::kCudaEmulated) {
+    PyErr_Format(PyExc_ValueError, "softpool: CPU kernel must be 0 (native) or 1 (cuda-emulated), got %d", kernel);
+    return nullptr;
+  }
+  if (sms < 1) {
+    PyErr_Format(PyExc_ValueError, "softpool: emulated_sm_count must be >= 1, got %lld", sms);
+    return nullptr;
+  }
+  softpool::emulated_sm_count.store(static_cast<int64_t>(sms));
+  softpool::cpu_kernel.store(kernel);
+  Py_RETURN_NONE;
+}
+
+// _C._cpu_kernel() -> (kernel, emulated_sm_count)
+static PyObject* get_cpu_kernel(PyObject*, PyObject*) {
+  return Py_BuildValue("(iL)", softpool::cpu_kernel.load(), static_cast<long long>(softpool::emulated_sm_count.load()));
+}
+
+static PyMethodDef softpool_methods[] = {
+    {"_set_cpu_kernel", set_cpu_kernel, METH_VARARGS, "Select the CPU kernels: 0 native, 1 cuda-emulated."},
+    {"_cpu_kernel", get_cpu_kernel, METH_NOARGS, "(CPU kernel, emulated SM count)."},
+    {nullptr, nullptr, 0, nullptr}};
+
 // Importing softpool_video._C loads the library above, which registers the ops.
 static PyModuleDef softpool_module = {PyModuleDef_HEAD_INIT, "_C", "SoftPool kernels (torch.ops.softpool)",
-                                      -1, nullptr};
+                                      -1, softpool_methods};
 
 PyMODINIT_FUNC PyInit__C(void) { return PyModule_Create(&softpool_module); }

@@ -351,26 +351,30 @@ def _available_memory_bytes() -> int:
     return int(info["MemAvailable"].split()[0]) * 1024
 
 
-def test_64bit_indexing():
+def _check_64bit_indexing(device):
     # One (n, c) plane of 2**31 + 4M fp16 elements: offsets past the last
     # windows overflow int32, so they are right only with 64-bit indexing.
-    if _available_memory_bytes() < 14 * 2**30:
-        pytest.skip("needs about 14 GiB of free memory")
-    x = torch.zeros(1, 1, 2, 32768, 32832, dtype=torch.float16)
+    x = torch.zeros(1, 1, 2, 32768, 32832, dtype=torch.float16, device=device)
     assert x.numel() > 2**31
     tail = torch.randn(1, 1, 2, 4, 8, dtype=torch.float16) * 3
-    x[..., -4:, -8:] = tail
+    x[..., -4:, -8:] = tail.to(device)
     x.requires_grad_()
     y = soft_pool3d(x, 2)
-    expected = soft_pool3d(tail.float(), 2)
-    torch.testing.assert_close(y[..., -2:, -4:].float(), expected, rtol=2e-3, atol=2e-3)
+    expected = soft_pool_reference(tail.double(), pool_args(3, 2))[0]
+    torch.testing.assert_close(y[..., -2:, -4:].cpu().double(), expected, rtol=2e-3, atol=2e-3)
     grad_out = torch.zeros_like(y)
     grad_out[..., -2:, -4:] = 1
     (grad,) = torch.autograd.grad(y, x, grad_out)
-    t = tail.float().requires_grad_()
-    soft_pool3d(t, 2).sum().backward()
-    torch.testing.assert_close(grad[..., -4:, -8:].float(), t.grad, rtol=1e-2, atol=1e-2)
+    t = tail.double().requires_grad_()
+    soft_pool_reference(t, pool_args(3, 2))[0].sum().backward()
+    torch.testing.assert_close(grad[..., -4:, -8:].cpu().double(), t.grad, rtol=1e-2, atol=1e-2)
     assert grad[..., -8:-4, -8:].abs().max().item() == 0  # windows with zero grad_out
+
+
+def test_64bit_indexing():
+    if _available_memory_bytes() < 14 * 2**30:
+        pytest.skip("needs about 14 GiB of free memory")
+    _check_64bit_indexing("cpu")
 
 
 def test_module_repr_and_arguments():
@@ -496,6 +500,106 @@ def test_cuda_backward_deterministic():
         soft_pool3d(x, 3, 2, 1).pow(2).sum().backward()
         grads.append(x.grad.clone())
     assert torch.equal(grads[0], grads[1])
+
+
+CUDA_TOL = {torch.float32: 2e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
+
+
+def _check_cuda_against_float64_reference(x, pool, args, tol):
+    """Forward and backward of `pool` on CUDA tensor `x` against the reference run in
+    float64 on the same (rounded) values; gradients compared at the gradient's scale."""
+    xg = x.detach().requires_grad_()  # a view of x: keeps its strides
+    xr = x.detach().double().requires_grad_()
+    y = pool(xg)
+    ref = soft_pool_reference(xr, args)[0]
+    assert y.dtype == x.dtype and y.device == x.device
+    torch.testing.assert_close(y.double(), ref, rtol=tol, atol=tol)
+    g = torch.randn_like(ref).to(x.dtype)
+    y.backward(g)
+    ref.backward(g.double())
+    assert xg.grad.dtype == x.dtype
+    scale = max(1.0, xr.grad.abs().max().item())
+    assert ((xg.grad.double() - xr.grad).abs().max() / scale).item() < 4 * tol
+    return y
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_cuda_matches_float64_reference(geometry, dtype):
+    dims, k, s, p, d, ceil, size = geometry
+    x = (torch.randn(2, 3, *size, device="cuda") * 3).to(dtype)
+    _check_cuda_against_float64_reference(x, lambda t: FUNCS[dims](t, k, s, p, d, ceil),
+                                          pool_args(dims, k, s, p, d, ceil), CUDA_TOL[dtype])
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_cuda_gradcheck_float64(geometry):
+    dims, k, s, p, d, ceil, size = geometry
+    x = torch.randn(1, 2, *size, dtype=torch.float64, device="cuda", requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: FUNCS[dims](t, k, s, p, d, ceil), (x,))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last_3d", "channels_last_2d", "sliced"])
+@pytest.mark.parametrize("geometry", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
+def test_cuda_layouts_and_grid_stride_loop(layout, geometry):
+    # More inputs (and with stride 1 outputs) than one launch has threads (32 blocks of
+    # 256 per SM): the grid-stride loop takes several turns.
+    k, s, p = geometry
+    threads = torch.cuda.get_device_properties(0).multi_processor_count * 32 * 256
+    if layout == "channels_last_2d":
+        x = (torch.randn(4, 16, 8 * 64, 64, device="cuda") * 3).contiguous(memory_format=torch.channels_last)
+        pool, args = (lambda t: soft_pool2d(t, k, s, p)), pool_args(2, k, s, p)
+    else:
+        x = torch.randn(4, 16, 16 if layout != "sliced" else 32, 64, 64 if layout != "sliced" else 128,
+                        device="cuda") * 3
+        if layout == "channels_last_3d":
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        elif layout == "sliced":
+            x = x[:, :, ::2, :, ::2]
+            assert not x.is_contiguous()
+        pool, args = (lambda t: soft_pool3d(t, k, s, p)), pool_args(3, k, s, p)
+    assert x.numel() > 2 * threads
+    y = _check_cuda_against_float64_reference(x, pool, args, CUDA_TOL[torch.float32])
+    if layout.startswith("channels_last"):
+        fmt = torch.channels_last if layout == "channels_last_2d" else torch.channels_last_3d
+        assert y.is_contiguous(memory_format=fmt)
+
+
+@pytest.mark.cuda
+def test_cuda_64bit_indexing():
+    free, _ = torch.cuda.mem_get_info()
+    if free < 16 * 2**30:
+        pytest.skip("needs about 16 GiB of free GPU memory")
+    _check_64bit_indexing("cuda")
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tree(path):
+    """{file: (size, mtime)} under path (empty when it does not exist)."""
+    files = {}
+    for folder, _, names in os.walk(path):
+        for name in names:
+            st = os.stat(os.path.join(folder, name))
+            files[os.path.join(folder, name)] = (st.st_size, st.st_mtime_ns)
+    return files
+
+
+def test_gpu_check_without_a_gpu_says_so_and_writes_nothing(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: `make gpu-check` runs the checks")
+    results = os.path.join(ROOT, "benchmarks", "results", "gpu")
+    before = _tree(results)
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "gpu_check.py")], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\n") == 1 and result.stderr == ""
+    assert result.stdout.startswith("gpu-check: no CUDA GPU on this machine")
+    assert _tree(results) == before and os.listdir(tmp_path) == []
 
 
 def test_two_threads_match_one():

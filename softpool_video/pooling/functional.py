@@ -1,7 +1,8 @@
 """soft_pool1d/2d/3d: SoftPool with nn.MaxPool-style arguments.
 
 Runs the compiled op when it is available, and the pure-PyTorch reference when
-it is not or while exporting to ONNX (which has no SoftPool operator).
+it is not, while exporting to ONNX (which has no SoftPool operator), or for
+non-CUDA tensors when SOFTPOOL_VIDEO_CPU_KERNEL=reference (softpool_video._extension).
 """
 from __future__ import annotations
 
@@ -12,14 +13,17 @@ from .arguments import IntOrTuple, PoolArgs, check_input, pool_args
 from .reference import soft_pool_reference
 
 
-def _use_reference() -> bool:
-    return not _extension.extension_loaded() or torch.onnx.is_in_onnx_export()
+def _use_reference(x: torch.Tensor | None = None) -> bool:
+    """Whether soft_pool runs the pure-PyTorch reference (for `x`; None: a CPU tensor)."""
+    if not _extension.extension_loaded() or torch.onnx.is_in_onnx_export():
+        return True
+    return _extension.use_reference_on_cpu() and (x is None or x.device.type != "cuda")
 
 
 def soft_pool(x: torch.Tensor, args: PoolArgs, return_lse: bool = False):
     """SoftPool over the last `args.dims` dims of a batched or unbatched input."""
     x4, unbatched = check_input(x, args)
-    if _use_reference():
+    if _use_reference(x4):
         out, lse = soft_pool_reference(x4, args)
     else:
         from .ops import compiled_forward

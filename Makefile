@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup demo test bench soak build clean gpu-check
+.PHONY: setup demo test test-matrix bench soak build clean gpu-check
 
 $(VENV)/.installed: setup.cfg setup.py pyproject.toml $(wildcard cuda_ext/*)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,10 @@ demo: $(VENV)/.installed
 	$(PY) -m softpool_video.cli demo
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not matrix"
+
+test-matrix: $(VENV)/.installed
+	$(PY) -m pytest -q -m matrix
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run

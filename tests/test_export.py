@@ -49,7 +49,11 @@ def test_onnx_export_uses_standard_ops_and_matches_pytorch_on_a_real_clip(run, m
     path = tmp_path / "r2plus1d_tiny_softpool.onnx"
     assert path in result["files"] and path.is_file()
     assert result["input"].endswith(".avi")  # the exporter checked itself on a real clip too
-    assert result["verification"]["passed"] and result["verification"]["max_abs_diff"] < 1e-4
+    listed = (run.data_root / "ucfTrainTestlist" / "testlist01.txt").read_text().split()
+    assert Path(result["input"]) == run.data_root / "UCF-101" / listed[0]  # the test list's first video
+    check = result["verification"]
+    assert check["passed"] and check["max_abs_diff"] < 1e-4 and check["max_rel_diff"] < 1e-3
+    assert check["top_k"] == 2 and check["top_k_match"] and (check["rtol"], check["atol"]) == (1e-4, 1e-4)
     graph = onnx.load(str(path)).graph
     assert {n.domain for n in graph.node} <= {"", "ai.onnx"}
     assert {"Exp", "ReduceSum", "Pad"} <= {n.op_type for n in graph.node}  # SoftPool, decomposed
@@ -197,15 +201,21 @@ def test_cli_json_reports_files_and_difference(run, tmp_path, capsys):
     assert export_main([str(run.checkpoint), "-f", "safetensors", "--out", str(tmp_path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     (entry,) = report["exports"]
-    assert entry["format"] == "safetensors" and entry["max_abs_diff"] == 0.0
+    assert entry["format"] == "safetensors" and entry["max_abs_diff"] == 0.0 == entry["max_rel_diff"]
+    assert entry["top_k_match"] and entry["rtol"] > 0 and entry["atol"] > 0
     assert all(Path(f).is_file() for f in entry["files"])
 
 
-def test_random_fallback_clip_is_said_so(run, model, tmp_path):
-    moved = replace(model, data={**model.data, "root": str(tmp_path / "gone")})
+def test_random_fallback_clip_only_without_a_dataset_root(run, model, tmp_path):
+    from softpool_video.export import ParityClipError
     from softpool_video.export.api import example_clip
-    clip, source = example_clip(moved)
+    unrecorded = replace(model, data={k: v for k, v in model.data.items() if k != "root"})
+    clip, source = example_clip(unrecorded)
     assert clip.shape == (1, 3, 8, 48, 48) and "random" in source
+    # a recorded root that is gone: no silent random check, a clear error naming --video
+    moved = replace(model, data={**model.data, "root": str(tmp_path / "gone")})
+    with pytest.raises(ParityClipError, match="--video"):
+        example_clip(moved)
 
 
 def test_torchscript_refusal_says_why_and_what_to_use_instead(tmp_path):

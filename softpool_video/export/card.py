@@ -8,9 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .checkpoint import CheckpointError, LoadedModel, build_network, load_network_state
 
@@ -42,7 +43,7 @@ class Protocol:
     aggregation: str = "mean_softmax"
 
     @classmethod
-    def from_data(cls, data: Mapping[str, Any], aggregation: str = "mean_softmax") -> "Protocol":
+    def from_data(cls, data: Mapping[str, Any], aggregation: str = "mean_softmax") -> Protocol:
         """From a datamodule's hyper-parameters: the test views (test_clips x test_crops)."""
         d = cls()
         resize = data.get("test_resize_short") or data.get("resize_short", d.resize_short)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,7 +43,7 @@ class LoadedModel:
     aggregation: str = "mean_softmax"
     metrics: dict[str, float] = field(default_factory=dict)
     source: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)  # epoch, global_step, ...
+    extra: dict[str, Any] = field(default_factory=dict)  # epoch, global_step, datamodule_class, ...
 
 
 def safe_load(path: str | Path) -> dict[str, Any]:
@@ -114,6 +115,17 @@ def load_network_state(net: nn.Module, state: Mapping[str, torch.Tensor], source
     net.load_state_dict(state, strict=True)
 
 
+def datamodule_class(ckpt: Mapping[str, Any], data: Mapping[str, Any]) -> str | None:
+    """The class name of the datamodule a checkpoint was trained with, as a name only (never
+    imported from here): LightningCLI records its class path in the hyper-parameters, and
+    Lightning saves a stateful datamodule's state under its class name."""
+    path = data.get("_class_path")
+    if isinstance(path, str) and path:
+        return path.rsplit(".", 1)[-1]
+    named = [k for k, v in ckpt.items() if isinstance(k, str) and k.endswith("DataModule") and isinstance(v, dict)]
+    return named[0] if len(named) == 1 else None
+
+
 def load_checkpoint(path: str | Path) -> LoadedModel:
     """Rebuilds the network of a VideoClassifier Lightning checkpoint, in eval mode on CPU."""
     source = f"checkpoint={str(path)!r}"
@@ -142,6 +154,7 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
         log.warning("%s records no datamodule hyper-parameters: clip length, crop size and normalisation "
                     "fall back to the defaults (16 frames every 2nd, 112 px, Kinetics mean/std)", source)
     extra = {k: ckpt.get(k) for k in ("epoch", "global_step", "pytorch-lightning_version")}
+    extra["datamodule_class"] = datamodule_class(ckpt, data)
     return LoadedModel(net=net, arch=arch, pooling=pooling, num_classes=num_classes,
                        class_names=list(class_names), model_kwargs=dict(model_kwargs), data=data,
                        aggregation=str(hparams.get("aggregation", "mean_softmax")), source=str(path),

@@ -2,7 +2,8 @@
 
 By default the compiled SoftPool op stays in the graph (the file reloads with
 torch.export.load once `softpool_video` is imported, which registers the op); with
-`decompose=True` it is replaced by standard aten ops and the file needs only torch.
+`decompose=True` SoftPool is captured in the standard-op form ONNX files hold too
+(pooling/onnx_form.py) and the file needs only torch.
 """
 from __future__ import annotations
 
@@ -13,16 +14,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from .decompose import capture, decompose_softpool, holds_softpool_op
+from .decompose import capture, holds_softpool_op
 from .verify import compare
 
 log = logging.getLogger(__name__)
 
 
 def export_pt2(net: nn.Module, example: torch.Tensor, path: Path, decompose: bool = False) -> dict[str, Any]:
-    program = capture(net, example)
-    if decompose:
-        program = decompose_softpool(program)
+    program = capture(net, example, decompose=decompose)
     torch.export.save(program, str(path))
     reloaded = torch.export.load(str(path)).module()
     check = compare(net, reloaded, [example, torch.cat([example, example.flip(-1)])])

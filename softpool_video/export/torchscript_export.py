@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .onnx_export import ExportError
-from .verify import compare
+from .verify import compare, describe
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,6 @@ def export_torchscript(net: nn.Module, example: torch.Tensor, path: Path, model_
     check = compare(net, reloaded, [example, torch.cat([example, example.flip(-1)])])
     if not check["passed"]:
         path.unlink(missing_ok=True)
-        raise ExportError(f"TorchScript trace of {model_name} does not reproduce the model (max abs diff "
-                          f"{check['max_abs_diff']:.3g} > {check['tolerance']:g}, e.g. data-dependent "
-                          "control flow); export with --format pt2 or onnx instead")
+        raise ExportError(f"TorchScript trace of {model_name} does not reproduce the model ({describe(check)}; "
+                          "e.g. data-dependent control flow); export with --format pt2 or onnx instead")
     return {"files": [path], "verification": {"runtime": "torch.jit.load", **check}}

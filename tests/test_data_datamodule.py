@@ -34,7 +34,7 @@ def test_classes_known_right_after_construction(ucf_root: Path) -> None:
 
 
 def test_batches_through_worker_processes(ucf_root: Path) -> None:
-    dm = UCF101DataModule(ucf_root, split=1, num_workers=2, test_clips=3, test_crops=2, **SMALL)
+    dm = UCF101DataModule(ucf_root, split=1, num_workers=2, test_clips=3, test_crops=2, val_source="test", **SMALL)
     dm.prepare_data()
     dm.setup("fit")
     loader = dm.train_dataloader()
@@ -191,7 +191,10 @@ def test_kinetics_datamodule(tmp_path_factory: pytest.TempPathFactory) -> None:
     dm = KineticsDataModule(root, num_workers=0, test_clips=1, test_crops=3, **SMALL)
     assert dm.num_classes == 3
     dm.setup("fit")
-    assert dm.datasets["train"].num_videos == 3 * 3 - 1  # one download missing
+    # one download missing; the default holdout keeps one video per class for validation
+    assert dm.datasets["train"].num_videos + dm.datasets["val"].num_videos == 3 * 3 - 1
+    assert dm.datasets["val"].num_videos == 3 and sorted(r.label for r in dm.datasets["val"].records) == [0, 1, 2]
+    assert not {r.rel for r in dm.datasets["val"].records} & {r.rel for r in dm.datasets["train"].records}
     assert dm.missing_videos["train"] and not dm.bad_videos
     batch = next(iter(dm.train_dataloader()))
     assert batch["video"].shape == (4, 3, 4, 32, 32)

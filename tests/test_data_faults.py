@@ -42,7 +42,7 @@ def _views(batches: list[dict]) -> Counter:
 @pytest.mark.parametrize("persistent", [False, True])
 def test_killed_worker_is_replaced_and_the_epoch_completes(ucf_root: Path, persistent: bool,
                                                            caplog: pytest.LogCaptureFixture) -> None:
-    dm = UCF101DataModule(ucf_root, num_workers=2, persistent_workers=persistent, **SMALL)
+    dm = UCF101DataModule(ucf_root, num_workers=2, persistent_workers=persistent, val_source="test", **SMALL)
     dm.setup("validate")
     videos = dm.datasets["val"].num_videos
     loader = dm.val_dataloader()
@@ -115,7 +115,7 @@ def _segfault_on(rel: str):  # noqa: ANN202
 
 def test_item_that_keeps_killing_workers_is_dropped_and_reported(
         ucf_root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    dm = UCF101DataModule(ucf_root, num_workers=2, persistent_workers=False, **SMALL)
+    dm = UCF101DataModule(ucf_root, num_workers=2, persistent_workers=False, val_source="test", **SMALL)
     dm.setup("validate")
     val = dm.datasets["val"]
     victim = 9

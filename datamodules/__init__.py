@@ -6,9 +6,9 @@ transforms, Lightning DataModules and the built-in demo data.
     dm = UCF101DataModule(root, split=1, num_workers=2)
 """
 from .dataset import VideoClipDataset
-from .decoders import (BACKENDS, DecodeError, DecordReader, PyAVReader, VideoReader, open_video,
-                       read_frames)
-from .demo_data import DEMO_CLASSES, make_demo_dataset
+from .decoders import BACKENDS, DecodeError, DecordReader, PyAVReader, VideoReader, open_video, read_frames
+from .demo_data import DEMO_CLASSES, DEMO_VARIANTS, make_demo_dataset
+from .demo_hard import HARD_CLASSES
 from .hmdb51 import HMDB51Annotations, read_hmdb51_splits
 from .index_cache import ReadFailureLog, VideoIndex, VideoMeta, find_videos, probe_video
 from .kinetics import KineticsAnnotations, kinetics_file_stem, read_kinetics_csv, read_path_label_list
@@ -32,13 +32,12 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "BACKENDS", "ClipSampler", "DEMO_CLASSES", "DecodeError", "DecordReader", "EvalTransform",
-    "HMDB51Annotations", "HMDB51DataModule", "KINETICS_MEAN", "KINETICS_STD",
-    "KineticsAnnotations", "KineticsDataModule", "MultiScaleCrop", "PyAVReader",
-    "ReadFailureLog", "Subset", "TrainTransform", "UCF101Annotations", "UCF101DataModule",
-    "VideoClipDataset", "VideoDataModule", "VideoIndex", "VideoMeta", "VideoReader",
-    "VideoRecord", "VideoShardSampler", "clip_at", "clip_span", "find_videos",
-    "kinetics_file_stem", "make_demo_dataset", "open_video", "probe_video", "read_class_index",
-    "read_frames", "read_hmdb51_splits", "read_kinetics_csv", "read_path_label_list",
-    "read_split_list", "split_holdout", "uniform_starts",
+    "BACKENDS", "DEMO_CLASSES", "DEMO_VARIANTS", "HARD_CLASSES", "KINETICS_MEAN", "KINETICS_STD", "ClipSampler",
+    "DecodeError", "DecordReader", "EvalTransform", "HMDB51Annotations", "HMDB51DataModule",
+    "KineticsAnnotations", "KineticsDataModule", "MultiScaleCrop", "PyAVReader", "ReadFailureLog", "Subset",
+    "TrainTransform", "UCF101Annotations", "UCF101DataModule", "VideoClipDataset", "VideoDataModule",
+    "VideoIndex", "VideoMeta", "VideoReader", "VideoRecord", "VideoShardSampler", "clip_at", "clip_span",
+    "find_videos", "kinetics_file_stem", "make_demo_dataset", "open_video", "probe_video", "read_class_index",
+    "read_frames", "read_hmdb51_splits", "read_kinetics_csv", "read_path_label_list", "read_split_list",
+    "split_holdout", "uniform_starts",
 ]

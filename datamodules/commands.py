@@ -26,19 +26,29 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def make_demo_data_main(argv: list[str]) -> int:
-    """Write the demo dataset (UCF-101 layout) to OUT."""
-    from .demo_data import DEMO_CLASSES, make_demo_dataset
+    """Write a demo dataset (UCF-101 layout) to OUT."""
+    from .demo_data import DEMO_CLASSES, DEMO_VARIANTS, demo_spec, write_dataset
+    from .demo_hard import HARD_CLASSES
 
+    default, hard = demo_spec("default"), demo_spec("hard")
     parser = argparse.ArgumentParser(
         prog="softpool-video make-demo-data",
-        description="Write the built-in demo action dataset in the exact UCF-101 layout "
-                    f"(classes: {', '.join(DEMO_CLASSES)}).")
+        description="Write a built-in synthetic action dataset in the exact UCF-101 layout. "
+                    f"Variants: default ({', '.join(DEMO_CLASSES)}; every pooling method saturates) "
+                    f"and hard ({', '.join(HARD_CLASSES)}: small, fast and low-contrast details that "
+                    "downsampling can destroy, so pooling methods differ).")
     parser.add_argument("out", type=Path, help="output folder (created; must be empty or a demo)")
+    parser.add_argument("--variant", choices=DEMO_VARIANTS, default="default",
+                        help="which demo (default: default; hard: for configs/demo_hard.yaml)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--groups", type=int, default=25, help="groups per class, >= 22 (default 25)")
-    parser.add_argument("--clips-per-group", type=int, default=2, help="clips per group (default 2)")
-    parser.add_argument("--width", type=int, default=128, help="frame width (default 128)")
-    parser.add_argument("--height", type=int, default=96, help="frame height (default 96)")
+    parser.add_argument("--groups", type=int, default=None,
+                        help=f"groups per class, >= 22 (default {default.groups}; hard {hard.groups})")
+    parser.add_argument("--clips-per-group", type=int, default=None,
+                        help=f"clips per group (default {default.clips_per_group}; hard {hard.clips_per_group})")
+    parser.add_argument("--width", type=int, default=None,
+                        help=f"frame width (default {default.width}; hard {hard.width})")
+    parser.add_argument("--height", type=int, default=None,
+                        help=f"frame height (default {default.height}; hard {hard.height})")
     parser.add_argument("--workers", type=int, default=2, help="writer threads (default 2)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in OUT")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
@@ -47,17 +57,18 @@ def make_demo_data_main(argv: list[str]) -> int:
     console = _console()
     start = time.perf_counter()
     try:
-        root = make_demo_dataset(args.out, seed=args.seed, groups=args.groups,
-                                 clips_per_group=args.clips_per_group, width=args.width,
-                                 height=args.height, overwrite=args.overwrite, workers=args.workers)
+        spec = demo_spec(args.variant, seed=args.seed, groups=args.groups, clips_per_group=args.clips_per_group,
+                         width=args.width, height=args.height)
+        root = write_dataset(args.out, spec, overwrite=args.overwrite, workers=args.workers)
     except (FileExistsError, ValueError) as err:
         console.print(f"[red]make-demo-data:[/red] {err}")
         return 2
     videos = sorted((root / "UCF-101").rglob("*.avi"))
     size = sum(p.stat().st_size for p in videos)
-    console.print(f"demo dataset: {root} ({len(videos)} videos, {size / 2**20:.1f} MiB, "
+    console.print(f"demo dataset ({args.variant}): {root} ({len(videos)} videos, {size / 2**20:.1f} MiB, "
                   f"{time.perf_counter() - start:.1f}s)")
-    console.print(f"train with: UCF101DataModule(root={str(root)!r}, split=1)")
+    config = " (configs/demo_hard.yaml)" if args.variant == "hard" else ""
+    console.print(f"train with: UCF101DataModule(root={str(root)!r}, split=1){config}")
     return 0
 
 

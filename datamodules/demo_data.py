@@ -19,9 +19,14 @@ no test group is seen in training.
 
 Everything is drawn from `numpy.random.default_rng` seeded per video from `seed`, and the
 encoder runs single-threaded, so the same seed writes the same bytes.
+
+This is the "default" variant. Other variants (`hard`: demo_hard.py) are a spec class with
+their own classes, look and renderer; the writer, the split lists, the completeness check
+and the reuse of an existing copy here are shared by all of them.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import math
@@ -30,6 +35,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +48,10 @@ DEMO_CLASSES: tuple[str, ...] = ("MoveUp", "MoveDown", "Grow", "Shrink", "Spin",
 TEST_GROUPS: dict[int, range] = {1: range(1, 8), 2: range(8, 15), 3: range(15, 22)}
 INFO_FILE = "demo_info.json"
 DEMO_FORMAT_VERSION = 1
+# variant name -> (module, spec class); the modules are imported on first use.
+_VARIANT_SPECS: dict[str, tuple[str, str]] = {"default": (__name__, "DemoSpec"),
+                                              "hard": (f"{__package__}.demo_hard", "HardDemoSpec")}
+DEMO_VARIANTS: tuple[str, ...] = tuple(_VARIANT_SPECS)
 
 # Shapes as unions of convex polygons in unit coordinates (radius about 1); none has the
 # mirror/rotation symmetry that would hide its motion at the sampled frame steps.
@@ -58,7 +68,10 @@ _SHAPES: dict[str, list[np.ndarray]] = {
 
 @dataclass(frozen=True)
 class DemoSpec:
-    """What the demo contains; stored in demo_info.json to recognise an existing copy."""
+    """What the demo contains; stored in demo_info.json to recognise an existing copy.
+
+    A variant subclasses this and overrides `look` and `render` (and the defaults).
+    """
 
     seed: int = 0
     classes: tuple[str, ...] = DEMO_CLASSES
@@ -71,6 +84,14 @@ class DemoSpec:
     max_frames: int = 40
     bit_rate: int = 48_000
     version: int = DEMO_FORMAT_VERSION
+
+    def look(self, rng: np.random.Generator) -> Any:
+        """What the clips of one group share (drawn from the group's generator)."""
+        return _group_look(rng, self)
+
+    def render(self, class_name: str, rng: np.random.Generator, look: Any) -> np.ndarray:
+        """(T, H, W, 3) uint8 frames of one clip of `class_name`."""
+        return _render_video(class_name, rng, look, self)
 
 
 def _fill(mask: np.ndarray, polygon: np.ndarray) -> None:
@@ -203,26 +224,46 @@ def _write_lists(list_dir: Path, spec: DemoSpec) -> None:
         (list_dir / f"testlist0{split}.txt").write_bytes("".join(x + crlf for x in test).encode())
 
 
-def make_demo_dataset(root: str | Path, seed: int = 0, *, groups: int = 25, clips_per_group: int = 2,
-                      width: int = 128, height: int = 96, overwrite: bool = False,
-                      workers: int = 2) -> Path:
-    """Write the demo dataset under `root` (UCF-101 layout) and return `root`.
+def demo_spec(variant: str = "default", **fields: Any) -> DemoSpec:
+    """The spec of a demo `variant` (one of DEMO_VARIANTS); fields given as None keep the
+    variant's defaults."""
+    if variant not in _VARIANT_SPECS:
+        raise ValueError(f"variant={variant!r} is not a demo variant; choose one of {', '.join(DEMO_VARIANTS)}")
+    module, name = _VARIANT_SPECS[variant]
+    spec_cls = getattr(importlib.import_module(module), name)
+    return spec_cls(**{k: v for k, v in fields.items() if v is not None})
+
+
+def check_spec(spec: DemoSpec) -> None:
+    if not isinstance(spec.seed, int) or spec.seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {spec.seed!r}")
+    if spec.groups < 22:
+        raise ValueError(f"groups={spec.groups} must be >= 22: UCF-101 split 3 tests on groups 15-21 and "
+                         "each split needs training groups")
+    if spec.clips_per_group < 1:
+        raise ValueError(f"clips_per_group must be >= 1, got {spec.clips_per_group}")
+    if spec.width < 32 or spec.height < 32 or spec.width % 2 or spec.height % 2:
+        raise ValueError(f"width and height must be even and >= 32, got {spec.width}x{spec.height}")
+
+
+def make_demo_dataset(root: str | Path, seed: int = 0, *, variant: str = "default", groups: int | None = None,
+                      clips_per_group: int | None = None, width: int | None = None, height: int | None = None,
+                      overwrite: bool = False, workers: int = 2) -> Path:
+    """Write the demo dataset `variant` (DEMO_VARIANTS) under `root` (UCF-101 layout) and
+    return `root`. Sizes left as None take the variant's defaults.
 
     An existing demo with the same parameters is kept as it is (so this is cheap to call
     before every run); a different one is replaced only with `overwrite=True`.
     `groups` must be at least 22 so every official test group exists.
     """
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if groups < 22:
-        raise ValueError(f"groups={groups} must be >= 22: UCF-101 split 3 tests on groups 15-21 and "
-                         "each split needs training groups")
-    if clips_per_group < 1:
-        raise ValueError(f"clips_per_group must be >= 1, got {clips_per_group}")
-    if width < 32 or height < 32 or width % 2 or height % 2:
-        raise ValueError(f"width and height must be even and >= 32, got {width}x{height}")
-    spec = DemoSpec(seed=seed, groups=groups, clips_per_group=clips_per_group, width=width,
-                    height=height)
+    spec = demo_spec(variant, seed=seed, groups=groups, clips_per_group=clips_per_group, width=width,
+                     height=height)
+    return write_dataset(root, spec, overwrite=overwrite, workers=workers)
+
+
+def write_dataset(root: str | Path, spec: DemoSpec, *, overwrite: bool = False, workers: int = 2) -> Path:
+    """Write the demo described by `spec` under `root` (see make_demo_dataset)."""
+    check_spec(spec)
     root = Path(root)
     info_path = root / INFO_FILE
     expected = json.loads(json.dumps(asdict(spec)))
@@ -232,15 +273,14 @@ def make_demo_dataset(root: str | Path, seed: int = 0, *, groups: int = 25, clip
         except ValueError:
             existing = None
         if existing == expected and _complete(root, spec):
-            log.info("demo dataset already present at %s (seed %d)", root, seed)
+            log.info("demo dataset already present at %s (seed %d)", root, spec.seed)
             return root
         if not overwrite:
             raise FileExistsError(f"{root} holds a demo dataset with other parameters "
                                   f"({existing}); pass overwrite=True to replace it")
-    elif root.exists() and any(p.name != CACHE_DIRNAME for p in root.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"root={str(root)!r} exists and is not a demo dataset; choose an "
-                                  "empty folder or pass overwrite=True")
+    elif root.exists() and any(p.name != CACHE_DIRNAME for p in root.iterdir()) and not overwrite:
+        raise FileExistsError(f"root={str(root)!r} exists and is not a demo dataset; choose an "
+                              "empty folder or pass overwrite=True")
     for sub in ("UCF-101", "ucfTrainTestlist", CACHE_DIRNAME):
         shutil.rmtree(root / sub, ignore_errors=True)
     info_path.unlink(missing_ok=True)
@@ -265,13 +305,13 @@ def write_group(video_root: Path, spec: DemoSpec, class_index: int, group: int) 
     class_name = spec.classes[class_index]
     # The look depends on the group only: like a UCF-101 group (one actor, one place)
     # filmed doing every action, so backgrounds and colours say nothing about the class.
-    look = _group_look(np.random.default_rng(np.random.SeedSequence([spec.seed, group])), spec)
+    look = spec.look(np.random.default_rng(np.random.SeedSequence([spec.seed, group])))
     clip_ss = np.random.SeedSequence([spec.seed, group, class_index]).spawn(spec.clips_per_group)
     folder = video_root / class_name
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for k, ss in enumerate(clip_ss, 1):
-        frames = _render_video(class_name, np.random.default_rng(ss), look, spec)
+        frames = spec.render(class_name, np.random.default_rng(ss), look)
         path = folder / _video_name(class_name, group, k)
         write_avi(path, frames, spec.fps, spec.bit_rate)
         paths.append(path)

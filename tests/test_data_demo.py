@@ -7,13 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from softpool_video.datamodules import (DEMO_CLASSES, DecordReader, UCF101Annotations, VideoIndex,
-                                        make_demo_dataset)
+from softpool_video.datamodules import DEMO_CLASSES, DecordReader, UCF101Annotations, VideoIndex, make_demo_dataset
 from softpool_video.datamodules.commands import make_demo_data_main
 from softpool_video.datamodules.demo_data import DemoSpec, write_group
 
-SMALL = dict(groups=22, clips_per_group=1)  # the smallest demo with every official split
+SMALL = {"groups": 22, "clips_per_group": 1}  # the smallest demo with every official split
 
 
 @pytest.fixture(scope="module")

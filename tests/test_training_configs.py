@@ -91,7 +91,7 @@ def test_every_config_parses(fit_parser, name):
     assert cfg.data.class_path.startswith("softpool_video.datamodules.")
     assert cfg.data.init_args.root
     assert isinstance(cfg.seed_everything, int)
-    if name != "demo":
+    if not name.startswith("demo"):  # the CPU demos are small on purpose
         assert cfg.trainer.max_epochs > 1 and cfg.data.init_args.test_clips * cfg.data.init_args.test_crops == 30
 
 

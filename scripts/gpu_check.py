@@ -35,7 +35,6 @@ import os
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -299,24 +298,11 @@ def min_bytes(method: str, phase: str, n_in: int, n_out: int, elem: int = 4) -> 
 
 
 def _median_ms(fn, device: str, repeats: int, warmup: int) -> float:
-    import torch
+    # the benchmarks' timer (CUDA events on the GPU), run from the checkout
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.timing import median_ms
 
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return median_ms(fn, repeats=repeats, warmup=warmup, device=device)["median_ms"]
 
 
 def bench(device: str = "cuda", shape: tuple[int, ...] = BENCH_SHAPE, repeats: int = 20, warmup: int = 5

@@ -138,3 +138,15 @@ def test_classes_are_defined_by_their_details() -> None:
         assert np.polyfit(np.arange(len(y := actor_y("DotFall", seed))), y, 1)[0] > 0.3
         assert period(actor_x("SwingSlow", seed)) > 1.5 * spec.fast_period[1]
         assert period(actor_x("SwingFast", seed)) < 1.5 * spec.fast_period[1]
+
+
+def test_details_come_fine_or_coarse() -> None:
+    """The dots of a fine clip are a few pixels across, those of a coarse clip many times that."""
+    def dot_pixels(coarse_fraction: float) -> int:
+        frames = _render("DotRise", 1, coarse_fraction=coarse_fraction, grain_contrast=(0.0, 0.0), clutter=0.0,
+                         dot_contrast=(100.0, 100.0))
+        lit = frames[0] - np.median(frames[0])
+        return int((lit > 50).sum())
+
+    fine, coarse = dot_pixels(0.0), dot_pixels(1.0)
+    assert 1 <= fine <= 4 * 12 and coarse > 6 * fine

@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                        "write the demo dataset in UCF-101 layout"),
     "check-videos": ("softpool_video.datamodules.commands:check_videos_main",
                      "probe every video under a dataset root and report bad ones"),
+    "prepare": ("softpool_video.datamodules.prepare:main",
+                "write a drop-in copy of a dataset root with videos re-encoded small and fast to decode"),
     "models": ("softpool_video.models.summary:main", "list models with size, GFLOPs and pooling sites"),
     "retention": ("softpool_video.pooling.retention:main", "information retention (SSIM/PSNR) per method"),
     "profile-pooling": ("softpool_video.pooling.profile:main", "latency and memory of each pooling method"),

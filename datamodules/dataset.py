@@ -20,14 +20,17 @@ next index build marks the file bad.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .decoders import DecodeError, check_backend, read_frames
+from .decoders import DecodeError, VideoReader, check_backend, open_video, read_frames
 from .index_cache import ReadFailureLog, VideoMeta
 from .records import VideoRecord
 from .sampling import ClipSampler
@@ -37,6 +40,17 @@ log = logging.getLogger(__name__)
 
 ClipTransform = Callable[[torch.Tensor, int], torch.Tensor]
 DEFAULT_DECODE_TIMEOUT = 60.0  # seconds; a 10-minute 1080p Kinetics clip decodes in far less
+
+
+@dataclass
+class _OpenVideo:
+    """The reader a process keeps open between views of one video, and the last clip."""
+
+    pid: int
+    video_index: int
+    reader: VideoReader
+    indices: np.ndarray | None = None
+    frames: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +107,7 @@ class VideoClipDataset(Dataset):
         # Per process: videos that failed here, with the reason. Not retried: a hung file
         # would cost another timeout on every view and every epoch.
         self._failed: dict[int, str] = {}
+        self._open: _OpenVideo | None = None  # the video the last view read (several views)
 
     @property
     def num_videos(self) -> int:
@@ -120,10 +135,10 @@ class VideoClipDataset(Dataset):
         indices = self.sampler(self.num_frames[video_index], clip_index)
         path = self.root / record.rel
         try:
-            frames, _ = call_with_timeout(read_frames, self.decode_timeout, path, indices,
-                                          self.backends[video_index],
-                                          num_threads=self.decode_threads)
+            frames = call_with_timeout(self._read, self.decode_timeout, video_index, path, indices)
         except TimeoutError:
+            # The abandoned call may still be using the open reader: forget it, unclosed.
+            self._open = None
             raise DecodeError(path, self.backends[video_index],
                               f"decoding timed out after {self.decode_timeout:g}s "
                               "(abandoned; raise decode_timeout if the file is just slow)") from None
@@ -134,6 +149,40 @@ class VideoClipDataset(Dataset):
             "clip_index": clip_index,
             "crop_index": crop_index,
         }
+
+    def _read(self, video_index: int, path: Path, indices: np.ndarray) -> torch.Tensor:
+        """The frames of one view. With several views per video (the test's clips x crops,
+        read in order), the views of one video share one open reader, which decodes on
+        from the last clip instead of seeking back, and the crops of one clip share its
+        frames: each video is decoded about once instead of once per view."""
+        backend = self.backends[video_index]
+        if self.views_per_video == 1:
+            return read_frames(path, indices, backend, num_threads=self.decode_threads)[0]
+        cached = self._open
+        if cached is not None and (cached.pid != os.getpid() or cached.video_index != video_index):
+            if cached.pid == os.getpid():  # a forked copy's reader is its parent's to close
+                cached.reader.close()
+            self._open = cached = None
+        if cached is not None and np.array_equal(cached.indices, indices):
+            return cached.frames  # another crop of the same clip
+        try:
+            if cached is None:
+                cached = _OpenVideo(os.getpid(), video_index,
+                                    open_video(path, backend, num_threads=self.decode_threads))
+                self._open = cached
+            frames = cached.reader.get(indices)
+        except (DecodeError, IndexError):
+            # As for a single view: every backend, each opened afresh.
+            if self._open is not None:
+                self._open.reader.close()
+            self._open = None
+            return read_frames(path, indices, backend, num_threads=self.decode_threads)[0]
+        cached.indices, cached.frames = np.asarray(indices).copy(), frames
+        return frames
+
+    def __getstate__(self) -> dict[str, Any]:
+        # An open reader stays with the process that opened it (workers open their own).
+        return {**self.__dict__, "_open": None}
 
     def __getitem__(self, index: int) -> dict[str, Any] | SkippedItem:
         video_index, clip_index, crop_index = self.view(index)

@@ -6,7 +6,10 @@ decodes only the requested frames and returns them as a uint8 tensor of shape
 
 - decord (package decord2): the default. Fast random access; we never touch its global
   bridge, frames leave decord as numpy (`.asnumpy()`) and become tensors here.
-- PyAV: the fallback, and the backend for files decord cannot open or decode.
+- PyAV: the fallback, and the backend for files decord cannot open or decode. It decodes
+  less for the same frames (it skips non-reference frames it does not return, and one
+  open reader reads clips in order in one pass): see `PyAVReader`, tests/test_data_seek.py
+  and benchmarks/bench_data.py for what that saves.
 
 Both number frames the same way: frame i is the i-th frame in presentation order,
 found by demuxing every packet and sorting their timestamps (what decord does
@@ -17,8 +20,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol, Sequence, runtime_checkable
+from typing import Any, Literal, Protocol, Self, runtime_checkable
 
 import numpy as np
 import torch
@@ -106,10 +110,10 @@ class _ReaderBase:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> "_ReaderBase":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -148,17 +152,40 @@ class DecordReader(_ReaderBase):
         self._vr = None  # decord frees its context when the reader is collected
 
 
+_NO_PTS, _ANY_PTS = -(2 ** 63), 2 ** 63 - 1  # below / above every timestamp
+
+
 class PyAVReader(_ReaderBase):
     """PyAV reader that seeks to the key frame before the first wanted frame and decodes
-    forward, keeping only the wanted frames."""
+    forward, keeping only the wanted frames.
+
+    Decoding less, same frames: with `skip_nonref` (default) the decoder drops the
+    non-reference frames it is not asked for (FFmpeg's skip_frame=NONREF, set per packet),
+    which on H.264 with B-frames is about half the frames passed on the way to a clip. And
+    one open reader asked for clips in order (the test views) decodes on from where the
+    last read stopped instead of seeking back to a key frame it has already passed, and
+    keeps the last read's frames for a clip that overlaps it, so the views of a video cost
+    about one pass over it.
+    """
 
     backend = "pyav"
 
-    def __init__(self, path: str | Path, num_threads: int = 1) -> None:
+    def __init__(self, path: str | Path, num_threads: int = 1, *, skip_nonref: bool = True) -> None:
         import av
 
         self.path = str(path)
         self._av = av
+        self.skip_nonref = bool(skip_nonref)
+        self.frames_decoded = 0  # frames out of the decoder, for measuring what seeks cost
+        # Decoder state since the last seek, for continuing instead of seeking: the live
+        # demuxer (None: seek first), the latest pts fed to the decoder and out of it, the
+        # frames dropped by skipping; and the frames the last read returned, by pts.
+        self._packets: Any = None
+        self._pending: Iterator[Any] = iter(())  # frames of the last packet not looked at
+        self._rgb = av.video.reformatter.VideoReformatter()
+        self._sent_pts = self._out_pts = _NO_PTS
+        self._skipped: set[int] = set()
+        self._recent: dict[int, np.ndarray] = {}
         try:
             self._container = av.open(self.path)
         except Exception as err:
@@ -182,6 +209,7 @@ class PyAVReader(_ReaderBase):
         # Demux (no decoding) to list every frame's timestamp; sorted, they map frame
         # index -> pts in presentation order, exactly as decord numbers frames.
         stamps: list[int] = []
+        keys: list[int] = []
         self.demux_error = ""
         missing_ts = False
         try:
@@ -193,12 +221,15 @@ class PyAVReader(_ReaderBase):
                     missing_ts = True
                     continue
                 stamps.append(int(ts))
+                if packet.is_keyframe:
+                    keys.append(int(ts))
         except self._av.error.FFmpegError as err:
             # A broken tail: keep the frames before it, but let callers (the probe) know.
             self.demux_error = str(err)
         if missing_ts and not stamps:
             raise DecodeError(self.path, self.backend, "packets carry no timestamps")
         self._pts = np.unique(np.asarray(stamps, dtype=np.int64))
+        self._keys = np.unique(np.asarray(keys, dtype=np.int64))
         self._num_frames = int(self._pts.size)
         if self._num_frames == 0:
             raise DecodeError(self.path, self.backend,
@@ -210,43 +241,106 @@ class PyAVReader(_ReaderBase):
             span = float((self._pts[-1] - self._pts[0]) * self._stream.time_base)
             self._fps = (self._num_frames - 1) / span if span > 0 else 0.0
 
+    def _continues(self, todo: list[int]) -> bool:
+        """Whether decoding on from where the last read stopped yields every pts in `todo`
+        without more work than a seek: none of them has come out of the decoder or been
+        skipped yet, and a seek would land on a key frame already passed."""
+        if self._packets is None or any(ts <= self._out_pts or ts in self._skipped for ts in todo):
+            return False
+        before = self._keys[self._keys <= min(todo)]
+        return before.size == 0 or int(before[-1]) <= self._sent_pts
+
     def _decode_from(self, seek_pts: int | None, wanted: dict[int, int],
                      out: dict[int, np.ndarray], stop_pts: int) -> None:
+        """Decode forward from the key frame before `seek_pts` (None: from the start) until
+        every wanted frame is in `out` or `stop_pts` has come out."""
         if seek_pts is None:
             self._container.seek(0)
         else:
             self._container.seek(seek_pts, stream=self._stream, backward=True, any_frame=False)
-        for frame in self._container.decode(self._stream):
-            ts = frame.pts
-            if ts is None:
-                continue
-            i = wanted.get(int(ts))
-            if i is not None and i not in out:
-                out[i] = frame.to_ndarray(format="rgb24")
-                if len(out) == len(wanted):
+        self._packets = self._container.demux(self._stream)
+        self._pending = iter(())
+        self._sent_pts = self._out_pts = _NO_PTS
+        self._skipped = set()
+        self._decode_on(wanted, out, stop_pts)
+
+    def _decode_on(self, wanted: dict[int, int], out: dict[int, np.ndarray], stop_pts: int) -> None:
+        codec = self._stream.codec_context
+        try:
+            # Frames one packet gave that the last read did not look at (the end-of-file
+            # flush gives several).
+            for frame in self._pending:
+                if self._take(frame, wanted, out, stop_pts):
                     return
-            if ts >= stop_pts:
-                return
+            for packet in self._packets:
+                # Packets come in decode order; the pts says which frame each one becomes.
+                if packet.pts is not None:
+                    self._sent_pts = max(self._sent_pts, int(packet.pts))
+                elif packet.size:  # it could be any frame: no continuing past it
+                    self._sent_pts = self._out_pts = _ANY_PTS
+                if self.skip_nonref:
+                    # A frame we do not return is decoded only if others may refer to it:
+                    # NONREF drops a frame only when no frame uses it as a reference, so
+                    # the frames we keep decode bit-identically. No pts: decode it fully.
+                    keep = packet.pts is None or int(packet.pts) in wanted
+                    codec.skip_frame = "DEFAULT" if keep else "NONREF"
+                    if not keep:
+                        self._skipped.add(int(packet.pts))
+                self._pending = iter(packet.decode())
+                for frame in self._pending:
+                    if self._take(frame, wanted, out, stop_pts):
+                        return  # the demuxer stays live for the next read
+            self._packets = None  # end of file
+        except BaseException:
+            self._packets = None  # unknown decoder state: the next read seeks
+            raise
+        finally:
+            codec.skip_frame = "DEFAULT"
+
+    def _take(self, frame: Any, wanted: dict[int, int], out: dict[int, np.ndarray],
+              stop_pts: int) -> bool:
+        """Keep `frame` if wanted; True once decoding can stop."""
+        self.frames_decoded += 1
+        ts = frame.pts
+        if ts is None:
+            return False
+        self._out_pts = max(self._out_pts, int(ts))
+        i = wanted.get(int(ts))
+        if i is not None and i not in out:
+            # One reformatter for all frames: frame.to_ndarray(format=...) would set up a
+            # new colour converter for every frame, which costs more than converting.
+            out[i] = self._rgb.reformat(frame, format="rgb24").to_ndarray()
+            if len(out) == len(wanted):
+                return True
+        return ts >= stop_pts
 
     def _get(self, idx: np.ndarray) -> torch.Tensor:
         uniq = np.unique(idx)
         wanted = {int(self._pts[i]): int(i) for i in uniq}
-        out: dict[int, np.ndarray] = {}
-        stop = int(self._pts[uniq[-1]])
-        self._decode_from(int(self._pts[uniq[0]]), wanted, out, stop)
+        # Frames the last read returned (overlapping clips) need no decoding.
+        out = {i: self._recent[ts] for ts, i in wanted.items() if ts in self._recent}
+        todo = [ts for ts, i in wanted.items() if i not in out]
+        if todo:
+            stop = max(todo)
+            if self._continues(todo):
+                self._decode_on(wanted, out, stop)
+            else:
+                self._decode_from(min(todo), wanted, out, stop)
         if len(out) < len(wanted):
             # Seeking in some containers (AVI without index, odd mp4 edit lists) lands after
             # the target; decode from the start instead of returning wrong frames.
-            self._decode_from(None, wanted, out, stop)
+            self._decode_from(None, wanted, out, max(wanted))
         if len(out) < len(wanted):
-            missing = sorted(set(int(i) for i in uniq) - set(out))
+            missing = sorted({int(i) for i in uniq} - set(out))
             raise DecodeError(self.path, self.backend,
                               f"frames {missing[:8]} could not be decoded")
+        self._recent = {ts: out[i] for ts, i in wanted.items()}
         return torch.from_numpy(np.stack([out[int(i)] for i in idx]))
 
     def close(self) -> None:
         container = getattr(self, "_container", None)
         if container is not None:
+            self._packets, self._recent = None, {}
             container.close()
             self._container = None
 

@@ -15,8 +15,9 @@ never the full per-view score matrix.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -48,12 +49,12 @@ class ViewScores:
         """(N, 3) int64: the identity of each view."""
         return torch.stack([self.video_index, self.clip_index, self.crop_index], dim=1)
 
-    def select(self, mask: Tensor) -> "ViewScores":
+    def select(self, mask: Tensor) -> ViewScores:
         return ViewScores(self.video_index[mask], self.clip_index[mask], self.crop_index[mask],
                           self.logits[mask], self.label[mask])
 
     @staticmethod
-    def cat(parts: list["ViewScores"], num_classes: int) -> "ViewScores":
+    def cat(parts: list[ViewScores], num_classes: int) -> ViewScores:
         if not parts:
             empty = torch.zeros(0, dtype=torch.long)
             return ViewScores(empty, empty, empty, torch.zeros(0, num_classes), empty)
@@ -69,6 +70,9 @@ class VideoScores:
     score: Tensor  # (V, C) float
     num_views: Tensor  # (V,) int64
     label: Tensor  # (V,) int64
+    # (V,) int64: views whose own top-1 is the label, for clip accuracy per class (per_class.py);
+    # counted over the same deduplicated views as num_views
+    clip_correct: Tensor | None = None
 
 
 class ViewBuffer:
@@ -124,7 +128,7 @@ def _view_scores(logits: Tensor, method: str) -> Tensor:
 
 
 def _reduce_by_video(video_index: Tensor, score: Tensor, num_views: Tensor, label: Tensor,
-                     method: str) -> VideoScores:
+                     method: str, clip_correct: Tensor) -> VideoScores:
     videos, inverse = torch.unique(video_index, return_inverse=True)
     n_videos, n_classes = videos.numel(), score.shape[1]
     if method == "max":
@@ -133,20 +137,23 @@ def _reduce_by_video(video_index: Tensor, score: Tensor, num_views: Tensor, labe
     else:
         combined = torch.zeros(n_videos, n_classes).index_add_(0, inverse, score)
     counts = torch.zeros(n_videos, dtype=torch.long).index_add_(0, inverse, num_views)
+    correct = torch.zeros(n_videos, dtype=torch.long).index_add_(0, inverse, clip_correct)
     video_label = torch.zeros(n_videos, dtype=torch.long).scatter_(0, inverse, label)
     clash = video_label[inverse] != label
     if clash.any():
         bad = int(video_index[clash][0])
         raise ValueError(f"video_index {bad} has views with different labels; "
                          "every view of a video must carry the video's label")
-    return VideoScores(videos, combined, counts, video_label)
+    return VideoScores(videos, combined, counts, video_label, correct)
 
 
 def reduce_views(views: ViewScores, method: str = "mean_softmax") -> VideoScores:
     """Per video: sum (mean_*) or max (max) of its views' scores, and how many views it had."""
     check_aggregation(method)
     ones = torch.ones(len(views), dtype=torch.long)
-    return _reduce_by_video(views.video_index, _view_scores(views.logits, method), ones, views.label, method)
+    correct = (views.logits.argmax(dim=1) == views.label).long()
+    return _reduce_by_video(views.video_index, _view_scores(views.logits, method), ones, views.label, method,
+                            correct)
 
 
 def merge_partials(partials: list[VideoScores], method: str = "mean_softmax") -> VideoScores:
@@ -155,8 +162,10 @@ def merge_partials(partials: list[VideoScores], method: str = "mean_softmax") ->
     parts = [p for p in partials if p.video_index.numel()]
     if not parts:
         raise ValueError("no views to aggregate: the evaluation split produced no predictions")
-    cat = lambda field: torch.cat([getattr(p, field) for p in parts])  # noqa: E731
-    return _reduce_by_video(cat("video_index"), cat("score"), cat("num_views"), cat("label"), method)
+    cat = lambda field: torch.cat([getattr(p, field) for p in parts])
+    correct = torch.cat([p.num_views.new_zeros(p.num_views.shape) if p.clip_correct is None else p.clip_correct
+                         for p in parts])  # a partial built without it counts no correct views
+    return _reduce_by_video(cat("video_index"), cat("score"), cat("num_views"), cat("label"), method, correct)
 
 
 def finalize(merged: VideoScores, method: str = "mean_softmax") -> VideoScores:
@@ -164,7 +173,7 @@ def finalize(merged: VideoScores, method: str = "mean_softmax") -> VideoScores:
     if method == "max":
         return merged
     return VideoScores(merged.video_index, merged.score / merged.num_views[:, None].float(),
-                       merged.num_views, merged.label)
+                       merged.num_views, merged.label, merged.clip_correct)
 
 
 def combine_views(views: ViewScores, method: str = "mean_softmax") -> VideoScores:
@@ -188,9 +197,16 @@ def gather_objects(obj: object) -> list[object]:
     return out
 
 
-def _rank() -> int:
+def rank_and_world_size() -> tuple[int, int]:
+    """(rank, world size) of the process group; (0, 1) without one."""
     dist = torch.distributed
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _rank() -> int:
+    return rank_and_world_size()[0]
 
 
 def combine_across_ranks(views: ViewScores, method: str = "mean_softmax",

@@ -15,7 +15,9 @@ with the last epoch's, side by side. The report gives each method's mean and std
 its cells, and each method's paired difference against the first method over identical
 (split, seed) cells, with a 95% confidence interval, a paired t-test's p-value and the
 verdict in words (statistics.py): results.md, results.csv (one row per method),
-results.json (everything), cells.csv (one row per cell) and results.png.
+results.json (everything), cells.csv (one row per cell) and results.png; per class (each
+cell's test writes per_class.csv and a confusion matrix in its log folder), how each method's
+video top-1 per class differs from the first method's: per_class_diff.csv and .png.
 """
 from __future__ import annotations
 
@@ -30,9 +32,10 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
@@ -187,6 +190,7 @@ def run_cell(cell: Cell, base_args: list[str], out: Path, force: bool = False) -
     stats = _summary(trainer)
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
     metrics = _test(trainer, model, datamodule, best)
+    per_class = _per_class(trainer)  # of the selected checkpoint; the last one's test replaces the files
     # the last epoch's weights, unless validation selected them anyway
     same = best is None or not last.is_file() or Path(best).resolve() == last.resolve() or \
         _same_epoch(best, last)
@@ -196,7 +200,7 @@ def run_cell(cell: Cell, base_args: list[str], out: Path, force: bool = False) -
         "resumed": resume, "fit_seconds": fit_seconds, "global_step": trainer.global_step,
         "epochs": trainer.current_epoch, "best_checkpoint": best,
         "last_checkpoint": str(last) if last.is_file() else None, "best_is_last": same,
-        "metrics": metrics, "metrics_last": metrics_last,
+        "metrics": metrics, "metrics_last": metrics_last, "per_class": per_class,
         "protocol": dict(getattr(model, "selection_protocol", {}) or {}),
         **stats,
         "log_dir": trainer.log_dir, "config": cli.config_dump,
@@ -205,6 +209,15 @@ def run_cell(cell: Cell, base_args: list[str], out: Path, force: bool = False) -
     if trainer.is_global_zero:
         write_record(cell_dir / RESULT_FILE, result)
     return result, True
+
+
+def _per_class(trainer: Any) -> dict[str, Any] | None:
+    """The per-class video and clip top-1 of the test just run (PerClassReport)."""
+    from .callbacks import PerClassReport
+    for callback in trainer.callbacks:
+        if isinstance(callback, PerClassReport) and "test" in callback.results:
+            return callback.results["test"].as_dict()
+    return None
 
 
 def _test(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None) -> dict[str, float]:
@@ -330,8 +343,10 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    columns = list(dict.fromkeys(k for row in rows for k in row))
+def write_csv(path: Path, rows: list[dict[str, Any]], columns: Sequence[str] | None = None) -> None:
+    """Rows (dicts) as a CSV, written whole or not at all; the columns default to every key in
+    order of appearance (give them for a file that may have no rows)."""
+    columns = list(columns or dict.fromkeys(k for row in rows for k in row))
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, columns)
@@ -397,17 +412,33 @@ def write_outputs(cells: list[dict[str, Any]], out: Path) -> tuple[list[dict[str
     files = {"markdown": out / "results.md", "csv": out / "results.csv", "json": out / "results.json",
              "cells_csv": out / "cells.csv", "plot": out / "results.png"}
     files["markdown"].write_text(markdown_table(rows) + "\n")
-    _write_csv(files["csv"], rows)
+    write_csv(files["csv"], rows)
     flat = [{"cell": c["name"], **{k: v for k, v in c["cell"].items()},
              **{m.column: _value(c, m) for m in METRICS}, "fit_seconds": c.get("fit_seconds"),
              "selected_on_test": _selected_on_test([c]), "best_checkpoint": c.get("best_checkpoint"),
              "best_is_last": c.get("best_is_last")} for c in cells]
-    _write_csv(files["cells_csv"], flat)
+    write_csv(files["cells_csv"], flat)
     comparisons = [{"metric": c.metric, **c.difference.as_dict(), "verdict": c.verdict()} for c in compare(cells)]
     write_json_atomic(files["json"], {"methods": rows, "comparisons": comparisons, "cells": flat,
                                       "protocol": [c.get("protocol") for c in cells]}, indent=1, default=str)
     plot(rows, files["plot"])
+    files.update(write_class_differences(cells, out))
     return rows, files
+
+
+def write_class_differences(cells: list[dict[str, Any]], out: Path) -> dict[str, Path]:
+    """per_class_diff.csv and .png: which classes each method helps or hurts against the first
+    (video top-1 per class, paired over identical cells); nothing without two such methods."""
+    # per_class imports write_csv from this module: imported here, not at the top
+    from .per_class import class_differences
+    from .per_class_plot import difference_figure, save_figure
+    rows = class_differences(cells)
+    if not rows:
+        return {}
+    files = {"class_diff_csv": out / "per_class_diff.csv", "class_diff_plot": out / "per_class_diff.png"}
+    write_csv(files["class_diff_csv"], rows)
+    save_figure(difference_figure(rows), files["class_diff_plot"])
+    return files
 
 
 def run_benchmark(config: str, poolings: Sequence[str], splits: Sequence[int | None], seeds: Sequence[int],
@@ -503,4 +534,6 @@ def main(argv: list[str] | None = None) -> int:
     print_table(result.rows, f"{args.config}: {result.ran} cells run, {result.skipped} skipped")
     print(f"results: {result.files['markdown']}  {result.files['csv']}  {result.files['json']}  "
           f"{result.files['plot']}")
+    if "class_diff_csv" in result.files:
+        print(f"per class: {result.files['class_diff_csv']}  {result.files['class_diff_plot']}")
     return 0

@@ -1,4 +1,5 @@
-"""Callbacks of the training runs: training throughput and peak memory, and the run record."""
+"""Callbacks of the training runs: training throughput and peak memory, the run record, per-class
+results of test/validate, and video predictions."""
 from __future__ import annotations
 
 import csv
@@ -11,8 +12,11 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import TensorBoardLogger
 
 from .aggregation import ViewBuffer, combine_across_ranks
+from .per_class import CONFUSION_PNG, class_results, write_tables
+from .per_class_plot import confusion_figure, save_figure
 from .reproducibility import run_record, write_record
 
 
@@ -131,6 +135,48 @@ class RunRecorder(Callback):
         if trainer.state.fn == "validate":
             self.record["results"]["validate"] = _scalars(trainer.callback_metrics, "val/")
             self._write(trainer)
+
+
+class PerClassReport(Callback):
+    """In `test` and `validate`: per-class results and the video-level confusion matrix beside the
+    run's metrics (per_class.py: per_class.csv, confusion_matrix.csv/.png, top_confusions.csv),
+    and the matrix as a figure in TensorBoard. Not during fit: a 400-class figure per epoch
+    would cost more than it tells.
+
+    Runs after the module's epoch end (whose combined videos it reads), on every rank: the
+    confusion matrix syncs across ranks; rank zero writes. Files only where the metrics go, the
+    logger's folder: a Trainer without a logger (benchmark cells with `--trainer.logger false`,
+    tests) keeps the results in `results` and writes nothing, not even into the working directory.
+    """
+
+    def __init__(self) -> None:
+        self.results: dict[str, Any] = {}  # stage -> per_class.ClassResults of the last evaluation
+        self.files: dict[str, Path] = {}
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._report(trainer, pl_module, "test")
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == "validate":
+            self._report(trainer, pl_module, "val")
+
+    def _report(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        videos = (getattr(pl_module, "video_scores", None) or {}).get(stage)
+        if videos is None:
+            return
+        results = class_results(videos, int(pl_module.hparams.num_classes), pl_module.hparams.get("class_names"),
+                                pl_module.device, trainer.global_rank, trainer.world_size)
+        self.results[stage] = results
+        folder = trainer.log_dir  # it broadcasts: every rank asks
+        if not trainer.is_global_zero or not trainer.loggers or folder is None:
+            return
+        folder = Path(folder)
+        self.files = write_tables(results, folder)
+        figure = confusion_figure(results, title=f"{stage}: ")
+        self.files["png"] = save_figure(figure, folder / CONFUSION_PNG)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_figure(f"{stage}/confusion_matrix", figure, global_step=trainer.global_step)
 
 
 class VideoPredictionWriter(Callback):

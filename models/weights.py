@@ -26,7 +26,8 @@ _NESTED_KEYS = ("state_dict", "model_state", "model")
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file {str(path)!r} does not exist")
+        raise FileNotFoundError(f"model_kwargs.weights: weights file {str(path)!r} does not exist (a local "
+                                "file: nothing is downloaded; see README, fine-tuning from Kinetics-400)")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
         state = load_file(str(path), device="cpu")

@@ -41,12 +41,31 @@ from .callbacks import RunRecorder, TrainingStats, VideoPredictionWriter
 from .checkpoint_io import AtomicCheckpointIO, read_checkpoint
 from .configs import config_name, expand_config_args, is_fragment
 from .module import VideoClassifier, check_checkpoint_matches
+from .precision import CPUBf16Guard
 from .protocol import SelectionProtocol
 
 log = logging.getLogger(__name__)
 
 # Errors that mean "bad input" at the command line: print the message, not a traceback.
 INPUT_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError, MisconfigurationException)
+
+
+class _NoCloudTips(logging.Filter):
+    """Drops Lightning's "Tip: try installing litlogger / litmodels" advertisement (printed on every run)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("litlogger" in message or "litmodels" in message)
+
+
+def silence_cloud_tips() -> None:
+    # Lightning has no switch for these tips; they come from rank_zero_info, whose logger is
+    # whichever of these modules set it last, and a logger's filters apply where records start
+    for name in ("lightning_utilities.core.rank_zero", "lightning_fabric.utilities.rank_zero",
+                 "pytorch_lightning.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoCloudTips) for f in logger.filters):
+            logger.addFilter(_NoCloudTips())
 
 
 class VideoArgumentParser(LightningArgumentParser):
@@ -77,6 +96,7 @@ class VideoCLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("parser_class", VideoArgumentParser)
+        silence_cloud_tips()
         super().__init__(model_class=VideoClassifier, datamodule_class=pl.LightningDataModule,
                          subclass_mode_data=True, auto_configure_optimizers=False, args=args, run=run, **kwargs)
 
@@ -129,7 +149,7 @@ class VideoCLI(LightningCLI):
         trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
         callbacks = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
         callbacks += [SelectionProtocol(), TrainingStats(), RunRecorder(self._resolved_config()),
-                      VideoPredictionWriter()]
+                      VideoPredictionWriter(), CPUBf16Guard()]
         configured = trainer_config.get("callbacks") or []
         if trainer_config.get("enable_progress_bar", True) is not False and not any(
                 isinstance(c, ProgressBar) for c in [*configured, *callbacks]):

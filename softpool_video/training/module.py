@@ -21,9 +21,17 @@ from torchmetrics.classification import MulticlassAccuracy
 from softpool_video.models.srtg import gate_open_rates
 from softpool_video.pooling.swap import materialize
 
-from .aggregation import AGGREGATIONS, ViewBuffer, VideoScores, combine_across_ranks
+from .aggregation import AGGREGATIONS, VideoScores, ViewBuffer, combine_across_ranks
 from .metrics import accuracies, accuracy_metrics
-from .optim import build_optimizer, check_optimizer, check_schedule, parameter_groups, warmup_schedule
+from .mixing import BatchMixer, check_mixing, dominant_label
+from .optim import (
+    build_optimizer,
+    check_backbone_lr_scale,
+    check_optimizer,
+    check_schedule,
+    parameter_groups,
+    warmup_schedule,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +114,9 @@ class VideoClassifier(pl.LightningModule):
         milestones, gamma: multistep epochs (fractions allowed) and decay factor.
         min_lr_ratio: cosine floor as a fraction of `lr`.
         aggregation: how the views of a video are combined: "mean_softmax", "mean_logits" or "max".
+        mixup_alpha, cutmix_alpha: Beta(alpha, alpha) of MixUp / CutMix on training batches (0: off).
+        mix_prob: fraction of training batches mixed (MixUp or CutMix, evenly, when both are on).
+        backbone_lr_scale: every parameter outside the classifier head trains at lr * this, in (0, 1].
     """
 
     def __init__(self, num_classes: int, arch: str = "r2plus1d_tiny", pooling: str = "max",
@@ -113,7 +124,9 @@ class VideoClassifier(pl.LightningModule):
                  label_smoothing: float = 0.0, optimizer: str = "sgd", lr: float = 0.01,
                  weight_decay: float = 1e-4, momentum: float = 0.9, nesterov: bool = True,
                  schedule: str = "cosine", warmup_epochs: float = 0.0, milestones: list[float] | None = None,
-                 gamma: float = 0.1, min_lr_ratio: float = 0.0, aggregation: str = "mean_softmax") -> None:
+                 gamma: float = 0.1, min_lr_ratio: float = 0.0, aggregation: str = "mean_softmax",
+                 mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, mix_prob: float = 1.0,
+                 backbone_lr_scale: float = 1.0) -> None:
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"model.num_classes: need at least 2 classes, got {num_classes}")
@@ -121,6 +134,8 @@ class VideoClassifier(pl.LightningModule):
             raise ValueError(f"model.class_names: {len(class_names)} names for {num_classes} classes")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"model.label_smoothing: must be in [0, 1), got {label_smoothing}")
+        check_mixing(mixup_alpha, cutmix_alpha, mix_prob)
+        check_backbone_lr_scale(backbone_lr_scale)
         check_arch(arch)
         check_pooling(pooling)
         check_optimizer(optimizer)
@@ -133,6 +148,7 @@ class VideoClassifier(pl.LightningModule):
         from softpool_video.models import create_model
         self.net: nn.Module = create_model(arch, num_classes, pooling=pooling, **(model_kwargs or {}))
         self.train_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.mixer = BatchMixer(num_classes, mixup_alpha, cutmix_alpha, mix_prob)  # training batches only
         self.clip_metrics = nn.ModuleDict({s: accuracy_metrics(num_classes, prefix=f"{s}/clip_") for s in STAGES})
         self.views = {s: ViewBuffer(num_classes) for s in STAGES}
         self.video_scores: dict[str, VideoScores] = {}  # last combined result per stage
@@ -144,13 +160,20 @@ class VideoClassifier(pl.LightningModule):
 
     # training
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        logits = self(batch["video"])
-        loss = F.cross_entropy(logits, batch["label"], label_smoothing=self.hparams.label_smoothing)
+        video, label = batch["video"], batch["label"]
+        if self.mixer.enabled:
+            # soft targets: cross_entropy smooths them like index labels; accuracy counts the dominant label
+            video, target = self.mixer(video, label)
+            label = dominant_label(target)
+        else:
+            target = label
+        logits = self(video)
+        loss = F.cross_entropy(logits, target, label_smoothing=self.hparams.label_smoothing)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"training loss is {loss.item()} at global step {self.global_step} (epoch {self.current_epoch}, "
                 f"batch {batch_idx}); lower model.lr, set trainer.gradient_clip_val or check the data")
-        self.train_acc1(logits.detach(), batch["label"])
+        self.train_acc1(logits.detach(), label)
         for stage, rate in gate_open_rates(self.net).items():  # SRTG: how often each stage's gates open
             self.log(f"train/srtg_gate_open/{stage}", rate, on_step=False, on_epoch=True, batch_size=logits.shape[0])
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=logits.shape[0])
@@ -200,6 +223,12 @@ class VideoClassifier(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        # per-class results and the confusion matrix come with the model, so every Trainer (CLI,
+        # benchmark, plain) has them in test/validate, written to its logger's folder; reads `video_scores`
+        from .callbacks import PerClassReport
+        return [PerClassReport()]
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         logits = self(batch["video"]).float()
@@ -263,7 +292,10 @@ class VideoClassifier(pl.LightningModule):
         if has_lazy_parameters(self.net):
             raise ValueError("the model still has uninitialised lazy parameters: call materialize((T, H, W)) "
                              "before building the optimizer")
-        optimizer = build_optimizer(parameter_groups(self.net, hp.weight_decay), hp.optimizer, hp.lr,
+        # hparams of checkpoints older than backbone_lr_scale lack it: one lr for the whole net
+        groups = parameter_groups(self.net, hp.weight_decay, hp.lr, hp.get("backbone_lr_scale", 1.0),
+                                  hp.num_classes)
+        optimizer = build_optimizer(groups, hp.optimizer, hp.lr,
                                     hp.weight_decay, hp.momentum, hp.nesterov)
         total = self.trainer.estimated_stepping_batches
         if not torch.isfinite(torch.tensor(float(total))):

@@ -276,3 +276,10 @@ def test_report_writes_files_only_where_a_logger_writes_its_metrics(tmp_path, mo
     report._report(logged, module, "test")
     assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["confusion_matrix.csv", "confusion_matrix.png",
                                                                       "per_class.csv", "top_confusions.csv"]
+    # a second evaluation of the same run (benchmark: the last epoch) writes beside, not over
+    before = (tmp_path / "logs" / "per_class.csv").read_bytes()
+    report.subfolder = "last_epoch"
+    other = combine_views(random_views(n_videos=8, views_per_video=2, num_classes=3, seed=6))
+    report._report(logged, SimpleNamespace(**{**vars(module), "video_scores": {"test": other}}), "test")
+    assert (tmp_path / "logs" / "per_class.csv").read_bytes() == before
+    assert (tmp_path / "logs" / "last_epoch" / "per_class.csv").read_bytes() != before

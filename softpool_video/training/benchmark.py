@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
 CELL_FILE = "cell.json"
+LAST_EPOCH_FOLDER = "last_epoch"  # the last epoch's per-class files, under the cell's log folder
 # where a metric is read from a cell's result: the test of the selected checkpoint, the test
 # of the last epoch's, or the fit's own summary
 SELECTED, LAST, FIT = "metrics", "metrics_last", "fit"
@@ -190,11 +191,17 @@ def run_cell(cell: Cell, base_args: list[str], out: Path, force: bool = False) -
     stats = _summary(trainer)
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
     metrics = _test(trainer, model, datamodule, best)
-    per_class = _per_class(trainer)  # of the selected checkpoint; the last one's test replaces the files
+    report = _per_class_report(trainer)
+    per_class = report.results["test"].as_dict() if report and "test" in report.results else None
     # the last epoch's weights, unless validation selected them anyway
     same = best is None or not last.is_file() or Path(best).resolve() == last.resolve() or \
         _same_epoch(best, last)
-    metrics_last = metrics if same else _test(trainer, model, datamodule, str(last))
+    if same:
+        metrics_last = metrics
+    else:
+        if report:  # its per-class files beside the selected checkpoint's, not over them
+            report.subfolder = LAST_EPOCH_FOLDER
+        metrics_last = _test(trainer, model, datamodule, str(last))
     result = {
         "cell": cell.__dict__, "name": cell.name, "status": "finished", "fingerprint": fingerprint,
         "resumed": resume, "fit_seconds": fit_seconds, "global_step": trainer.global_step,
@@ -211,13 +218,10 @@ def run_cell(cell: Cell, base_args: list[str], out: Path, force: bool = False) -
     return result, True
 
 
-def _per_class(trainer: Any) -> dict[str, Any] | None:
-    """The per-class video and clip top-1 of the test just run (PerClassReport)."""
+def _per_class_report(trainer: Any) -> Any:
+    """The trainer's PerClassReport (the module adds it), which keeps each test's per-class results."""
     from .callbacks import PerClassReport
-    for callback in trainer.callbacks:
-        if isinstance(callback, PerClassReport) and "test" in callback.results:
-            return callback.results["test"].as_dict()
-    return None
+    return next((c for c in trainer.callbacks if isinstance(c, PerClassReport)), None)
 
 
 def _test(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None) -> dict[str, float]:

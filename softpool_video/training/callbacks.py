@@ -152,6 +152,9 @@ class PerClassReport(Callback):
     def __init__(self) -> None:
         self.results: dict[str, Any] = {}  # stage -> per_class.ClassResults of the last evaluation
         self.files: dict[str, Path] = {}
+        # a folder under the log folder for a second evaluation of the same run (benchmark:
+        # the last epoch's test), so it does not replace the selected checkpoint's files
+        self.subfolder = ""
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._report(trainer, pl_module, "test")
@@ -170,7 +173,7 @@ class PerClassReport(Callback):
         folder = trainer.log_dir  # it broadcasts: every rank asks
         if not trainer.is_global_zero or not trainer.loggers or folder is None:
             return
-        folder = Path(folder)
+        folder = Path(folder) / self.subfolder
         self.files = write_tables(results, folder)
         figure = confusion_figure(results, title=f"{stage}: ")
         self.files["png"] = save_figure(figure, folder / CONFUSION_PNG)

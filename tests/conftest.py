@@ -1,3 +1,6 @@
+import socket
+import time
+
 import pytest
 import torch
 
@@ -29,3 +32,48 @@ def one_thread():
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def gloo_port() -> int:
+    """A TCP port nothing listens on now, for a test's own gloo process group."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def two_gloo_ranks(gloo_port):
+    """Runs `worker(rank, 2, port, *args)` in two forked processes (a gloo group of their own);
+    fails the test if they have not finished within `timeout` seconds."""
+    import torch.multiprocessing as mp
+
+    def run(worker, *args, timeout: float = 60.0) -> None:
+        context = mp.start_processes(worker, args=(2, gloo_port, *args), nprocs=2, join=False,
+                                     start_method="fork")
+        deadline = time.monotonic() + timeout
+        while not context.join(timeout=1):
+            if time.monotonic() > deadline:
+                for process in context.processes:
+                    process.kill()
+                pytest.fail(f"the two gloo ranks did not finish within {timeout:g} s")
+    return run
+
+
+class _Parsed(Exception):
+    def __init__(self, parser):
+        self.parser = parser
+
+
+@pytest.fixture(scope="session")
+def fit_parser():
+    """VideoCLI's `fit` parser, built once and stopped before parsing: checks configs and options."""
+    from softpool_video.training.cli import VideoCLI
+
+    class ParserOnly(VideoCLI):
+        def parse_arguments(self, parser, args):
+            raise _Parsed(parser)
+
+    with pytest.raises(_Parsed) as caught:
+        ParserOnly(args=["fit"])
+    return caught.value.parser

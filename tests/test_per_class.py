@@ -6,13 +6,10 @@ import csv
 import json
 import math
 import os
-import socket
-import time
 from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 from test_cli import tiny_args
 
 from softpool_video.training import cli as training_cli
@@ -85,12 +82,6 @@ def test_clustered_order_puts_confused_classes_side_by_side():
 
 
 # ---- two gloo ranks -------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank: int, world: int, port: int, shards: list[ViewScores], out_dir: str) -> None:
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
@@ -103,21 +94,14 @@ def _worker(rank: int, world: int, port: int, shards: list[ViewScores], out_dir:
         torch.distributed.destroy_process_group()
 
 
-def test_two_ranks_sum_to_the_one_process_confusion_matrix(tmp_path):
+def test_two_ranks_sum_to_the_one_process_confusion_matrix(tmp_path, two_gloo_ranks):
     """Views of a video spread over both ranks, one padding repeat: each rank counts its share of the
     combined videos and the torchmetrics sync adds them up to the single-process matrix."""
     everything = random_views(n_videos=13, views_per_video=2, num_classes=5, seed=4)
     n = len(everything)
     shards = [everything.select(torch.arange(n) % 2 == 0),
               ViewScores.cat([everything.select(torch.arange(n) % 2 == 1), everything.select(torch.arange(n) < 1)], 5)]
-    context = mp.start_processes(_worker, args=(2, _free_port(), shards, str(tmp_path)), nprocs=2, join=False,
-                                 start_method="fork")
-    deadline = time.monotonic() + 60
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail("the two gloo ranks did not finish within 60 s")
+    two_gloo_ranks(_worker, shards, str(tmp_path))
     single = class_results(combine_views(everything), 5)
     assert int(single.confusion.sum()) == 13
     # without the sync, a rank would hold only its share (every other video)

@@ -16,7 +16,7 @@ import pytest
 
 from softpool_video.cli import COMMANDS
 from softpool_video.cli import main as softpool_video_main
-from softpool_video.training.cli import VideoCLI, silence_cloud_tips
+from softpool_video.training.cli import silence_cloud_tips
 from softpool_video.training.configs import expand_config_args
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -46,23 +46,6 @@ def options(argv: list[str]) -> list[str]:
     return [a.split("=", 1)[0] for a in argv if a.startswith("-") and a != "--" and not re.match(r"-\d", a)]
 
 
-class _Parsed(Exception):
-    def __init__(self, parser):
-        self.parser = parser
-
-
-class _ParserOnly(VideoCLI):
-    def parse_arguments(self, parser, args):
-        raise _Parsed(parser)
-
-
-@pytest.fixture(scope="module")
-def lightning_parser():
-    with pytest.raises(_Parsed) as caught:
-        _ParserOnly(args=["fit"])
-    return caught.value.parser
-
-
 def help_text(argv: list[str], capsys) -> str:
     try:
         code = softpool_video_main([*argv, "--help"])
@@ -82,7 +65,7 @@ def test_readme_has_the_commands_this_suite_checks():
 
 
 @pytest.mark.parametrize("line", COMMAND_LINES)
-def test_readme_command_exists_and_accepts_its_options(line, lightning_parser, capsys):
+def test_readme_command_exists_and_accepts_its_options(line, fit_parser, capsys):
     argv = shlex.split(line)[1:]
     if argv == ["--help"]:
         assert "commands:" in help_text([], capsys)
@@ -92,20 +75,20 @@ def test_readme_command_exists_and_accepts_its_options(line, lightning_parser, c
     argv, passthrough = shlex.split(before), shlex.split(after)
     if is_lightning(argv):
         # the CLI's own parser: options, their values and the named configs (must exist) are checked
-        lightning_parser.parse_args([argv[0], *expand_config_args(argv[1:])])
+        fit_parser.parse_args([argv[0], *expand_config_args(argv[1:])])
         return
     accepted = help_text(argv[:2] if argv[0] == "predict" else argv[:1], capsys)
     for option in options(argv):
         assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", accepted), f"{option} not in {argv[0]} --help"
     if passthrough:  # benchmark: everything after `--` goes to each run's LightningCLI fit
         config = argv[argv.index("--config") + 1]
-        lightning_parser.parse_args(["fit", *expand_config_args(["--config", config, *passthrough])])
+        fit_parser.parse_args(["fit", *expand_config_args(["--config", config, *passthrough])])
 
 
-def test_unknown_option_would_be_caught(lightning_parser, capsys):
+def test_unknown_option_would_be_caught(fit_parser, capsys):
     # the checks above can fail: a misspelt option is refused by both kinds of check
     with pytest.raises(SystemExit):
-        lightning_parser.parse_args(["fit", *expand_config_args(["--config", "demo", "--model.mixup_alfa", "1"])])
+        fit_parser.parse_args(["fit", *expand_config_args(["--config", "demo", "--model.mixup_alfa", "1"])])
     capsys.readouterr()
     assert not re.search(r"(?<![\w-])--top-kk(?![\w-])", help_text(["predict", "clip.avi"], capsys))
 

@@ -2,22 +2,27 @@
 from __future__ import annotations
 
 import os
-import socket
-import time
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
-from softpool_video.training.aggregation import (ViewBuffer, ViewScores, combine_across_ranks, combine_views,
-                                                 finalize, merge_partials, owned_views, reduce_views)
+from softpool_video.training.aggregation import (
+    ViewBuffer,
+    ViewScores,
+    combine_across_ranks,
+    combine_views,
+    finalize,
+    merge_partials,
+    owned_views,
+    reduce_views,
+)
 
 C = 3
 
 
 def views(rows: list[tuple[int, int, int, list[float], int]]) -> ViewScores:
     """rows of (video, clip, crop, logits, label)."""
-    col = lambda i: torch.tensor([r[i] for r in rows], dtype=torch.long)  # noqa: E731
+    col = lambda i: torch.tensor([r[i] for r in rows], dtype=torch.long)
     return ViewScores(col(0), col(1), col(2), torch.tensor([r[3] for r in rows], dtype=torch.float32), col(4))
 
 
@@ -129,12 +134,6 @@ def test_buffer_collects_batches_on_cpu():
     assert len(buffer.collect()) == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank: int, world: int, port: int, shards: list[ViewScores], out_dir: str) -> None:
     # forked from a process whose OpenMP pool may be running: stay on one thread
     torch.set_num_threads(1)
@@ -147,19 +146,12 @@ def _worker(rank: int, world: int, port: int, shards: list[ViewScores], out_dir:
         torch.distributed.destroy_process_group()
 
 
-def test_real_process_group_two_ranks(tmp_path):
+def test_real_process_group_two_ranks(tmp_path, two_gloo_ranks):
     """Two gloo ranks: rank 1 also holds rank 0's first view (a padding repeat), and video 1
     has views on both ranks."""
     everything = _random_views(n_videos=3, clips=2, crops=2, seed=3)
     shards = [everything.select(torch.arange(0, 6)), everything.select(torch.tensor([6, 7, 8, 9, 10, 11, 0]))]
-    context = mp.start_processes(_worker, args=(2, _free_port(), shards, str(tmp_path)), nprocs=2, join=False,
-                                 start_method="fork")
-    deadline = time.monotonic() + 60
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail("the two gloo ranks did not finish within 60 s")
+    two_gloo_ranks(_worker, shards, str(tmp_path))
     expected = combine_views(everything)
     for rank in (0, 1):
         video_index, score, num_views = torch.load(tmp_path / f"{rank}.pt")

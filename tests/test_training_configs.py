@@ -4,13 +4,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from softpool_video.models import list_models
+
 from softpool_video.pooling import available_pools
 from softpool_video.training import configs
-from softpool_video.training.cli import VideoCLI
-from softpool_video.training.configs import (available_configs, config_name, expand_config_args,
-                                             resolve_config)
+from softpool_video.training.configs import (
+    available_configs,
+    config_name,
+    expand_config_args,
+    resolve_config,
+)
 
 CHECKOUT = Path(__file__).resolve().parents[1] / "configs"
 
@@ -62,25 +65,6 @@ def test_installed_package_is_searched_before_the_checkout(tmp_path, monkeypatch
     assert resolve_config("ucf101/r3d_50_max") == installed / "ucf101" / "r3d_50_max.yaml"
     assert resolve_config("only_installed") == installed / "only_installed.yaml"
     assert resolve_config("ucf101/r3d_50_softpool") == CHECKOUT / "ucf101" / "r3d_50_softpool.yaml"
-
-
-class _Parsed(Exception):
-    def __init__(self, parser):
-        self.parser = parser
-
-
-class _ParserOnly(VideoCLI):
-    """Builds VideoCLI's parser and stops before parsing, so one parser checks every config."""
-
-    def parse_arguments(self, parser, args):
-        raise _Parsed(parser)
-
-
-@pytest.fixture(scope="module")
-def fit_parser():
-    with pytest.raises(_Parsed) as caught:
-        _ParserOnly(args=["fit"])
-    return caught.value.parser
 
 
 @pytest.mark.parametrize("name", available_configs())

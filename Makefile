@@ -1,44 +1,63 @@
-# Every target that needs the environment depends on .venv/.installed, which
-# (re)creates .venv, installs the pinned dependencies and builds the extension.
+# Two stamps: $(VENV)/.deps (re)creates .venv and installs the pinned dependencies when
+# pyproject.toml changes; $(VENV)/.built (re)builds the extension when a kernel or setup.py
+# changes, without touching the dependencies. Every target that needs the environment
+# depends on $(VENV)/.built.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
+define BUILD_EXTENSION
+$(PIP) install --no-build-isolation --no-deps -e .
+$(PY) -c "import softpool_video as s; print('softpool_video', s.__version__, 'extension:', s.extension_status())"
+endef
 
-.PHONY: setup demo test test-matrix bench soak build clean gpu-check
+.PHONY: setup demo test test-fast test-matrix lint bench soak build clean gpu-check
 
-$(VENV)/.installed: setup.cfg setup.py pyproject.toml $(wildcard cuda_ext/*)
+$(VENV)/.deps: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip "setuptools>=84" wheel
 	$(PIP) install torch==2.14.1 torchvision==0.29.1 ninja
-	$(PIP) install --no-build-isolation -e ".[test]"
-	$(PY) -c "import softpool_video as s; print('softpool_video', s.__version__, 'extension:', s.extension_status())"
+	SOFTPOOL_SKIP_EXTENSION=1 $(PIP) install --no-build-isolation -e ".[test,lint]"
 	touch $@
 
-setup: $(VENV)/.installed
+$(VENV)/.built: $(VENV)/.deps setup.py $(wildcard cuda_ext/*)
+	$(BUILD_EXTENSION)
+	touch $@
 
-build: $(VENV)/.installed
-	$(PIP) install --no-build-isolation --no-deps -e .
+setup: $(VENV)/.built
 
-demo: $(VENV)/.installed
+# Rebuilds the extension even when make thinks it is up to date (another torch, CUDA_HOME, ...).
+build: $(VENV)/.deps
+	$(BUILD_EXTENSION)
+	touch $(VENV)/.built
+
+demo: $(VENV)/.built
 	$(PY) -m softpool_video.cli demo
 
-test: $(VENV)/.installed
+# Everything but the exhaustive grids (what CI runs).
+test: $(VENV)/.built
 	$(PY) -m pytest -q -m "not matrix"
 
-test-matrix: $(VENV)/.installed
+# A quick check while editing: no DDP/kill-and-resume/long training runs, no grids (about 4 min on 2 cores).
+test-fast: $(VENV)/.built
+	$(PY) -m pytest -q -m "not slow and not matrix"
+
+test-matrix: $(VENV)/.built
 	$(PY) -m pytest -q -m matrix
 
-bench: $(VENV)/.installed
+lint: $(VENV)/.deps
+	$(VENV)/bin/ruff check .
+
+bench: $(VENV)/.built
 	$(PY) -m benchmarks.run
 
-soak: $(VENV)/.installed
+soak: $(VENV)/.built
 	$(PY) -m benchmarks.soak
 
 # On a CUDA machine: build for its GPU, CUDA op tests, kernel timings, model profiles and a
 # short mixed-precision fit, under 5 minutes (scripts/gpu_check.py); without a GPU, says so.
-gpu-check: $(VENV)/.installed
+gpu-check: $(VENV)/.built
 	$(PY) scripts/gpu_check.py
 
 clean:
-	rm -rf build *.egg-info softpool_video/_C*.so
+	rm -rf build *.egg-info softpool_video/_C*.so $(VENV)/.built

@@ -1,7 +1,8 @@
-"""Builds softpool_video._C; everything else about the package lives in setup.cfg.
+"""Builds softpool_video._C; everything else about the package lives in pyproject.toml.
 
 The extension is a CUDAExtension when this torch is a CUDA build and a CUDA
 toolkit can be found, otherwise a CppExtension (CPU kernels only).
+SOFTPOOL_SKIP_EXTENSION=1 installs the package without it (pure Python).
 """
 import glob
 import importlib.util
@@ -113,5 +114,10 @@ def build_extension():
     return [ext], {"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)}
 
 
-ext_modules, cmdclass = build_extension()
-setup(ext_modules=ext_modules, cmdclass=cmdclass)
+if os.environ.get("SOFTPOOL_SKIP_EXTENSION") == "1":
+    # A pure-Python install (SoftPool runs on the reference); the Makefile installs the
+    # dependencies this way so that a kernel edit rebuilds only the extension.
+    setup()
+else:
+    ext_modules, cmdclass = build_extension()
+    setup(ext_modules=ext_modules, cmdclass=cmdclass)

@@ -14,7 +14,7 @@ float 3x16x112x112. Sources are generated here with PyAV, like the two formats t
 Loaders, timed in rounds that interleave them so a load change on the machine hits all alike:
 
 - decord / pyav: ours (`datamodules.decoders`); pyav skips non-reference frames it does not
-  return (same frames, see tests/test_data_seek.py). `pyav-noskip` decodes every frame, to
+  return (same frames, see tests/data/test_data_seek.py). `pyav-noskip` decodes every frame, to
   show what the skipping saves.
 - pytorchvideo: PyTorchVideo 0.1.5's LabeledVideoDataset with its decord decoder, a random
   32-frame window, no transforms (its float CTHW output), as shipped: decord picks its own
@@ -46,13 +46,13 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from softpool_video.datamodules import ClipSampler, EvalTransform, TrainTransform
 from softpool_video.datamodules.dataset import VideoClipDataset
 from softpool_video.datamodules.decoders import DecordReader, PyAVReader, read_frames
 from softpool_video.datamodules.index_cache import VideoMeta
 from softpool_video.datamodules.records import VideoRecord
-
-from softpool_video.atomic_files import write_json_atomic
+from softpool_video.reporting import write_json_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results" / "data.json"
 REPO = Path(__file__).resolve().parents[1]
@@ -107,7 +107,7 @@ def _has_encoder(name: str) -> bool:
     try:
         av.codec.Codec(name, "w")
         return True
-    except Exception:  # noqa: BLE001 - any failure means "not available"
+    except Exception:
         return False
 
 
@@ -240,7 +240,7 @@ def _pytorchvideo_worker(decode_threads: int) -> int:
     try:
         import pytorchvideo.data as ptv
         import pytorchvideo.data.encoded_video_decord as ptv_decord
-    except Exception as err:  # noqa: BLE001 - any import failure means "not available"
+    except Exception as err:
         sys.stdin.readline()
         reply({"error": f"pytorchvideo cannot be imported: {type(err).__name__}: {err}"})
         return 0
@@ -280,7 +280,7 @@ def _pytorchvideo_worker(decode_threads: int) -> int:
                 one()
                 clips += 1
             reply({"clips": clips, "wall": time.perf_counter() - wall0, "cpu": time.process_time() - cpu0})
-        except Exception as err:  # noqa: BLE001 - reported in the row instead
+        except Exception as err:
             reply({"error": f"{type(err).__name__}: {err}"})
     return 0
 
@@ -477,8 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     result = run(quick=args.quick)
     print(f"data loading, {result['what']}\n")
     print(markdown(result))
-    from benchmarks.run import environment  # the same envelope as `make bench` writes
-    write_json_atomic(args.out, {"env": environment("cpu"), "result": result}, indent=1)
+    from benchmarks.run import dated_environment  # the same envelope as `make bench` writes
+    write_json_atomic(args.out, {"env": dated_environment("cpu"), "result": result}, indent=1)
     print(f"\nwrote {args.out}")
     return 0
 

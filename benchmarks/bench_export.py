@@ -46,11 +46,10 @@ def _one(arch: str, pooling: str, fmt: str, threads: int, form: str) -> dict[str
     """In the child process: one export, timed by phase."""
     torch.set_num_threads(threads)
     started, cpu0 = time.perf_counter(), _cpu_s()
-    from softpool_video.models import create_model
-
     import softpool_video  # noqa: F401
     from softpool_video.export.onnx_export import export_onnx
     from softpool_video.export.pt2_export import export_pt2
+    from softpool_video.models import create_model
 
     if form == "reference":  # the formulation before issue 15, for the before/after row
         from softpool_video.export import decompose
@@ -139,12 +138,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_one(*args.case, threads=args.threads, form=args.form)))
         return 0
     torch.set_num_threads(args.threads)
-    from softpool_video.atomic_files import write_json_atomic
+    from softpool_video.reporting import write_json_atomic
 
-    from .run import RESULTS, environment
+    from .run import RESULTS, dated_environment
 
     result = run(quick=args.quick, reference=args.reference)
-    write_json_atomic(RESULTS / "export.json", {"env": environment("cpu"), "result": result}, indent=1)
+    write_json_atomic(RESULTS / "export.json", {"env": dated_environment("cpu"), "result": result}, indent=1)
     print(markdown(result))
     return 0
 

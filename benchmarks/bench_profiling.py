@@ -21,11 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from typing import Any
 
 import pytorch_lightning as pl
@@ -33,9 +31,17 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from softpool_video.profiling import LatencyProfiler, MemoryProfiler
-from softpool_video.profiling.model_profile import MethodProfile, MethodRun, TrainStep, build, make_batch, profile_method
-from softpool_video.profiling.saved_tensors import SavedTensorCounter, pooling_layers
+from softpool_video.measure import Marks, SavedTensorCounter, median, timed_call
+from softpool_video.profiling import LatencyProfiler, MemoryProfiler, pooling_layers
+from softpool_video.profiling.model_profile import (
+    MethodProfile,
+    MethodRun,
+    TrainStep,
+    build,
+    make_batch,
+    profile_method,
+)
+from softpool_video.reporting import write_json_atomic
 
 
 class _Classifier(pl.LightningModule):
@@ -60,11 +66,13 @@ class _StepTimer(pl.Callback):
         self.cpu_times: list[float] = []
 
     def on_train_batch_start(self, *args: Any) -> None:
-        self._t, self._c = time.perf_counter(), time.process_time()
+        self._marks = Marks(cuda=False, cpu_time=True)
+        self._marks.mark("start")
 
     def on_train_batch_end(self, *args: Any) -> None:
-        self.times.append((time.perf_counter() - self._t) * 1e3)
-        self.cpu_times.append((time.process_time() - self._c) * 1e3)
+        self._marks.mark("end")
+        self.times.append(self._marks.ms("start", "end"))
+        self.cpu_times.append(self._marks.cpu_ms("start", "end"))
 
 
 class _HookTime:
@@ -79,11 +87,9 @@ class _HookTime:
 
     def _wrap(self, fn):
         def timed(*args, **kwargs):
-            t = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.seconds += time.perf_counter() - t
+            result, ms = timed_call(lambda: fn(*args, **kwargs), torch.device("cpu"))
+            self.seconds += ms / 1e3
+            return result
         return timed
 
 
@@ -143,12 +149,12 @@ def paired_overhead(quick: bool, costliest: bool) -> dict[str, Any]:
         if states[i] and not states[i - 1] and not states[i + 1]:
             for kind, series in (("wall", wall), ("cpu", cpu)):
                 ratios[kind].append(series[i] / ((series[i - 1] + series[i + 1]) / 2))
-    on = [t for t, s in zip(wall[4:], states[4:]) if s]
-    off = [t for t, s in zip(wall[4:], states[4:]) if not s]
+    on = [t for t, s in zip(wall[4:], states[4:], strict=False) if s]
+    off = [t for t, s in zip(wall[4:], states[4:], strict=False) if not s]
     return {"settings": "layer timing, saved tensors every step" if costliest else "defaults",
-            "pairs": len(ratios["wall"]), "overhead_wall": statistics.median(ratios["wall"]) - 1.0,
-            "overhead_cpu": statistics.median(ratios["cpu"]) - 1.0, "on_median_ms": statistics.median(on),
-            "off_median_ms": statistics.median(off)}
+            "pairs": len(ratios["wall"]), "overhead_wall": median(ratios["wall"]) - 1.0,
+            "overhead_cpu": median(ratios["cpu"]) - 1.0, "on_median_ms": median(on),
+            "off_median_ms": median(off)}
 
 
 def overhead(quick: bool) -> dict[str, Any]:
@@ -168,15 +174,15 @@ def overhead(quick: bool) -> dict[str, Any]:
                 times[config] += timer.times[warm:]
                 cpu[config] += timer.cpu_times[warm:]
                 in_hooks[config].append(sum(h.seconds for h in hooks) * 1e3 / steps)
-    base = statistics.median(times["none"])
-    base_cpu = statistics.median(cpu["none"])
+    base = median(times["none"])
+    base_cpu = median(cpu["none"])
     rows = []
     for config in configs:
-        median = statistics.median(times[config])
-        median_cpu = statistics.median(cpu[config])
-        rows.append({"config": config, "step_ms": median, "min_step_ms": min(times[config]),
-                     "overhead": median / base - 1.0, "cpu_step_ms": median_cpu, "cpu_overhead": median_cpu / base_cpu - 1.0, "hook_ms_per_step": statistics.median(in_hooks[config]),
-                     "hook_fraction": statistics.median(in_hooks[config]) / base, "steps": len(times[config])})
+        step_ms = median(times[config])
+        median_cpu = median(cpu[config])
+        rows.append({"config": config, "step_ms": step_ms, "min_step_ms": min(times[config]),
+                     "overhead": step_ms / base - 1.0, "cpu_step_ms": median_cpu, "cpu_overhead": median_cpu / base_cpu - 1.0, "hook_ms_per_step": median(in_hooks[config]),
+                     "hook_fraction": median(in_hooks[config]) / base, "steps": len(times[config])})
     return {"model": "r2plus1d_tiny", "pooling": "softpool", "input": list(shape), "rows": rows,
             "paired": [paired_overhead(quick, costliest) for costliest in (False, True)]}
 
@@ -190,7 +196,7 @@ gen = torch.Generator().manual_seed(0)
 x = torch.randn({shape!r}, generator=gen)
 step = TrainStep(model, x, torch.randint(0, 10, ({shape[0]},), generator=gen), False)
 step()  # the first step allocates gradients and momentum: part of training, so after the reset
-from softpool_video.profiling.system import peak_rss_bytes, reset_peak_rss, rss_bytes
+from softpool_video.measure import peak_rss_bytes, reset_peak_rss, rss_bytes
 import gc; gc.collect()
 before = rss_bytes()
 reset = reset_peak_rss()
@@ -227,15 +233,17 @@ def softpool_vs_max(quick: bool) -> list[dict[str, Any]]:
         cpu: dict[str, list[float]] = {"max": [], "softpool": []}
         for i in range(warmup + repeats):
             for method in (("max", "softpool") if i % 2 == 0 else ("softpool", "max")):  # alternate the order too
-                c = time.process_time()
+                cpu_clock = Marks(cpu_time=True)
+                cpu_clock.mark("start")
                 marks = steps[method]()
+                cpu_clock.mark("end")
                 if i >= warmup:
                     times[method].append(marks.ms("start", "end"))
-                    cpu[method].append((time.process_time() - c) * 1e3)
+                    cpu[method].append(cpu_clock.cpu_ms("start", "end"))
         del steps
         rss = {method: _subprocess_rss(arch, method, shape) for method in ("max", "softpool")}
-        med = {m: statistics.median(t) for m, t in times.items()}
-        med_cpu = {m: statistics.median(t) for m, t in cpu.items()}
+        med = {m: median(t) for m, t in times.items()}
+        med_cpu = {m: median(t) for m, t in cpu.items()}
         rows.append({
             "model": arch, "input": list(shape), "repeats": repeats,
             "max_step_ms": med["max"], "softpool_step_ms": med["softpool"],
@@ -316,7 +324,7 @@ def _interleaved_round(arch: str, pooling: str, shape: tuple[int, ...], steps: i
         memory = MemoryProfiler(dirpath=root)  # default: counts saved tensors on the warm-up steps
         _fit(arch, pooling, shape, steps, [latency, memory, _ProfileStepBetween(run, warmup)], batch=(x, y),
              logger=steps_log)
-    pairs = {name: [c[key] / p - 1.0 for c, p in zip(steps_log.steps, run.times[phase]) if p > 0]
+    pairs = {name: [c[key] / p - 1.0 for c, p in zip(steps_log.steps, run.times[phase], strict=False) if p > 0]
              for name, (phase, key) in PHASE_KEYS.items()}
     return run.result(shape, device, rss_resettable=False), {**memory.summary, **latency.summary}, pairs
 
@@ -367,16 +375,16 @@ def _agreement(quick: bool) -> dict[str, Any]:
     rows = []
     for name, (field, key) in AGREEMENT_QUANTITIES.items():
         per_round = [difference(p, c, field, key) for p, c, _ in rounds_out]
-        profile_value = statistics.median(getattr(p, field) for p, _, _ in rounds_out)
-        callback_value = statistics.median(c[key] for _, c, _ in rounds_out)
+        profile_value = median(getattr(p, field) for p, _, _ in rounds_out)
+        callback_value = median(c[key] for _, c, _ in rounds_out)
         step_pairs = [d for _, _, paired in rounds_out for d in paired.get(name, [])]
         separate_diffs = [difference(p, c, field, key) for p, c in separate]
         rows.append({"quantity": name, "profile": profile_value, "callbacks": callback_value,
                      "difference": callback_value / profile_value - 1.0 if profile_value else None,
                      "round_differences": per_round,
-                     "paired_step_difference": statistics.median(step_pairs) if step_pairs else None,
+                     "paired_step_difference": median(step_pairs) if step_pairs else None,
                      "paired_steps": len(step_pairs),
-                     "separate_difference": statistics.median([d for d in separate_diffs if d is not None] or [0.0]),
+                     "separate_difference": median([d for d in separate_diffs if d is not None] or [0.0]),
                      "separate_round_differences": separate_diffs})
     return {"model": arch, "pooling": pooling, "input": list(shape), "rounds": rounds,
             "separate_rounds": separate_rounds, "steps": steps, "warmup": warmup, "threads": torch.get_num_threads(),
@@ -452,8 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     result = run(quick=args.quick)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+        write_json_atomic(args.json, result, indent=1)
     print(markdown(result))
     return 0
 

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from softpool_video import soft_pool3d
-
-from .timing import median_ms, saved_tensor_bytes
+from softpool_video.measure import saved_tensor_bytes, time_callable
+from softpool_video.reporting import markdown_table
 
 
 def composite_softpool3d(x, kernel_size, stride, padding):
@@ -33,29 +33,32 @@ CASES = [
 ]
 
 
+def measure_method(method, x: torch.Tensor, k: int, s: int, p: int, repeats: int) -> dict:
+    """Forward+backward and forward-only times, and bytes saved for backward, of one method."""
+    leaf = x.clone().requires_grad_()
+
+    def step():
+        leaf.grad = None
+        out = method(leaf, k, s, p)
+        out.backward(torch.ones_like(out))
+
+    def forward_only():
+        with torch.no_grad():
+            method(x, k, s, p)
+
+    return {"fwd_bwd": time_callable(step, repeats=repeats).as_dict(),
+            "fwd": time_callable(forward_only, repeats=repeats).as_dict(),
+            "saved_bytes": saved_tensor_bytes(lambda: method(leaf, k, s, p))[1],
+            "input_bytes": x.numel() * x.element_size()}
+
+
 def run(shape=(4, 64, 16, 56, 56), device: str = "cpu", repeats: int = 7) -> list[dict]:
     x = torch.randn(*shape, device=device)
     rows = []
     for case in CASES:
         k, s, p = case["kernel"], case["stride"], case["padding"]
         for name, method in METHODS.items():
-            leaf = x.clone().requires_grad_()
-
-            def step():
-                leaf.grad = None
-                out = method(leaf, k, s, p)
-                out.backward(torch.ones_like(out))
-
-            def forward_only():
-                with torch.no_grad():
-                    method(x, k, s, p)
-
-            row = {"case": case["name"], "method": name,
-                   "fwd_bwd": median_ms(step, repeats=repeats, device=device),
-                   "fwd": median_ms(forward_only, repeats=repeats, device=device),
-                   "saved_bytes": saved_tensor_bytes(lambda: method(leaf, k, s, p)),
-                   "input_bytes": x.numel() * x.element_size()}
-            rows.append(row)
+            rows.append({"case": case["name"], "method": name, **measure_method(method, x, k, s, p, repeats)})
     for case in CASES:
         base = next(r for r in rows if r["case"] == case["name"] and r["method"] == "max_pool3d")
         for r in rows:
@@ -66,9 +69,7 @@ def run(shape=(4, 64, 16, 56, 56), device: str = "cpu", repeats: int = 7) -> lis
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| case | method | fwd+bwd ms (median) | fwd ms | fwd+bwd / max_pool3d | saved for backward / input |",
-             "|---|---|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['case']} | {r['method']} | {r['fwd_bwd']['median_ms']:.1f} | "
-                     f"{r['fwd']['median_ms']:.1f} | {r['fwd_bwd_vs_max']:.2f}x | {r['saved_vs_input']:.2f} |")
-    return "\n".join(lines)
+    header = ["case", "method", "fwd+bwd ms (median)", "fwd ms", "fwd+bwd / max_pool3d", "saved for backward / input"]
+    return markdown_table(header, [[r["case"], r["method"], f"{r['fwd_bwd']['median_ms']:.1f}",
+                                    f"{r['fwd']['median_ms']:.1f}", f"{r['fwd_bwd_vs_max']:.2f}x",
+                                    f"{r['saved_vs_input']:.2f}"] for r in rows], align="llrrrr")

@@ -7,26 +7,21 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import platform
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
-from softpool_video.atomic_files import write_json_atomic
-from softpool_video.training.reproducibility import cpu_name
+from softpool_video.measure import environment
+from softpool_video.reporting import write_json_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def environment(device: str) -> dict:
-    info = {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
-            "machine": platform.machine(), "processor": cpu_name(), "device": device,
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    if device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
+def dated_environment(device: str) -> dict:
+    """measure.environment and when: the envelope of every benchmarks/results/*.json."""
+    return {**environment(device), "date": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def bench_softpool(device: str, quick: bool) -> str:
@@ -34,7 +29,7 @@ def bench_softpool(device: str, quick: bool) -> str:
     shape = (2, 32, 8, 56, 56) if quick else (4, 64, 16, 56, 56)
     rows = b.run(shape=shape, device=device, repeats=3 if quick else 7)
     table = b.markdown(rows)
-    _write(f"softpool_{device}", {"env": environment(device), "input_shape": list(shape), "rows": rows})
+    _write(f"softpool_{device}", {"env": dated_environment(device), "input_shape": list(shape), "rows": rows})
     return f"### SoftPool3d op, input {tuple(shape)} fp32, {device}\n\n{table}"
 
 
@@ -45,7 +40,7 @@ def bench_module(name: str, quick: bool) -> str | None:
     except ModuleNotFoundError:
         return None
     result = module.run(quick=quick)
-    _write(name, {"env": environment("cpu"), "result": result})
+    _write(name, {"env": dated_environment("cpu"), "result": result})
     return module.markdown(result) if hasattr(module, "markdown") else json.dumps(result, indent=1)
 
 
@@ -71,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             text = bench_module(name, args.quick)
             if text:
                 sections.append(text)
-    env = environment("cpu")
+    env = dated_environment("cpu")
     print(f"# make bench — {env['processor']}, {env['threads']} threads, torch {env['torch']}\n")
     print("\n\n".join(sections))
     return 0

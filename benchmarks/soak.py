@@ -24,10 +24,8 @@ Writes benchmarks/results/soak.json; exit status 1 if a check fails.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import platform
 import signal
 import sys
 import tempfile
@@ -37,6 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.run import dated_environment
+from softpool_video.reporting import write_json_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results" / "soak.json"
 
@@ -82,7 +83,7 @@ def run(root: Path, *, epochs: int, workers: int, corrupt_fraction: float, kill_
 
     rng = np.random.default_rng(seed)
     videos = [rel for rel in find_videos(root) if rel.startswith("UCF-101/")]
-    n_bad = max(4, int(round(corrupt_fraction * len(videos))))
+    n_bad = max(4, round(corrupt_fraction * len(videos)))
     chosen = [videos[i] for i in rng.permutation(len(videos))[:n_bad]]
     before, after = chosen[: n_bad // 2], chosen[n_bad // 2:]
     # Before the index: zero-byte and truncated files, excluded at setup.
@@ -150,8 +151,7 @@ def run(root: Path, *, epochs: int, workers: int, corrupt_fraction: float, kill_
         f"open fds growth <= {fd_growth}": fd_delta <= fd_growth,
     }
     return {
-        "env": {"python": platform.python_version(), "machine": platform.machine(),
-                "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        "env": dated_environment("cpu"),
         "config": {"epochs": epochs, "workers": workers, "batch_size": batch_size,
                    "corrupt_fraction": corrupt_fraction, "kill_epoch": kill_epoch, "seed": seed,
                    "decode_timeout": decode_timeout},
@@ -220,8 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                      rss_growth_mib=args.rss_growth_mib, fd_growth=args.fd_growth,
                      decode_timeout=args.decode_timeout)
     result["seconds"] = round(time.perf_counter() - start, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    write_json_atomic(args.out, result, indent=1)
     print(table(result) + "\n(every 50th epoch shown; all in the JSON)")
     data = result["data"]
     print(f"\n{data['train_videos']} train videos ({data['good_train_videos']} good), "

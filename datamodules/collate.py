@@ -9,15 +9,33 @@ tensors) and on a busy 2-core machine the hand-over alone took several milliseco
 view of it), and in a worker it shares by file name (`file_system` strategy: no
 descriptor passing); the strategy is set inside the worker process only, never in the
 training process.
+
+Bad videos are the collate's job too: a dataset item that could not be read comes back as
+a `SkippedItem`, and `SkippingCollate` filters those out of the batch before collating the
+rest, handing them over under `SKIPPED_KEY` so the loader can count them (resilient.py).
+Nothing is substituted, so every good sample is delivered exactly once per epoch.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.utils.data import default_collate, get_worker_info
 
 INDEX_KEYS: tuple[str, ...] = ("label", "video_index", "clip_index", "crop_index")
+SKIPPED_KEY = "skipped"
+
+
+@dataclass(frozen=True)
+class SkippedItem:
+    """Stands in for a sample whose video could not be read (left out by the collate)."""
+
+    index: int
+    video_index: int
+    rel: str
+    reason: str
 
 
 def collate_clips(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -32,3 +50,26 @@ def collate_clips(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     index = torch.tensor([[int(item[key]) for item in items] for key in INDEX_KEYS], dtype=torch.int64)
     rest = default_collate([{k: v for k, v in item.items() if k not in INDEX_KEYS} for item in items])
     return {**rest, **{key: index[row] for row, key in enumerate(INDEX_KEYS)}}
+
+
+class SkippingCollate:
+    """Collates the items that are not `SkippedItem` with `collate` (default_collate); the
+    skipped ones go under SKIPPED_KEY. A batch of only skipped items is
+    `{SKIPPED_KEY: [...]}`, which ResilientDataLoader drops. Picklable (for spawned workers).
+    """
+
+    def __init__(self, collate: Callable[[list[Any]], Any] | None = None) -> None:
+        self.collate = collate if collate is not None else default_collate
+
+    def __call__(self, items: Sequence[Any]) -> dict[str, Any]:
+        good = [x for x in items if not isinstance(x, SkippedItem)]
+        skipped = [x for x in items if isinstance(x, SkippedItem)]
+        batch = self.collate(good) if good else {}
+        if not isinstance(batch, dict):
+            raise TypeError(f"SkippingCollate needs dict batches, got {type(batch).__name__}")
+        if skipped:
+            batch[SKIPPED_KEY] = skipped
+        return batch
+
+    def __repr__(self) -> str:
+        return f"SkippingCollate({getattr(self.collate, '__name__', self.collate)!r})"

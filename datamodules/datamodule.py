@@ -1,4 +1,4 @@
-"""Lightning DataModules for UCF-101, HMDB-51 and Kinetics, on one shared base.
+"""The Lightning DataModule base shared by every dataset (ucf101.py, hmdb51.py, kinetics.py).
 
     annotations (official files) -> records -> video index (probe once, cached)
       -> VideoClipDataset (sampler + transforms) -> DataLoader
@@ -29,26 +29,30 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Sequence
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from .clip_sampling import SHORT_VIDEO_MODES, ClipSampler
 from .collate import collate_clips
 from .dataset import DEFAULT_DECODE_TIMEOUT, VideoClipDataset
 from .decoders import check_backend
-from .hmdb51 import HMDB51Annotations
 from .index_cache import PROBE_DEPTHS, VideoIndex, VideoMeta
-from .kinetics import KineticsAnnotations
 from .records import Subset, VideoRecord
 from .resilient import ResilientDataLoader
 from .samplers import ResumableTrainSampler, SeededItems, VideoShardSampler
-from .sampling import SHORT_VIDEO_MODES, ClipSampler
-from .transforms import KINETICS_MEAN, KINETICS_STD, TRAIN_CROPS, EvalTransform, TrainTransform
-from .ucf101 import UCF101Annotations
+from .transforms import (
+    KINETICS_MEAN,
+    KINETICS_STD,
+    TRAIN_CROPS,
+    EvalTransform,
+    TrainTransform,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +78,7 @@ def split_holdout(records: Sequence[VideoRecord], fraction: float,
         groups = sorted(groups_by_class[label])
         if len(groups) < 2:
             continue  # a class with one group stays entirely in training
-        count = min(len(groups) - 1, max(1, int(round(fraction * len(groups)))))
+        count = min(len(groups) - 1, max(1, round(fraction * len(groups))))
         held.update(groups[i] for i in rng.permutation(len(groups))[:count])
     kept = [r for r in records if r.group not in held]
     out = [r for r in records if r.group in held]
@@ -462,97 +466,3 @@ class VideoDataModule(pl.LightningDataModule):
                         "They will be excluded from the next run's index.",
                         self.annotations.dataset, len(failures), stage, shown,
                         "; ..." if len(failures) > 10 else "")
-
-
-class UCF101DataModule(VideoDataModule):
-    """UCF-101 from the official `UCF-101/` folder and `ucfTrainTestlist/`.
-
-    Args:
-        root: folder holding both (see VideoDataModule for the other arguments).
-        split: 1, 2 or 3.
-        video_dir: video folder relative to root (None: UCF-101, UCF101 or videos).
-        annotation_dir: split-list folder relative to root (None: ucfTrainTestlist, ...).
-    """
-
-    dataset_name = "UCF-101"
-
-    def __init__(self, root: str | Path, split: int = 1, video_dir: str | None = None,
-                 annotation_dir: str | None = None, **kwargs: Any) -> None:
-        super().__init__(root, split, **kwargs)
-        self.video_dir, self.annotation_dir = video_dir, annotation_dir
-        self.annotations  # fail fast on a wrong root or split, and know the classes now
-
-    def _make_annotations(self) -> UCF101Annotations:
-        return UCF101Annotations(self.root, self.split, self.video_dir, self.annotation_dir)
-
-
-class HMDB51DataModule(VideoDataModule):
-    """HMDB-51 from `hmdb51_org/<class>/*.avi` and `testTrainMulti_7030_splits/`.
-
-    Args:
-        root: folder holding both (see VideoDataModule for the other arguments).
-        split: 1, 2 or 3.
-        video_dir: video folder relative to root (None: hmdb51_org, hmdb51, HMDB51 or videos).
-        annotation_dir: split-file folder relative to root (None: testTrainMulti_7030_splits, ...).
-    """
-
-    dataset_name = "HMDB-51"
-
-    def __init__(self, root: str | Path, split: int = 1, video_dir: str | None = None,
-                 annotation_dir: str | None = None, **kwargs: Any) -> None:
-        super().__init__(root, split, **kwargs)
-        self.video_dir, self.annotation_dir = video_dir, annotation_dir
-        self.annotations
-
-    def _make_annotations(self) -> HMDB51Annotations:
-        return HMDB51Annotations(self.root, self.split, self.video_dir, self.annotation_dir)
-
-
-class KineticsDataModule(VideoDataModule):
-    """Kinetics-400/600/700 from the official CSVs, a `path label` list, or class folders.
-
-    Args:
-        root: dataset root (see VideoDataModule for the other arguments).
-        annotation_format: 'csv' (official), 'list' or 'folder'.
-        video_dir: folder holding the split folders, relative to root (None: root).
-        train_annotations, val_annotations, test_annotations: annotation files relative to
-            root (None: found under root/annotations or root by name, e.g. train.csv,
-            validate.csv, test.csv).
-        classes_file: class names, one per line, fixing label order (None: sorted train
-            classes).
-        test_subset: which subset the test loader uses: 'val' (default; Kinetics test labels
-            are not public for every version) or 'test'.
-        val_source: 'holdout' (default: a class-stratified part of train) or 'val' (the official
-            validation set, which is also the reported test set while test_subset='val').
-    """
-
-    dataset_name = "Kinetics"
-    official_subsets = ("train", "val", "test")
-    val_sources = ("holdout", "val")
-
-    def __init__(self, root: str | Path, annotation_format: Literal["csv", "list", "folder"] = "csv",
-                 video_dir: str | None = None, train_annotations: str | None = None,
-                 val_annotations: str | None = None, test_annotations: str | None = None,
-                 classes_file: str | None = None, test_subset: Literal["val", "test"] = "val",
-                 val_source: str = "holdout", **kwargs: Any) -> None:
-        kwargs.setdefault("split", 0)
-        super().__init__(root, val_source=val_source, **kwargs)
-        if test_subset not in ("val", "test"):
-            raise ValueError(f"test_subset={test_subset!r} is not supported; choose 'val' or 'test'")
-        self.annotation_format, self.video_dir = annotation_format, video_dir
-        self.annotation_files = {"train": train_annotations, "val": val_annotations,
-                                 "test": test_annotations}
-        self.classes_file, self._test_subset = classes_file, test_subset
-        self.annotations
-
-    @property
-    def test_subset_name(self) -> str:
-        return self._test_subset
-
-    def _describe(self, stage: str) -> str:
-        return f"Kinetics {stage}"
-
-    def _make_annotations(self) -> KineticsAnnotations:
-        return KineticsAnnotations(self.root, self.annotation_format, self.video_dir,
-                                   self.annotation_files["train"], self.annotation_files["val"],
-                                   self.annotation_files["test"], self.classes_file)

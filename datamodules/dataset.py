@@ -11,7 +11,7 @@ Bad videos. Files the index marked undecodable never reach this class (the DataM
 excludes and reports them). A file that still fails here, after both backends were tried,
 or whose decoding does not finish within `decode_timeout` seconds, is recorded in the
 index's read-failure log and logged once per process, and the item comes back as a
-`SkippedItem` instead of a sample. `SkippingCollate` (datamodules/resilient.py) leaves
+`SkippedItem` instead of a sample. The collate filter (`SkippingCollate`, collate.py) leaves
 skipped items out of the batch and `ResilientDataLoader` counts them, so every good video
 is still delivered exactly once per epoch and a bad one is never replaced by a duplicate of
 another. The DataModule reports the count and the paths at the end of the stage, and the
@@ -30,10 +30,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .clip_sampling import ClipSampler
+from .collate import SkippedItem
 from .decoders import DecodeError, VideoReader, check_backend, open_video, read_frames
 from .index_cache import ReadFailureLog, VideoMeta
 from .records import VideoRecord
-from .sampling import ClipSampler
 from .timeouts import call_with_timeout
 
 log = logging.getLogger(__name__)
@@ -51,16 +52,6 @@ class _OpenVideo:
     reader: VideoReader
     indices: np.ndarray | None = None
     frames: torch.Tensor | None = None
-
-
-@dataclass(frozen=True)
-class SkippedItem:
-    """Stands in for a sample whose video could not be read (left out by the collate)."""
-
-    index: int
-    video_index: int
-    rel: str
-    reason: str
 
 
 class VideoClipDataset(Dataset):

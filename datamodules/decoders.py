@@ -8,13 +8,13 @@ decodes only the requested frames and returns them as a uint8 tensor of shape
   bridge, frames leave decord as numpy (`.asnumpy()`) and become tensors here.
 - PyAV: the fallback, and the backend for files decord cannot open or decode. It decodes
   less for the same frames (it skips non-reference frames it does not return, and one
-  open reader reads clips in order in one pass): see `PyAVReader`, tests/test_data_seek.py
+  open reader reads clips in order in one pass): see `PyAVReader`, tests/data/test_data_seek.py
   and benchmarks/bench_data.py for what that saves.
 
 Both number frames the same way: frame i is the i-th frame in presentation order,
 found by demuxing every packet and sorting their timestamps (what decord does
 internally). That is what makes the two backends return the same frame for the same
-index (see tests/test_data_decoders.py).
+index (see tests/data/test_data_decoders.py).
 """
 from __future__ import annotations
 
@@ -346,6 +346,11 @@ class PyAVReader(_ReaderBase):
 
 
 _READERS: dict[str, type[_ReaderBase]] = {"decord": DecordReader, "pyav": PyAVReader}
+
+
+def reader_class(backend: str) -> type[_ReaderBase]:
+    """The reader class of `backend` (no fallback: for callers that try backends themselves)."""
+    return _READERS[check_backend(backend)]
 
 
 def open_video(path: str | Path, backend: str = "decord", *, fallback: bool = True,

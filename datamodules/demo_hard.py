@@ -1,9 +1,9 @@
 """The hard demo (`softpool-video make-demo-data DIR --variant hard`): synthetic actions
 told apart by small, fast or low-contrast details, the kind that a network's downsampling
 keeps or destroys, so that pooling methods differ on it (configs/demo_hard.yaml). On the
-default demo (demo_data.py) every pooling method reaches 100%.
+default demo (demo.py) every pooling method reaches 100%.
 
-Same UCF-101 layout, splits, writer and determinism as the default demo (demo_data.py
+Same UCF-101 layout, splits, writer and determinism as the default demo (demo.py
 writes both). Every clip shows the same scene: a dim background under a low-contrast grain,
 and four soft dots, three of them all but still. Six classes, in three pairs:
 
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .demo_data import DemoSpec
+from .demo import DemoSpec
 
 HARD_CLASSES: tuple[str, ...] = ("DotRise", "DotFall", "DriftUp", "DriftDown", "SwingSlow", "SwingFast")
 HARD_FORMAT_VERSION = 1

@@ -6,15 +6,26 @@ per-class archives are extracted) and `test_train_splits.rar`
 
 with 1 = train, 2 = test, 0 = not used in this split. Labels are the class's position in
 sorted class order (brush_hair = 0, ...).
+
+This file holds the parser (`HMDB51Annotations`) and the dataset's LightningDataModule
+(`HMDB51DataModule`, on the shared base in datamodule.py).
 """
 from __future__ import annotations
 
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
-from .records import (PathResolver, Subset, VideoRecord, check_listed_path, find_dir,
-                      summarise_missing)
+from .datamodule import VideoDataModule
+from .records import (
+    PathResolver,
+    Subset,
+    VideoRecord,
+    check_listed_path,
+    find_dir,
+    summarise_missing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +106,26 @@ class HMDB51Annotations:
         out = Subset(subset, records, missing)
         summarise_missing(self.dataset, out, len(items), self.video_dir)
         return out
+
+
+# ---- the DataModule ----------------------------------------------------------------------
+class HMDB51DataModule(VideoDataModule):
+    """HMDB-51 from `hmdb51_org/<class>/*.avi` and `testTrainMulti_7030_splits/`.
+
+    Args:
+        root: folder holding both (see VideoDataModule for the other arguments).
+        split: 1, 2 or 3.
+        video_dir: video folder relative to root (None: hmdb51_org, hmdb51, HMDB51 or videos).
+        annotation_dir: split-file folder relative to root (None: testTrainMulti_7030_splits, ...).
+    """
+
+    dataset_name = "HMDB-51"
+
+    def __init__(self, root: str | Path, split: int = 1, video_dir: str | None = None,
+                 annotation_dir: str | None = None, **kwargs: Any) -> None:
+        super().__init__(root, split, **kwargs)
+        self.video_dir, self.annotation_dir = video_dir, annotation_dir
+        _ = self.annotations  # fail fast on a wrong root or split
+
+    def _make_annotations(self) -> HMDB51Annotations:
+        return HMDB51Annotations(self.root, self.split, self.video_dir, self.annotation_dir)

@@ -21,25 +21,24 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from hashlib import sha1
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 import numpy as np
 
-from softpool_video.atomic_files import write_json_atomic
+from softpool_video.reporting import write_json_atomic
 
-from .decoders import _READERS, BACKENDS, DecodeError, check_backend
+from .decoders import BACKENDS, DecodeError, check_backend, reader_class
+from .video_files import CACHE_DIRNAME
 
 log = logging.getLogger(__name__)
 
 ProbeDepth = Literal["header", "fast", "full"]
 PROBE_DEPTHS: tuple[str, ...] = ("header", "fast", "full")
-VIDEO_EXTENSIONS: frozenset[str] = frozenset(
-    {".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv", ".3gp"})
-CACHE_DIRNAME = ".softpool_video"
 INDEX_VERSION = 1
 # A container may declare a few frames more than it holds (dropped frames, an AVI header
 # written before the last packets); a larger shortfall is a truncated or damaged file.
@@ -122,7 +121,7 @@ def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
     errors: list[str] = []
     for name in order:
         try:
-            with _READERS[name](path) as reader:
+            with reader_class(name)(path) as reader:
                 n = reader.num_frames
                 demux_error = getattr(reader, "demux_error", "")
                 if demux_error:
@@ -160,22 +159,15 @@ def default_cache_dir(root: str | Path) -> Path:
         return base / "softpool_video" / sha1(str(root).encode()).hexdigest()[:16]
 
 
-def find_videos(root: str | Path) -> list[str]:
-    """Every file with a video extension under `root`, as sorted relative posix paths."""
-    root = Path(root)
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != CACHE_DIRNAME)
-        for name in filenames:
-            if Path(name).suffix.lower() in VIDEO_EXTENSIONS:
-                found.append(Path(dirpath, name).relative_to(root).as_posix())
-    return sorted(found)
-
-
 def _progress():
     """A rich progress bar on an interactive terminal, nothing otherwise (log files)."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeRemainingColumn(), transient=True, disable=not sys.stderr.isatty())
@@ -225,7 +217,7 @@ class VideoIndex:
         fields = list(VideoMeta.__dataclass_fields__)
         for rel, row in data.get("entries", {}).items():
             try:
-                self._entries[rel] = VideoMeta(**dict(zip(fields, row)))
+                self._entries[rel] = VideoMeta(**dict(zip(fields, row, strict=False)))  # a short row: TypeError
             except TypeError:
                 continue
 
@@ -298,7 +290,7 @@ class VideoIndex:
                     progress.advance(task)
 
     # ---- read-time failures ----------------------------------------------------------
-    def failure_log(self) -> "ReadFailureLog":
+    def failure_log(self) -> ReadFailureLog:
         return ReadFailureLog(self.root, self.failures_path)
 
     def read_failures(self) -> dict[str, dict]:
@@ -308,10 +300,7 @@ class VideoIndex:
     def clear(self) -> None:
         """Forget every cached probe and recorded read failure (the next ensure re-probes)."""
         self._entries.clear()
-        try:
-            self.failures_path.unlink()
-        except FileNotFoundError:
-            pass
+        self.failures_path.unlink(missing_ok=True)
 
 
 class ReadFailureLog:

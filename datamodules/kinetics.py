@@ -12,17 +12,20 @@
 Class labels are positions in sorted class-name order (the train annotations' classes),
 unless `classes_file` (one name per line) fixes the order. Annotated videos that are not on
 disk are reported once per subset and excluded.
+
+This file holds the parser (`KineticsAnnotations`) and the dataset's LightningDataModule
+(`KineticsDataModule`, on the shared base in datamodule.py).
 """
 from __future__ import annotations
 
 import csv
 import logging
-import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from .index_cache import CACHE_DIRNAME, VIDEO_EXTENSIONS
+from .datamodule import VideoDataModule
 from .records import Subset, VideoRecord, check_listed_path, summarise_missing
+from .video_files import CACHE_DIRNAME, is_video_file, walk_dataset
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +93,10 @@ def read_path_label_list(path: str | Path) -> list[tuple[str, str]]:
 def _scan_videos(video_dir: Path) -> dict[str, list[str]]:
     """file stem -> paths (relative to video_dir) of every video file under video_dir."""
     table: dict[str, list[str]] = {}
-    for dirpath, dirnames, filenames in os.walk(video_dir):
-        dirnames[:] = sorted(d for d in dirnames if d != CACHE_DIRNAME)
+    for folder, filenames in walk_dataset(video_dir):
         for name in filenames:
-            p = Path(name)
-            if p.suffix.lower() in VIDEO_EXTENSIONS:
-                table.setdefault(p.stem, []).append(Path(dirpath, name).relative_to(video_dir).as_posix())
+            if is_video_file(name):
+                table.setdefault(Path(name).stem, []).append((folder / name).relative_to(video_dir).as_posix())
     return table
 
 
@@ -214,7 +215,7 @@ class KineticsAnnotations:
                 raise ValueError(f"Kinetics {subset}: class folder {cls_dir.name!r} is not one of the "
                                  "train classes")
             for path in sorted(cls_dir.rglob("*")):
-                if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
+                if is_video_file(path) and path.is_file():
                     rel = path.relative_to(self.root).as_posix()
                     records.append(VideoRecord(rel, label_of[cls_dir.name], rel))
         return Subset(subset, records)
@@ -264,3 +265,54 @@ class KineticsAnnotations:
         out = Subset(subset, records, missing)
         summarise_missing(self.dataset, out, len(rows), self.video_dir)
         return out
+
+
+# ---- the DataModule ----------------------------------------------------------------------
+class KineticsDataModule(VideoDataModule):
+    """Kinetics-400/600/700 from the official CSVs, a `path label` list, or class folders.
+
+    Args:
+        root: dataset root (see VideoDataModule for the other arguments).
+        annotation_format: 'csv' (official), 'list' or 'folder'.
+        video_dir: folder holding the split folders, relative to root (None: root).
+        train_annotations, val_annotations, test_annotations: annotation files relative to
+            root (None: found under root/annotations or root by name, e.g. train.csv,
+            validate.csv, test.csv).
+        classes_file: class names, one per line, fixing label order (None: sorted train
+            classes).
+        test_subset: which subset the test loader uses: 'val' (default; Kinetics test labels
+            are not public for every version) or 'test'.
+        val_source: 'holdout' (default: a class-stratified part of train) or 'val' (the official
+            validation set, which is also the reported test set while test_subset='val').
+    """
+
+    dataset_name = "Kinetics"
+    official_subsets = ("train", "val", "test")
+    val_sources = ("holdout", "val")
+
+    def __init__(self, root: str | Path, annotation_format: Literal["csv", "list", "folder"] = "csv",
+                 video_dir: str | None = None, train_annotations: str | None = None,
+                 val_annotations: str | None = None, test_annotations: str | None = None,
+                 classes_file: str | None = None, test_subset: Literal["val", "test"] = "val",
+                 val_source: str = "holdout", **kwargs: Any) -> None:
+        kwargs.setdefault("split", 0)
+        super().__init__(root, val_source=val_source, **kwargs)
+        if test_subset not in ("val", "test"):
+            raise ValueError(f"test_subset={test_subset!r} is not supported; choose 'val' or 'test'")
+        self.annotation_format, self.video_dir = annotation_format, video_dir
+        self.annotation_files = {"train": train_annotations, "val": val_annotations,
+                                 "test": test_annotations}
+        self.classes_file, self._test_subset = classes_file, test_subset
+        _ = self.annotations  # fail fast on a wrong root or split
+
+    @property
+    def test_subset_name(self) -> str:
+        return self._test_subset
+
+    def _describe(self, stage: str) -> str:
+        return f"Kinetics {stage}"
+
+    def _make_annotations(self) -> KineticsAnnotations:
+        return KineticsAnnotations(self.root, self.annotation_format, self.video_dir,
+                                   self.annotation_files["train"], self.annotation_files["val"],
+                                   self.annotation_files["test"], self.classes_file)

@@ -1,5 +1,5 @@
-"""`softpool-video prepare SRC DST`: a drop-in copy of a dataset root with videos that are
-cheap to train from.
+"""A drop-in copy of a dataset root with videos that are cheap to train from
+(`softpool-video prepare SRC DST`, softpool_video/commands/prepare.py).
 
 Datasets ship videos larger than training uses (UCF-101 is 320x240, Kinetics often 340p to
 1080p) and encoded for playback: H.264 with a key frame every 250 frames means a random
@@ -40,7 +40,6 @@ live in `DST/prepare_info.json`; a rerun with other settings must pass `overwrit
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import multiprocessing
@@ -56,9 +55,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from softpool_video.atomic_files import write_json_atomic
+from softpool_video.reporting import write_json_atomic
 
-from .index_cache import CACHE_DIRNAME, VIDEO_EXTENSIONS, _progress, probe_video
+from .index_cache import _progress, probe_video
+from .video_files import is_video_file, walk_dataset
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ def prepare_video(src: str | Path, dst: str | Path, settings: PrepareSettings) -
     try:
         try:
             written = encode_video(src, tmp, container_format(dst), settings)
-        except Exception as err:  # noqa: BLE001 - av raises many error types for damaged streams
+        except Exception as err:
             message = str(err).splitlines()[0] if str(err) else type(err).__name__
             return f"decode/encode failed: {message}".replace(str(src), src.name)
         if written != meta.num_frames:
@@ -258,7 +258,7 @@ def _prepare_job(src: str, dst: str, rel: str, settings: PrepareSettings) -> _Re
     """Worker entry point: never raises for a bad video."""
     try:
         error = prepare_video(src, dst, settings)
-    except Exception as err:  # noqa: BLE001 - a bug or I/O error must not stop the other videos
+    except Exception as err:
         error = f"{type(err).__name__}: {err}"
     src_bytes = os.stat(src).st_size if not error else 0
     dst_bytes = os.stat(dst).st_size if not error else 0
@@ -268,9 +268,8 @@ def _prepare_job(src: str, dst: str, rel: str, settings: PrepareSettings) -> _Re
 # ---- the dataset -------------------------------------------------------------------------------
 def _walk(root: Path) -> Iterator[tuple[Path, list[str]]]:
     """(folder relative to root, its file names), skipping the index cache as find_videos does."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != CACHE_DIRNAME)
-        yield Path(dirpath).relative_to(root), sorted(filenames)
+    for folder, filenames in walk_dataset(root):
+        yield folder.relative_to(root), filenames
 
 
 def _is_done(src: Path, dst: Path) -> bool:
@@ -360,7 +359,7 @@ def prepare_dataset(src: str | Path, dst: str | Path, *, short_side: int = 128, 
             s, d = src / folder / name, dst / folder / name
             if folder == Path(".") and name in (INFO_FILE, FAILURES_FILE):
                 continue  # SRC is itself a prepared copy: these describe it, not DST
-            if Path(name).suffix.lower() not in VIDEO_EXTENSIONS:
+            if not is_video_file(name):
                 summary.copied += _copy_file(s, d)
                 continue
             summary.videos += 1
@@ -411,67 +410,3 @@ def _run(jobs: list[tuple[str, str, str]], settings: PrepareSettings, workers: i
                     # which video did it, so every unfinished one is reported. A rerun retries.
                     yield _Result(futures[future], f"worker process died ({err}); rerun to retry", 0, 0)
                 bar.advance(task)
-
-
-# ---- command line -------------------------------------------------------------------------------
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
-
-
-def main(argv: list[str]) -> int:
-    """`softpool-video prepare SRC DST`; exit status 1 when some video was left out."""
-    from .commands import _console, _setup_logging
-
-    default_workers = os.cpu_count() or 1
-    parser = argparse.ArgumentParser(
-        prog="softpool-video prepare",
-        description="Write a drop-in copy of a dataset root (UCF-101, HMDB-51, Kinetics or any "
-                    "folder of videos) with every video re-encoded small and with frequent key "
-                    "frames, so training decodes several times fewer CPU-seconds per clip. Same "
-                    "folders, names and annotation files; same frame count and frame rate (audio "
-                    "is dropped). Resumable: rerun the same command after an interruption. "
-                    "Unreadable videos are listed and left out. Exit status 1 if any was left out.")
-    parser.add_argument("src", type=Path, help="dataset root to copy")
-    parser.add_argument("dst", type=Path, help="where the prepared copy goes (new or empty folder, "
-                                               "or an earlier prepared copy to resume)")
-    parser.add_argument("--short-side", type=int, default=128,
-                        help="short side of the copies in pixels; larger videos are scaled down, "
-                             "aspect kept (default 128: training resizes to 128 and crops 112)")
-    parser.add_argument("--gop", type=int, default=16,
-                        help="at most this many frames between key frames (default 16)")
-    parser.add_argument("--crf", type=int, default=23,
-                        help="H.264 quality (all but AVI files), 0..51, lower is better and bigger "
-                             "(default 23)")
-    parser.add_argument("--preset", choices=X264_PRESETS, default="veryfast",
-                        help="x264 speed preset: slower writes smaller files (default veryfast)")
-    parser.add_argument("--qscale", type=int, default=5,
-                        help="MPEG-4 part 2 quantizer for AVI files (UCF-101, HMDB-51), 2..31, lower "
-                             "is better and bigger (default 5)")
-    parser.add_argument("--workers", type=int, default=default_workers,
-                        help=f"videos encoded in parallel, one core each (default: all cores, {default_workers})")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="re-encode everything; allows a non-empty DST or other settings")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log each left-out video as it happens")
-    args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
-    console = _console()
-    try:
-        summary = prepare_dataset(args.src, args.dst, short_side=args.short_side, gop=args.gop,
-                                  workers=args.workers, crf=args.crf, preset=args.preset,
-                                  qscale=args.qscale,
-                                  overwrite=args.overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError) as err:
-        console.print(f"[red]prepare:[/red] {err}")
-        return 2
-    s = summary
-    console.print(f"prepared {s.videos - len(s.failed)} of {s.videos} videos under {s.src} into {s.dst}: "
-                  f"{s.prepared} encoded now, {s.skipped} already done, {len(s.failed)} left out; "
-                  f"{s.copied} other files copied; {s.seconds:.1f}s")
-    console.print(f"videos: {_mib(s.src_bytes)} -> {_mib(s.dst_bytes)} "
-                  f"({100 * s.size_ratio:.0f}% of the original size)" if s.src_bytes else "videos: none")
-    for rel, error in s.failed.items():
-        console.print(f"[red]LEFT OUT[/red]  {rel}  {error}")
-    if s.failed:
-        console.print(f"list: {Path(s.dst) / FAILURES_FILE} (the dataset reports these as missing)")
-    console.print(f"train with the same settings and root={str(s.dst)!r}")
-    return 1 if s.failed else 0

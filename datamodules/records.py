@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .index_cache import CACHE_DIRNAME
+from .video_files import walk_dataset
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +69,9 @@ class PathResolver:
 
     def _build(self) -> dict[str, str]:
         table: dict[str, str] = {}
-        for dirpath, dirnames, filenames in os.walk(self.video_dir):
-            dirnames[:] = [d for d in dirnames if d != CACHE_DIRNAME]
+        for folder, filenames in walk_dataset(self.video_dir):
             for name in filenames:
-                rel = Path(dirpath, name).relative_to(self.video_dir).as_posix()
+                rel = (folder / name).relative_to(self.video_dir).as_posix()
                 table.setdefault(rel.lower(), rel)
         return table
 

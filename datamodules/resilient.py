@@ -3,9 +3,10 @@
 Two kinds of fault, two mechanisms:
 
 - A bad video (corrupt, truncated, hung in decoding): the dataset returns a `SkippedItem`
-  instead of a sample; `SkippingCollate` leaves it out of the batch and hands it over under
-  `SKIPPED_KEY`; `ResilientDataLoader` removes that key, counts the item and drops a batch
-  in which every item was skipped (an epoch in which nothing could be read is an error). Nothing is substituted, so every good sample is
+  instead of a sample; the collate filter (`SkippingCollate`, collate.py) leaves it out of
+  the batch and hands it over under `SKIPPED_KEY`; `ResilientDataLoader` removes that key,
+  counts the item and drops a batch in which every item was skipped (an epoch in which
+  nothing could be read is an error). Nothing is substituted, so every good sample is
   delivered exactly once per epoch.
 - A worker process that dies (killed, out of memory, a segfault in a decoder) or, when
   `timeout` is set, sends no batch for that long (wedged where decode_timeout cannot reach
@@ -29,7 +30,7 @@ DataLoader's arguments plus keyword-only extras, so it is re-created as itself.
 
 The recovery uses a few private parts of torch's multiprocessing iterator (`_workers`,
 `_shutdown_workers`, `_worker_pids_set` with `signal_handling._remove_worker_pids`); torch
-is pinned and tests/test_data_faults.py exercises each of them.
+is pinned and tests/data/test_data_faults.py exercises each of them.
 
 Under DDP a rank that drops an item-less batch yields one batch fewer than the others;
 that only happens when every item of a batch is unreadable.
@@ -42,48 +43,21 @@ import operator
 import signal
 import time
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 from torch.utils.data._utils import signal_handling
-from torch.utils.data._utils.collate import default_collate
 
-from .dataset import SkippedItem
+from .collate import SKIPPED_KEY, SkippedItem, SkippingCollate
 
 log = logging.getLogger(__name__)
 
-SKIPPED_KEY = "skipped"
 _REAP_WAIT_S = 5.0  # how long a broken connection may precede the worker's visible death
 # The inner loader waits for a batch this long at a time, then checks that its workers are
 # alive (torch alone checks every 5 s) and, when `timeout` is set, whether it has passed.
 _POLL_S = 0.5
-
-
-class SkippingCollate:
-    """Collates the items that are not `SkippedItem` with `collate` (default_collate); the
-    skipped ones go under SKIPPED_KEY. A batch of only skipped items is
-    `{SKIPPED_KEY: [...]}`, which ResilientDataLoader drops. Picklable (for spawned workers).
-    """
-
-    def __init__(self, collate: Callable[[list[Any]], Any] | None = None) -> None:
-        self.collate = collate if collate is not None else default_collate
-
-    def __call__(self, items: Sequence[Any]) -> dict[str, Any]:
-        good = [x for x in items if not isinstance(x, SkippedItem)]
-        skipped = [x for x in items if isinstance(x, SkippedItem)]
-        batch = self.collate(good) if good else {}
-        if not isinstance(batch, dict):
-            raise TypeError(f"SkippingCollate needs dict batches, got {type(batch).__name__}")
-        if skipped:
-            batch[SKIPPED_KEY] = skipped
-        return batch
-
-    def __repr__(self) -> str:
-        return f"SkippingCollate({getattr(self.collate, '__name__', self.collate)!r})"
-
-
-collate_skipping = SkippingCollate()
 
 
 @dataclass
@@ -289,7 +263,7 @@ class ResilientDataLoader(DataLoader):
         self._primed = None
 
     @classmethod
-    def wrap(cls, loader: DataLoader, **extras: Any) -> "ResilientDataLoader":
+    def wrap(cls, loader: DataLoader, **extras: Any) -> ResilientDataLoader:
         """A ResilientDataLoader with the same dataset, sampler, batching, workers and
         generator as `loader` (which is left unused), plus `extras` (name, item_attempts,
         max_worker_restarts)."""

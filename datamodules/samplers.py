@@ -20,7 +20,8 @@ whether the run was restarted; and loading never touches the main process's RNG.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Sized
+from collections.abc import Iterator, Sized
+from typing import Any
 
 import numpy as np
 import torch

@@ -8,15 +8,26 @@
 Labels become 0-based. Test labels come from the folder name, matched ignoring case:
 the files of class `HandstandPushups` are named `v_HandStandPushups_*`, and some copies
 renamed the folder to match.
+
+This file holds the parser (`UCF101Annotations`) and the dataset's LightningDataModule
+(`UCF101DataModule`, on the shared base in datamodule.py).
 """
 from __future__ import annotations
 
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
-from .records import (PathResolver, Subset, VideoRecord, check_listed_path, find_dir,
-                      summarise_missing)
+from .datamodule import VideoDataModule
+from .records import (
+    PathResolver,
+    Subset,
+    VideoRecord,
+    check_listed_path,
+    find_dir,
+    summarise_missing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,3 +136,26 @@ class UCF101Annotations:
         out = Subset(subset, records, missing)
         summarise_missing(self.dataset, out, len(items), self.video_dir)
         return out
+
+
+# ---- the DataModule ----------------------------------------------------------------------
+class UCF101DataModule(VideoDataModule):
+    """UCF-101 from the official `UCF-101/` folder and `ucfTrainTestlist/`.
+
+    Args:
+        root: folder holding both (see VideoDataModule for the other arguments).
+        split: 1, 2 or 3.
+        video_dir: video folder relative to root (None: UCF-101, UCF101 or videos).
+        annotation_dir: split-list folder relative to root (None: ucfTrainTestlist, ...).
+    """
+
+    dataset_name = "UCF-101"
+
+    def __init__(self, root: str | Path, split: int = 1, video_dir: str | None = None,
+                 annotation_dir: str | None = None, **kwargs: Any) -> None:
+        super().__init__(root, split, **kwargs)
+        self.video_dir, self.annotation_dir = video_dir, annotation_dir
+        _ = self.annotations  # fail fast on a wrong root or split, and know the classes now
+
+    def _make_annotations(self) -> UCF101Annotations:
+        return UCF101Annotations(self.root, self.split, self.video_dir, self.annotation_dir)

@@ -9,10 +9,10 @@ torchvision / pytorchvideo backbones with their pools swapped.
 from .registry import ModelEntry, create_model, list_models, model_entry, register_model
 
 # importing the family modules registers their models
-from . import i3d, resnet3d, srtg, third_party  # noqa: E402,F401  isort: skip
-from .flops import count_flops, count_parameters  # noqa: E402
-from .pool_sites import PoolSite, pool_sites  # noqa: E402
-from .weights import load_weights  # noqa: E402
+from . import i3d, resnet3d, srtg, third_party  # noqa: F401  isort: skip
+from .flops import count_flops, count_parameters
+from .pool_sites import PoolSite, pool_sites
+from .weights import load_weights
 
 __all__ = [
     "ModelEntry", "create_model", "list_models", "model_entry", "register_model",

@@ -88,10 +88,10 @@ def register_softpool_flop_formulas() -> None:
 def softpool_window(module: nn.Module, x: torch.Tensor) -> int | None:
     """K, the window size SoftPool uses in `module` on input `x`; None for a module that does
     not compute SoftPool itself (its children are asked on their own)."""
-    from ..pooling.adapool import AdaPool
-    from ..pooling.basic import WindowSoftPool
-    from ..pooling.softpool import SoftPool1d, SoftPool2d, SoftPool3d
-    from ..pooling.windows import AdaptiveWindows
+    from softpool_video.pooling.adapool import AdaPool
+    from softpool_video.pooling.basic import WindowSoftPool
+    from softpool_video.pooling.softpool import SoftPool1d, SoftPool2d, SoftPool3d
+    from softpool_video.pooling.windows import AdaptiveWindows
 
     if isinstance(module, (SoftPool1d, SoftPool2d, SoftPool3d)):
         return math.prod(module.kernel_size)

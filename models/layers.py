@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..pooling import build_adaptive_pool, build_pool
-from ..pooling.arguments import pool_args, pooled_size
-from ..pooling.registry import adaptive_pools, check_method
+from softpool_video.pooling import build_adaptive_pool, build_pool
+from softpool_video.pooling.arguments import pool_args, pooled_size
+from softpool_video.pooling.registry import adaptive_pools, check_method
 
 Triple = tuple[int, int, int]
 

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from torch import nn
 from torch.nn.modules import pooling as torch_pooling
 
-from ..pooling.arguments import PoolArgs
-from ..pooling.registry import adaptive_pools, available_pools, build_adaptive_pool, build_pool
+from softpool_video.pooling.arguments import PoolArgs
+from softpool_video.pooling.registry import adaptive_pools, available_pools, build_adaptive_pool, build_pool
 
 # torch's own pooling families (fixed-window and adaptive)
 _TORCH_WINDOWED = (torch_pooling._MaxPoolNd, torch_pooling._AvgPoolNd, torch_pooling._LPPoolNd,
@@ -61,9 +62,9 @@ def registry_classes() -> dict[type, str]:
 
     for dims in (1, 2, 3):
         for name in available_pools():
-            add(name, lambda: build_pool(name, dims, 2))
+            add(name, partial(build_pool, name, dims, 2))
         for name in adaptive_pools():
-            add(name, lambda: build_adaptive_pool(name, dims, 1))
+            add(name, partial(build_adaptive_pool, name, dims, 1))
     return {cls: "|".join(names) for cls, names in found.items()}
 
 

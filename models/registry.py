@@ -7,13 +7,14 @@ Each family module registers its builders with `register_model`; a builder takes
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
-from ..pooling.registry import check_method
+from softpool_video.pooling.registry import check_method
 
 ModelBuilder = Callable[..., nn.Module]
 

@@ -1,4 +1,4 @@
-"""`softpool-video models`: every model with its size, GFLOPs and pooling sites.
+"""Every model with its size, GFLOPs and pooling sites (the library of `softpool-video models`).
 
 Models are built on the meta device by default, so sizing the full networks runs no
 arithmetic and takes seconds. GFLOPs follow torch's FlopCounterMode (a multiply-add is
@@ -6,14 +6,12 @@ arithmetic and takes seconds. GFLOPs follow torch's FlopCounterMode (a multiply-
 """
 from __future__ import annotations
 
-import argparse
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
 import torch
 
-from ..pooling.registry import available_pools
 from .flops import count_flops, count_parameters
 from .pool_sites import PoolSite, pool_sites
 from .registry import create_model, list_models, model_entry
@@ -87,38 +85,9 @@ def _site_geometry(site: PoolSite) -> str:
     return site.geometry() + " (head, not swapped)"
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="softpool-video models", description=__doc__.splitlines()[0])
-    p.add_argument("names", nargs="*", help="models to show (default: all; glob patterns allowed)")
-    p.add_argument("--pooling", default="max", choices=sorted(available_pools()),
-                   help="pooling method for every site (default: max)")
-    shape = p.add_mutually_exclusive_group()
-    shape.add_argument("--clip", type=int, nargs=3, default=(16, 112, 112), metavar=("T", "H", "W"),
-                       help="input clip frames, height, width (default: 16 112 112)")
-    shape.add_argument("--input", type=_input_shape, metavar="N,C,T,H,W",
-                       help="input shape instead of --clip, as `softpool-video profile` takes it (C must be 3)")
-    p.add_argument("--num-classes", type=int, default=400)
-    p.add_argument("--family", help="only this family (r3d, r2plus1d, mc3, i3d, srtg, torchvision, pytorchvideo)")
-    p.add_argument("--device", default="meta", help="device to build on (default: meta, runs no arithmetic)")
-    p.add_argument("--sites", action="store_true", help="also list every pooling site with its geometry")
-    p.add_argument("--markdown", action="store_true", help="print a markdown table instead")
-    return p
-
-
-def _input_shape(text: str) -> tuple[int, int, int, int, int]:
-    """N,C,T,H,W for --input; argparse reports the ValueError as a usage error."""
-    try:
-        shape = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated integers N,C,T,H,W, got {text!r}") from None
-    if len(shape) != 5 or min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"must be 5 positive integers N,C,T,H,W, got {text!r}")
-    if shape[1] != 3:
-        raise argparse.ArgumentTypeError(f"the models take 3-channel clips: C must be 3, got {text!r}")
-    return shape  # type: ignore[return-value]
-
-
-def _select(patterns: list[str], family: str | None) -> list[str]:
+def select_models(patterns: list[str], family: str | None = None) -> list[str]:
+    """Model names matching `patterns` (globs; all models when empty), in registry order;
+    raises ValueError naming the models when a pattern matches none."""
     if not patterns:
         return list_models(family=family)
     names: list[str] = []
@@ -130,30 +99,22 @@ def _select(patterns: list[str], family: str | None) -> list[str]:
     return names
 
 
-def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        names = _select(args.names, args.family)
-    except ValueError as err:
-        print(f"softpool-video models: {err}")
-        return 2
-    batch, clip = (args.input[0], tuple(args.input[2:])) if args.input else (1, tuple(args.clip))
-    rows = [measure(n, args.pooling, args.num_classes, clip, args.device, batch) for n in names]
-    title = (f"models with pooling={args.pooling!r}: params, GFLOPs at {batch}x3x{clip[0]}x{clip[1]}x{clip[2]} "
-             "(FlopCounterMode, multiply-add = 2 FLOPs), pooling sites")
-    header = ["model", "family", "params (M)", "GFLOPs", "sites", "methods", "where"]
-    if args.markdown:
-        print(f"<!-- {title} -->")
-        print("| " + " | ".join(header) + " |")
-        print("|" + "|".join("---" for _ in header) + "|")
-        for row in rows:
-            print("| " + " | ".join(c.replace("|", "\\|") for c in _cells(row)) + " |")
-    else:
-        _print_rich(title, header, rows, args.sites)
-    return 1 if any(r.error for r in rows) else 0
+HEADER = ["model", "family", "params (M)", "GFLOPs", "sites", "methods", "where"]
 
 
-def _print_rich(title: str, header: list[str], rows: list[ModelRow], sites: bool) -> None:
+def table_title(pooling: str, batch: int, clip: tuple[int, int, int]) -> str:
+    return (f"models with pooling={pooling!r}: params, GFLOPs at {batch}x3x{clip[0]}x{clip[1]}x{clip[2]} "
+            "(FlopCounterMode, multiply-add = 2 FLOPs), pooling sites")
+
+
+def markdown_table(title: str, rows: list[ModelRow]) -> str:
+    lines = [f"<!-- {title} -->", "| " + " | ".join(HEADER) + " |", "|" + "|".join("---" for _ in HEADER) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def print_table(title: str, rows: list[ModelRow], sites: bool = False) -> None:
+    """The rich table of `rows`; with `sites`, one more table per model listing every pooling site."""
     from rich.console import Console
     from rich.table import Table
 
@@ -161,7 +122,7 @@ def _print_rich(title: str, header: list[str], rows: list[ModelRow], sites: bool
     if not console.is_terminal:  # piped or captured: do not wrap at 80 columns
         console = Console(width=200)
     table = Table(title=title)
-    for i, column in enumerate(header):
+    for i, column in enumerate(HEADER):
         table.add_column(column, justify="right" if i in (2, 3, 4) else "left", overflow="fold")
     for row in rows:
         table.add_row(*_cells(row))

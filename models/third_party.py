@@ -15,7 +15,8 @@ their softmax).
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from torch import nn
 
@@ -43,7 +44,7 @@ def adaptive_head(head: nn.Module) -> int:
 
 def apply_pooling(model: nn.Module, pooling: str, pool_args: Mapping[str, Any] | None) -> nn.Module:
     """Swaps every max/avg pool of `model` (in place) for the registry's `pooling`."""
-    from ..pooling.swap import swap_pooling  # lazily: the pooling zoo imports nothing from models
+    from softpool_video.pooling.swap import swap_pooling  # lazily: the pooling zoo imports nothing from models
 
     report = swap_pooling(model, pooling, kinds=("max", "avg"), **dict(pool_args or {}))
     log.debug("%s: %d pools swapped to %r: %s", type(model).__name__, len(report), pooling,

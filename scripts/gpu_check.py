@@ -7,7 +7,7 @@ reported as skipped):
 1. build: the extension for this GPU (TORCH_CUDA_ARCH_LIST from
    torch.cuda.get_device_capability, `pip install --no-build-isolation --no-deps -e .` with
    this Python, MAX_JOBS = CPU count);
-2. tests: `pytest -m cuda tests/test_softpool_op.py` (CUDA kernels against the float64
+2. tests: `pytest -m cuda tests/ops/test_softpool_op.py` (CUDA kernels against the float64
    reference in fp32/fp16/bf16, fp64 gradcheck, layouts incl. channels_last and the
    grid-stride loop, 64-bit indexing when the memory allows, determinism);
 3. bench: SoftPool3d against torch's max_pool3d and avg_pool3d on (8, 64, 16, 56, 56) fp32,
@@ -192,7 +192,7 @@ def run_all(out_dir: Path, budget_s: float) -> int:
             if "CUDA kernels" not in status:
                 stages.fail("build", f"the built extension has no CUDA kernels: {status or check.stderr[-300:]}")
         stages.run("tests", [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider",
-                             "tests/test_softpool_op.py"])
+                             "tests/ops/test_softpool_op.py"])
 
         bench_json = tmp_dir / "bench.json"
         if stages.run("bench", [sys.executable, str(Path(__file__).resolve()), "--stage", "bench",
@@ -203,22 +203,22 @@ def run_all(out_dir: Path, budget_s: float) -> int:
         for model in PROFILE_MODELS:
             prof_dir = tmp_dir / f"profile_{model}"
             name = f"profile {model}"
-            if stages.run(name, cli + ["profile", "--model", model, "--pooling", "max,avg,softpool",
-                                       "--device", "cuda", "--input", PROFILE_INPUT, "--warmup", "2",
-                                       "--repeats", "5", "--out", str(prof_dir)]):
+            if stages.run(name, [*cli, "profile", "--model", model, "--pooling", "max,avg,softpool",
+                                 "--device", "cuda", "--input", PROFILE_INPUT, "--warmup", "2",
+                                 "--repeats", "5", "--out", str(prof_dir)]):
                 try:
                     report["profiles"][model] = json.loads((prof_dir / "profile.json").read_text())["results"]
                 except (OSError, ValueError, KeyError) as err:
                     stages.fail(name, f"no profile.json: {err}")
 
         data_dir, run_dir = tmp_dir / "demo_data", tmp_dir / "fit"
-        fit_cmd = cli + ["fit", "--config", "demo", "--data.init_args.root", str(data_dir),
-                         "--trainer.accelerator", "gpu", "--trainer.devices", "1",
-                         "--trainer.precision", "16-mixed", "--trainer.max_epochs", "1",
-                         "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2",
-                         "--trainer.default_root_dir", str(run_dir), "--model.pooling", "softpool"]
+        fit_cmd = [*cli, "fit", "--config", "demo", "--data.init_args.root", str(data_dir),
+                   "--trainer.accelerator", "gpu", "--trainer.devices", "1",
+                   "--trainer.precision", "16-mixed", "--trainer.max_epochs", "1",
+                   "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2",
+                   "--trainer.default_root_dir", str(run_dir), "--model.pooling", "softpool"]
         # one stage: the demo data, then the fit
-        script = (f"{_quote(cli + ['make-demo-data', '--groups', '22', '--clips-per-group', '1', str(data_dir)])}"
+        script = (f"{_quote([*cli, 'make-demo-data', '--groups', '22', '--clips-per-group', '1', str(data_dir)])}"
                   f" && {_quote(fit_cmd)}")
         stages.run("fit", ["bash", "-c", script])
         report["stages"] = stages.results
@@ -298,11 +298,10 @@ def min_bytes(method: str, phase: str, n_in: int, n_out: int, elem: int = 4) -> 
 
 
 def _median_ms(fn, device: str, repeats: int, warmup: int) -> float:
-    # the benchmarks' timer (CUDA events on the GPU), run from the checkout
-    sys.path.insert(0, str(ROOT))
-    from benchmarks.timing import median_ms
+    # the one timer every benchmark uses (torch.utils.benchmark.Timer, CUDA-synchronised)
+    from softpool_video.measure import time_callable
 
-    return median_ms(fn, repeats=repeats, warmup=warmup, device=device)["median_ms"]
+    return time_callable(fn, repeats=repeats, warmup=warmup).median_ms
 
 
 def bench(device: str = "cuda", shape: tuple[int, ...] = BENCH_SHAPE, repeats: int = 20, warmup: int = 5

@@ -18,12 +18,14 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from pathlib import Path
 
 import torch
 
 log = logging.getLogger(__name__)
 
 CPU_KERNEL_ENV = "SOFTPOOL_VIDEO_CPU_KERNEL"
+NO_EXTENSION_ENV = "SOFTPOOL_VIDEO_NO_EXTENSION"
 CPU_KERNELS = ("native", "cuda-emulated", "reference")
 _C_CODES = {"native": 0, "cuda-emulated": 1}  # the C++ switch (cuda_ext/softpool.cpp)
 
@@ -31,8 +33,8 @@ _LOAD_ERROR: str | None = None
 _C = None
 
 try:
-    if os.environ.get("SOFTPOOL_VIDEO_NO_EXTENSION") == "1":  # compare against the fallback
-        raise ImportError("disabled by SOFTPOOL_VIDEO_NO_EXTENSION=1")
+    if os.environ.get(NO_EXTENSION_ENV) == "1":  # compare against the fallback
+        raise ImportError(f"disabled by {NO_EXTENSION_ENV}=1")
     from . import _C  # importing registers torch.ops.softpool.*
 except ImportError as err:  # not built, or built against another torch
     _LOAD_ERROR = str(err)
@@ -59,6 +61,23 @@ _cpu_kernel = "native"
 
 def extension_loaded() -> bool:
     return _LOAD_ERROR is None
+
+
+def extension_error() -> str | None:
+    """Why softpool_video._C did not load (None when it did)."""
+    return _LOAD_ERROR
+
+
+def built_extension_files() -> list[str]:
+    """The compiled extension files a build left beside this module (`_C.<abi tag>.so`),
+    whether or not this interpreter can load them."""
+    return sorted(p.name for p in Path(__file__).parent.glob("_C.*") if p.suffix in (".so", ".pyd"))
+
+
+def extension_expected() -> bool:
+    """True when the build produced softpool_video._C and nothing disabled it on purpose:
+    then an extension that does not load is a broken build, not a pure-Python install."""
+    return os.environ.get(NO_EXTENSION_ENV) != "1" and bool(built_extension_files())
 
 
 def set_cpu_kernel(name: str, emulated_sm_count: int = 1) -> None:

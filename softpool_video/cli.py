@@ -11,30 +11,28 @@ import sys
 
 # name -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("softpool_video.demo:main", "run the built-in demo end to end"),
-    "fit": ("softpool_video.training.cli:fit_main", "train a model (LightningCLI)"),
-    "validate": ("softpool_video.training.cli:validate_main", "validate a checkpoint (LightningCLI)"),
-    "test": ("softpool_video.training.cli:test_main", "multi-view test of a checkpoint (LightningCLI)"),
-    "predict": ("softpool_video.training.cli:predict_main",
-                "predict VIDEO... --model CKPT_OR_DIR (top-k classes), or LightningCLI predict with --config"),
-    "benchmark": ("softpool_video.training.benchmark:main", "train and test every pooling x split x seed"),
-    "make-demo-data": ("softpool_video.datamodules.commands:make_demo_data_main",
+    "demo": ("softpool_video.commands.demo:main", "run the built-in demo end to end"),
+    "fit": ("softpool_video.commands.fit:main", "train a model (LightningCLI)"),
+    "validate": ("softpool_video.commands.validate:main", "validate a checkpoint (LightningCLI)"),
+    "test": ("softpool_video.commands.test:main", "multi-view test of a checkpoint (LightningCLI)"),
+    "predict": ("softpool_video.commands.predict:main",
+                "predict VIDEO... --model CKPT_OR_DIR: top-k classes of each video"),
+    "predict-dataset": ("softpool_video.commands.predict_dataset:main",
+                        "predict a datamodule's videos from a checkpoint, to predictions.csv (LightningCLI)"),
+    "benchmark": ("softpool_video.commands.benchmark:main", "train and test every pooling x split x seed"),
+    "make-demo-data": ("softpool_video.commands.make_demo_data:main",
                        "write the demo dataset in UCF-101 layout"),
-    "check-videos": ("softpool_video.datamodules.commands:check_videos_main",
+    "check-videos": ("softpool_video.commands.check_videos:main",
                      "probe every video under a dataset root and report bad ones"),
-    "prepare": ("softpool_video.datamodules.prepare:main",
+    "prepare": ("softpool_video.commands.prepare:main",
                 "write a drop-in copy of a dataset root with videos re-encoded small and fast to decode"),
-    "models": ("softpool_video.models.summary:main", "list models with size, GFLOPs and pooling sites"),
-    "retention": ("softpool_video.pooling.retention:main", "information retention (SSIM/PSNR) per method"),
-    "profile-pooling": ("softpool_video.pooling.profile:main", "latency and memory of each pooling method"),
-    "profile": ("softpool_video.profiling.model_profile:main",
+    "models": ("softpool_video.commands.models:main", "list models with size, GFLOPs and pooling sites"),
+    "retention": ("softpool_video.commands.retention:main", "information retention (SSIM/PSNR) per method"),
+    "profile-pooling": ("softpool_video.commands.profile_pooling:main", "latency and memory of each pooling method"),
+    "profile": ("softpool_video.commands.profile:main",
                 "latency, throughput and memory of a model per pooling method"),
-    "export": ("softpool_video.export.cli:export_main", "export a checkpoint to onnx, pt2, torchscript or safetensors"),
+    "export": ("softpool_video.commands.export:main", "export a checkpoint to onnx, pt2, torchscript or safetensors"),
 }
-
-# `predict VIDEO...` (positional videos) is the video predictor; options first
-# (--config, --ckpt_path, ...) mean LightningCLI's predict over a datamodule.
-VIDEO_PREDICT = "softpool_video.inference.predict:predict_main"
 
 
 def _usage() -> str:
@@ -55,8 +53,6 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     target = COMMANDS[name][0]
-    if name == "predict" and rest and not rest[0].startswith("-"):
-        target = VIDEO_PREDICT
     module_name, func_name = target.split(":")
     try:
         module = importlib.import_module(module_name)

@@ -1,22 +1,10 @@
-"""`softpool-video demo` (`make demo`): the whole suite on a fresh machine, no data needed.
+"""The demo's settings (config, pooling methods, target accuracy) and its export step.
 
-1. writes the demo dataset (six synthetic motion classes, UCF-101 layout);
-2. runs the benchmark runner on configs/demo.yaml: a tiny R(2+1)D with max pooling and
-   with SoftPool, split 1, a few epochs each, tested with every clip x crop view;
-3. prints the results table;
-4. exports the best checkpoint (weights as safetensors and a JSON model card).
-
-Rerunning reuses the data and skips finished runs. About 5-10 minutes on 2 CPU cores.
+`softpool-video demo` (softpool_video/commands/demo.py) runs it end to end.
 """
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
-import time
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 DEMO_CONFIG = "demo"
 DEMO_POOLING = ("max", "softpool")
@@ -34,56 +22,3 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, metrics: dict
         result = export(checkpoint, fmt, out_dir, metrics=metrics)
         files += [Path(f) for f in result["files"]]
     return files
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="softpool-video demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="runs/demo", help="output folder (data, runs, table, export)")
-    parser.add_argument("--pooling", default=",".join(DEMO_POOLING), help="comma-separated pooling methods")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data and of training")
-    parser.add_argument("--force", action="store_true", help="train again even if results exist")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    from softpool_video.training.benchmark import parse_list, print_table, run_benchmark, split_passthrough
-
-    argv, passthrough = split_passthrough(list(sys.argv[1:] if argv is None else argv))
-    args, unknown = build_parser().parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from rich.console import Console
-
-    from softpool_video.datamodules import make_demo_dataset
-
-    console = Console()
-    out = Path(args.out)
-    tic = time.perf_counter()
-    console.rule("[bold]1/3 demo data")
-    # a demo dataset written by another version or seed is replaced; any other folder is left alone
-    data = out / "data"
-    root = make_demo_dataset(data, seed=args.seed, overwrite=(data / "demo_info.json").is_file())
-    console.print(f"demo dataset in {root} ({time.perf_counter() - tic:.0f} s)")
-
-    console.rule("[bold]2/3 train and test (benchmark runner)")
-    try:
-        result = run_benchmark(DEMO_CONFIG, parse_list("--pooling", args.pooling), [1], [args.seed],
-                               out / "benchmark", ["--data.init_args.root", str(root), *unknown, *passthrough],
-                               force=args.force)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"softpool-video demo: error: {err}", file=sys.stderr)
-        return 2
-    print_table(result.rows, f"demo: {result.ran} runs trained, {result.skipped} reused")
-    console.print(f"table: {result.files['markdown']}  {result.files['csv']}  plot: {result.files['plot']}")
-
-    console.rule("[bold]3/3 export")
-    best = max(result.cells, key=lambda c: c["metrics"].get("test/video_acc1", 0.0))
-    files = export_checkpoint(best["best_checkpoint"] or best["last_checkpoint"], out / "export",
-                              metrics=best["metrics"])
-    console.print(f"best: {best['name']} -> " + "  ".join(str(f) for f in files))
-
-    low = [c["name"] for c in result.cells if c["metrics"].get("test/video_acc1", 0.0) < TARGET_VIDEO_ACC]
-    console.print(f"demo finished in {time.perf_counter() - tic:.0f} s")
-    if low:
-        console.print(f"[red]video-level accuracy below {TARGET_VIDEO_ACC:.0%} for: {', '.join(low)}")
-        return 1
-    return 0

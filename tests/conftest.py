@@ -1,3 +1,4 @@
+import os
 import socket
 import time
 
@@ -8,6 +9,10 @@ import torch
 # stall small ops on a 2-core machine. The op tests run a 2-thread case
 # explicitly (test_softpool_op.py::test_two_threads_match_one).
 torch.set_num_threads(1)
+
+# jsonargparse reports each deprecated use once per process unless told otherwise: report every
+# one, so that a deprecated call from our code meets the error::DeprecationWarning filter.
+os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "all")
 
 
 def pytest_collection_modifyitems(config, items):

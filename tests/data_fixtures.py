@@ -1,7 +1,7 @@
 """Fixture builders for the data tests: tiny real videos and dataset trees in the official
 UCF-101, HMDB-51 and Kinetics formats.
 
-Imported by tests/test_data_*.py (there is no shared conftest for these). Builders that
+Imported by the data tests (tests/data/) and the export parity tests. Builders that
 several modules use are memoised per session in `shared_tree`, so the videos are written
 once per pytest run.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import av
 import numpy as np

@@ -20,7 +20,8 @@ from softpool_video.training.cli import silence_cloud_tips
 from softpool_video.training.configs import expand_config_args
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-LIGHTNING = ("fit", "validate", "test", "predict")
+# command -> LightningCLI subcommand
+LIGHTNING = {"fit": "fit", "validate": "validate", "test": "test", "predict-dataset": "predict"}
 
 
 def readme_commands() -> list[str]:
@@ -38,8 +39,7 @@ COMMAND_LINES = readme_commands()
 
 
 def is_lightning(argv: list[str]) -> bool:
-    # `predict VIDEO...` is the video predictor; `predict --config ...` is LightningCLI's
-    return argv[0] in LIGHTNING and not (argv[0] == "predict" and argv[1:] and not argv[1].startswith("-"))
+    return argv[0] in LIGHTNING
 
 
 def options(argv: list[str]) -> list[str]:
@@ -75,7 +75,7 @@ def test_readme_command_exists_and_accepts_its_options(line, fit_parser, capsys)
     argv, passthrough = shlex.split(before), shlex.split(after)
     if is_lightning(argv):
         # the CLI's own parser: options, their values and the named configs (must exist) are checked
-        fit_parser.parse_args([argv[0], *expand_config_args(argv[1:])])
+        fit_parser.parse_args([LIGHTNING[argv[0]], *expand_config_args(argv[1:])])
         return
     accepted = help_text(argv[:2] if argv[0] == "predict" else argv[:1], capsys)
     for option in options(argv):
@@ -111,6 +111,7 @@ def runnable(line: str) -> bool:
     return argv[:3] == ["fit", "--config", "demo"]
 
 
+@pytest.mark.slow
 def test_cheap_readme_commands_run_on_demo_data(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     lines = [line for line in COMMAND_LINES if runnable(line)]
@@ -125,7 +126,7 @@ def test_cheap_readme_commands_run_on_demo_data(tmp_path, monkeypatch, capsys):
             argv += FIT_LIMITS
         assert softpool_video_main(argv) == 0, f"README command failed: {line}\n{capsys.readouterr().err}"
     assert (tmp_path / "demo_data").is_dir()
-    assert list(tmp_path.glob("runs/demo/checkpoints/last*.ckpt"))
+    assert list(tmp_path.glob("runs/demo_*/checkpoints/last*.ckpt"))  # runs/<config>_<pooling>
 
 
 def test_cloud_logging_tips_are_filtered():
@@ -148,6 +149,7 @@ def test_cloud_logging_tips_are_filtered():
     assert records == ["GPU available: False"]
 
 
+@pytest.mark.slow
 def test_a_fit_prints_no_litlogger_advertisement(tmp_path, tmp_path_factory):
     from softpool_video.datamodules import make_demo_dataset
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import torch
 
-from .card import build_card, protocol_of
-from .checkpoint import LoadedModel, load_checkpoint
+from ..checkpoint import LoadedModel, build_card, load_checkpoint, video_views
 from .metrics import find_test_metrics
 from .onnx_export import ExportError
 from .verify import describe
@@ -125,9 +124,8 @@ def example_clip(model: LoadedModel, video: str | Path | None = None, seed: int 
     from dataclasses import replace
 
     from ..datamodules import DecodeError
-    from ..inference.views import video_views
 
-    protocol = replace(protocol_of(model), num_clips=1, num_crops=1)
+    protocol = replace(model.protocol, num_clips=1, num_crops=1)
     decoder = str(model.data.get("decoder", "decord"))
     if decoder not in ("decord", "pyav"):
         decoder = "decord"

@@ -6,8 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .card import build_card, load_exported
-from .checkpoint import LoadedModel
+from ..checkpoint import LoadedModel, build_card, load_exported
 from .verify import compare
 
 

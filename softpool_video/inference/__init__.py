@@ -1,5 +1,4 @@
-"""Inference on video files: the multi-view test protocol and top-k predictions."""
-from .predict import Prediction, predict_main, predict_video
-from .views import combine_views, video_views
+"""Inference on video files: top-k predictions under the model's multi-view test protocol."""
+from .predict import Prediction, predict_video
 
-__all__ = ["Prediction", "combine_views", "predict_main", "predict_video", "video_views"]
+__all__ = ["Prediction", "predict_video"]

@@ -1,29 +1,15 @@
-"""`softpool-video predict VIDEO... --model DIR_OR_CKPT`: top-k classes of each video.
-
-    softpool-video predict clip.avi --model runs/demo/export            # safetensors + card
-    softpool-video predict a.avi b.mp4 --model best.ckpt --top-k 3 --json
-
-Each video is decoded and cut into the model's test views (uniform clips x crops, the
-protocol its card or checkpoint records; --clips / --crops override), the views' scores
-are combined as in testing, and the top-k class names are printed with probabilities.
-A video that cannot be decoded is reported and skipped; the exit code is then 1.
+"""Top-k classes of one video under its model's multi-view test protocol: `num_clips`
+uniformly spread clips x `num_crops` crops, decoded and transformed as the test DataModule
+does, their scores combined as in testing (the command: softpool_video/commands/predict.py).
 """
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from ..export.card import Protocol, load_model, protocol_of
-from ..export.checkpoint import CheckpointError, LoadedModel
-from .views import combine_views, video_views
-
-log = logging.getLogger(__name__)
+from ..checkpoint import EvaluationProtocol, LoadedModel, video_probabilities, video_views
 
 
 @dataclass
@@ -42,95 +28,16 @@ class Prediction:
         return out
 
 
-def predict_video(model: LoadedModel, video: str | Path, protocol: Protocol | None = None, top_k: int = 5,
-                  batch_size: int = 8, decoder: str = "decord") -> Prediction:
+def predict_video(model: LoadedModel, video: str | Path, protocol: EvaluationProtocol | None = None,
+                  top_k: int = 5, batch_size: int = 8, decoder: str = "decord") -> Prediction:
     """Top-k (class, probability) of one video under the multi-view test protocol."""
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
-    protocol = protocol or protocol_of(model)
+    protocol = protocol or model.protocol
     views = video_views(video, protocol, decoder)
     with torch.no_grad():
         logits = torch.cat([model.net(chunk) for chunk in views.split(batch_size)])
-    probs = combine_views(logits, protocol.aggregation)
+    probs = video_probabilities(logits, protocol.aggregation)
     values, indices = probs.topk(min(top_k, model.num_classes))
-    top = [(model.class_names[int(i)], float(v)) for v, i in zip(values, indices)]
+    top = [(model.class_names[int(i)], float(v)) for v, i in zip(values, indices, strict=True)]
     return Prediction(str(video), top, int(views.shape[0]))
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="softpool-video predict", description=__doc__.split("\n\n")[0],
-                                     epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
-    parser.add_argument("--model", "-m", required=True,
-                        help="Lightning checkpoint (.ckpt), or an export folder / model card (.json) "
-                             "with safetensors weights")
-    parser.add_argument("--top-k", "-k", type=int, default=5, help="classes to show per video (default 5)")
-    parser.add_argument("--clips", type=int, default=None,
-                        help="clips per video (default: the model's test protocol)")
-    parser.add_argument("--crops", type=int, default=None,
-                        help="crops per clip (default: the model's test protocol)")
-    parser.add_argument("--batch-size", type=int, default=8, help="views per forward pass")
-    parser.add_argument("--decoder", choices=("decord", "pyav"), default="decord", help="preferred decoder")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    return parser
-
-
-def _positive(name: str, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-
-
-def predict_main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from ..datamodules import DecodeError
-
-    try:
-        for name in ("top_k", "clips", "crops", "batch_size", "threads"):
-            _positive(f"--{name.replace('_', '-')}", getattr(args, name))
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        model = load_model(args.model)
-    except (CheckpointError, FileNotFoundError, ValueError) as err:
-        print(f"softpool-video predict: error: {err}", file=sys.stderr)
-        return 2
-    protocol = protocol_of(model)
-    protocol = replace(protocol, num_clips=args.clips or protocol.num_clips,
-                       num_crops=args.crops or protocol.num_crops)
-    results, failures = [], []
-    for video in args.videos:
-        if not Path(video).is_file():
-            failures.append({"video": video, "error": "no such file"})
-            continue
-        try:
-            results.append(predict_video(model, video, protocol, args.top_k, args.batch_size, args.decoder))
-        except DecodeError as err:
-            failures.append({"video": video, "error": str(err)})
-    if args.json:
-        print(json.dumps({"model": model.source, "protocol": protocol.to_dict(),
-                          "predictions": [r.to_dict() for r in results], "failed": failures}, indent=2))
-    else:
-        _print_table(model, protocol, results, failures)
-    return 1 if failures else 0
-
-
-def _print_table(model: LoadedModel, protocol: Protocol, results: list[Prediction], failures: list[dict]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    table = Table(title=f"{model.arch} ({model.pooling}), {protocol.num_clips} clips x "
-                        f"{protocol.num_crops} crops, {protocol.aggregation}")
-    table.add_column("video")
-    table.add_column("rank", justify="right")
-    table.add_column("class")
-    table.add_column("probability", justify="right")
-    for r in results:
-        for rank, (name, p) in enumerate(r.top, 1):
-            table.add_row(r.video if rank == 1 else "", str(rank), name, f"{p:.4f}",
-                          end_section=rank == len(r.top))
-    console.print(table)
-    for f in failures:
-        console.print(f"[red]skipped {f['video']}: {f['error']}")

@@ -9,7 +9,7 @@ __all__ = [
     "soft_pool_reference", "SoftPool1d", "SoftPool2d", "SoftPool3d",
 ]
 
-from .registry import available_pools, build_pool, register_pool  # noqa: E402
+from .registry import available_pools, build_pool, register_pool
 
 __all__ += ["available_pools", "build_pool", "register_pool"]
 

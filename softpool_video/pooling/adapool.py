@@ -30,7 +30,7 @@ from torch.nn.modules.lazy import LazyModuleMixin
 from torch.nn.parameter import UninitializedParameter
 
 from .arguments import PoolArgs, check_input, pooled_size
-from .windows import OutputSize, Windows, WindowPool, accumulation_dtype
+from .windows import OutputSize, WindowPool, Windows, accumulation_dtype
 
 _BETA_KINDS = ("position", "channel", "layer")
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .arguments import PoolArgs, check_input, pool_args
-from .windows import FixedWindows, OutputSize, Windows, WindowPool, accumulation_dtype, output_size_tuple
+from .windows import FixedWindows, OutputSize, WindowPool, Windows, accumulation_dtype, output_size_tuple
 
 
 def check_temperature(temperature: float) -> float:
@@ -66,7 +66,7 @@ class WindowSoftPool(WindowPool):
 class _AdaptiveSoftPoolNd(WindowSoftPool):
     dims_fixed = 0
 
-    def __init__(self, output_size: int | None | tuple[int | None, ...], temperature: float = 1.0,
+    def __init__(self, output_size: int | tuple[int | None, ...] | None, temperature: float = 1.0,
                  learnable: bool = False) -> None:
         super().__init__(self.dims_fixed, output_size_tuple(self.dims_fixed, output_size), temperature, learnable)
 

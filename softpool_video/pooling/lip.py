@@ -25,7 +25,7 @@ from torch.nn.modules.lazy import LazyModuleMixin
 from torch.nn.parameter import UninitializedParameter
 
 from .arguments import PoolArgs
-from .windows import OutputSize, Windows, WindowPool, accumulation_dtype
+from .windows import OutputSize, WindowPool, Windows, accumulation_dtype
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _LOGIT_KINDS = ("full", "depthwise")

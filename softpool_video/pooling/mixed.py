@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .arguments import PoolArgs
-from .windows import FixedWindows, OutputSize, Windows, WindowPool, accumulation_dtype
+from .windows import FixedWindows, OutputSize, WindowPool, Windows, accumulation_dtype
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .arguments import PoolArgs
-from .windows import OutputSize, Windows, WindowPool, accumulation_dtype
+from .windows import OutputSize, WindowPool, Windows, accumulation_dtype
 
 
 def _inverse_softplus(value: float) -> float:

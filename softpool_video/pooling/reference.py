@@ -1,8 +1,7 @@
 """Pure-PyTorch SoftPool with exactly the semantics of the compiled op.
 
-It is the test oracle, the fallback when softpool_video._C is not built, and
-the decomposition used for ONNX export: it uses only padding, strided slicing
-and elementwise/reduction ops, all of which ONNX has.
+It is the test oracle and the fallback when softpool_video._C is not built. ONNX and
+pt2 export use the compact form in onnx_form.py instead.
 """
 from __future__ import annotations
 

@@ -33,8 +33,8 @@ adaptive (global) form for the heads of models.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
 
 from torch import nn
 
@@ -134,7 +134,7 @@ def build_pool(method: str, dims: int, kernel_size: IntOrTuple, stride: IntOrTup
     return module
 
 
-def build_adaptive_pool(method: str, dims: int, output_size: int | None | Sequence[int | None],
+def build_adaptive_pool(method: str, dims: int, output_size: int | Sequence[int | None] | None,
                         frozen: bool = False, **method_args) -> nn.Module:
     """A `dims`-d adaptive pool (as nn.AdaptiveAvgPool{dims}d) of the named method.
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from .arguments import PoolArgs
 from .rng import RandomSource
-from .windows import _MAX, FixedWindows, OutputSize, Windows, WindowPool, accumulation_dtype
+from .windows import _MAX, FixedWindows, OutputSize, WindowPool, Windows, accumulation_dtype
 
 
 class S3Pool(WindowPool):

@@ -19,7 +19,7 @@ import torch
 
 from .arguments import PoolArgs
 from .rng import RandomSource
-from .windows import OutputSize, Windows, WindowPool, accumulation_dtype
+from .windows import OutputSize, WindowPool, Windows, accumulation_dtype
 
 
 class StochasticPool(WindowPool):

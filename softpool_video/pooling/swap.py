@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -83,10 +84,9 @@ def _replacement(name: str, old: nn.Module, method: str, method_args: dict) -> n
     if isinstance(old, _MAX) and any(d != 1 for d in _as_tuple(old.dilation, dims)):
         raise ValueError(f"cannot swap pooling module {name!r} ({old}) for {method!r}: dilation={old.dilation} "
                          f"is not supported by the pooling zoo (dilation must be 1)")
-    if isinstance(old, _AVG):
-        if old.divisor_override is not None:
-            raise ValueError(f"cannot swap pooling module {name!r} ({old}) for {method!r}: "
-                             f"divisor_override={old.divisor_override} has no equivalent in the pooling zoo")
+    if isinstance(old, _AVG) and old.divisor_override is not None:
+        raise ValueError(f"cannot swap pooling module {name!r} ({old}) for {method!r}: "
+                         f"divisor_override={old.divisor_override} has no equivalent in the pooling zoo")
     return build_pool(method, dims, _as_tuple(old.kernel_size, dims), _as_tuple(old.stride, dims),
                       _as_tuple(old.padding, dims), bool(old.ceil_mode), **method_args)
 

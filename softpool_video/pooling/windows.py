@@ -18,7 +18,7 @@ and removes the batch dim, and calls `pool(x, windows)` of the subclass.
 from __future__ import annotations
 
 import math
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +27,7 @@ from torch import nn
 from .arguments import PoolArgs, check_input, pooled_size
 
 # An adaptive output size: one int per spatial dim; None keeps that dim's input size.
-OutputSize = tuple[Union[int, None], ...]
+OutputSize = tuple[int | None, ...]
 
 _AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 _MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
@@ -40,7 +40,7 @@ def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def output_size_tuple(dims: int, output_size: int | None | Sequence[int | None]) -> OutputSize:
+def output_size_tuple(dims: int, output_size: int | Sequence[int | None] | None) -> OutputSize:
     """Validates an adaptive output size as nn.AdaptiveAvgPool{dims}d takes it."""
     if dims not in (1, 2, 3):
         raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")

@@ -1,4 +1,4 @@
-"""Memory and latency profiling: Lightning callbacks and the `softpool-video profile` command.
+"""Memory and latency profiling: Lightning callbacks and the library behind `softpool-video profile`.
 
 - `LatencyProfiler`: per-step data wait, forward, backward and optimizer time, throughput,
   optionally per pooling layer.
@@ -9,9 +9,11 @@
 """
 from __future__ import annotations
 
+from softpool_video.measure import SavedTensorCounter
+
 from .latency import LatencyProfiler
+from .layers import pooling_layers
 from .memory import MemoryProfiler
 from .report import callback_summary_columns
-from .saved_tensors import SavedTensorCounter, pooling_layers
 
 __all__ = ["LatencyProfiler", "MemoryProfiler", "SavedTensorCounter", "callback_summary_columns", "pooling_layers"]

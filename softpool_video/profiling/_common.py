@@ -7,7 +7,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from ..atomic_files import write_json_atomic
+from softpool_video.reporting import write_json_atomic
 
 
 def batch_size(batch: Any) -> int:

@@ -27,10 +27,10 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from torch import nn
 
+from softpool_video.measure import Marks, environment, spread
+
 from ._common import batch_size, log_scalars, summary_path, write_json
-from .clock import Marks, spread
-from .saved_tensors import pooling_layers
-from .system import environment
+from .layers import pooling_layers
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ PHASES = ("data_wait", "forward", "backward", "optimizer", "after_step")
 class _LayerTimer:
     """Forward and backward time of one module per step, from hooks."""
 
-    def __init__(self, module: nn.Module, cuda: bool, owner: "LatencyProfiler") -> None:
+    def __init__(self, module: nn.Module, cuda: bool, owner: LatencyProfiler) -> None:
         self.cuda = cuda
         self.owner = owner  # its `enabled` switches the hooks off without removing them
         self.calls: list[Marks] = []

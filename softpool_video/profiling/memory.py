@@ -23,9 +23,10 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from softpool_video.measure import SavedTensorCounter, environment, peak_rss_bytes
+
 from ._common import log_scalars, summary_path, write_json
-from .saved_tensors import SavedTensorCounter, pooling_layers
-from .system import environment, peak_rss_bytes
+from .layers import pooling_layers
 
 log = logging.getLogger(__name__)
 

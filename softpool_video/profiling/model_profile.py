@@ -1,4 +1,4 @@
-"""`softpool-video profile`: what each pooling method costs in a whole network.
+"""What each pooling method costs in a whole network (the library behind `softpool-video profile`).
 
 For every method, in one process, on the same input, the model is built once (same
 seed, so the same weights wherever the methods share parameters); then the methods take
@@ -30,23 +30,28 @@ benchmarks/bench_profiling.py checks it, the two interleaved step by step.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import gc
-import json
 import logging
-import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .clock import Marks
-from .saved_tensors import SavedTensorCounter, pooling_layers
-from .system import environment, peak_rss_bytes, reset_peak_rss, rss_bytes
+from softpool_video.measure import (
+    Marks,
+    SavedTensorCounter,
+    environment,
+    median_iqr,
+    peak_rss_bytes,
+    reset_peak_rss,
+    rss_bytes,
+)
+
+from .layers import pooling_layers
 
 log = logging.getLogger(__name__)
 
@@ -130,19 +135,6 @@ def free_memory(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-
-
-def _median_iqr(values: Sequence[float]) -> tuple[float, float]:
-    ordered = sorted(values)
-    n = len(ordered)
-
-    def q(p: float) -> float:  # linear interpolation between order statistics
-        pos = p * (n - 1)
-        lo = int(pos)
-        hi = min(lo + 1, n - 1)
-        return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-    return q(0.5), q(0.75) - q(0.25)
 
 
 def build(model_name: str, method: str, num_classes: int, seed: int, model_kwargs: dict[str, Any] | None = None
@@ -270,10 +262,10 @@ class MethodRun:
     def result(self, shape: Sequence[int], device: torch.device, rss_resettable: bool) -> MethodProfile:
         if not self.times["step"]:
             raise RuntimeError(f"MethodRun.result: no timed step of {self.method!r} yet; call timed_step() first")
-        fwd, fwd_iqr = _median_iqr(self.times["forward"])
-        bwd, bwd_iqr = _median_iqr(self.times["backward"])
-        opt, _ = _median_iqr(self.times["optimizer"])
-        step_ms, step_iqr = _median_iqr(self.times["step"])
+        fwd, fwd_iqr = median_iqr(self.times["forward"])
+        bwd, bwd_iqr = median_iqr(self.times["backward"])
+        opt, _ = median_iqr(self.times["optimizer"])
+        step_ms, step_iqr = median_iqr(self.times["step"])
         cuda = device.type == "cuda"
         return MethodProfile(
             model=self.model_name, method=self.method, input_shape=_shape_text(shape), status="ok",
@@ -329,7 +321,7 @@ def profile_model(model_name: str, methods: Sequence[str], shape: Sequence[int],
     for method in methods:
         log.info("building %s with %s pooling", model_name, method)
         run, error = _unless_out_of_memory(
-            lambda: MethodRun(model_name, method, x, labels, dtype, amp, num_classes, seed, model_kwargs))
+            lambda method=method: MethodRun(model_name, method, x, labels, dtype, amp, num_classes, seed, model_kwargs))
         if run is None:
             fail(method, "build", error)
             free_memory(device)
@@ -339,7 +331,7 @@ def profile_model(model_name: str, methods: Sequence[str], shape: Sequence[int],
     def take_turns(phase: str, step: Callable[[MethodRun], None], rotate: int) -> None:
         k = rotate % len(runs) if runs else 0
         for run in runs[k:] + runs[:k]:
-            _, error = _unless_out_of_memory(lambda: step(run))
+            _, error = _unless_out_of_memory(lambda run=run: step(run))
             if error is not None:
                 fail(run.method, phase, error)
                 run.release()
@@ -347,13 +339,13 @@ def profile_model(model_name: str, methods: Sequence[str], shape: Sequence[int],
                 free_memory(device)
 
     rss_resettable = device.type != "cuda" and reset_peak_rss()
-    for i in range(warmup):
+    for _ in range(warmup):
         take_turns("warm-up", MethodRun.warmup_step, 0)
     for i in range(repeats):
         take_turns("measure", MethodRun.timed_step, i)
     measured = {run.method: run.result(shape, device, rss_resettable) for run in runs}
     results = [measured[m] if m in measured else failed[m] for m in methods]
-    del runs
+    runs.clear()  # the models, their gradients and optimizer states go now, not at return
     free_memory(device)
     env = environment(device, dtype, amp)
     env.update(model=model_name, input=list(shape), num_classes=num_classes, seed=seed)
@@ -368,99 +360,3 @@ def profile_method(model_name: str, method: str, shape: Sequence[int], device: s
     results, _ = profile_model(model_name, [method], shape, device, dtype, amp, warmup, repeats, num_classes, seed,
                                model_kwargs)
     return results[0]
-
-
-# --- command line ----------------------------------------------------------------------------------------------
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="softpool-video profile",
-                                description="Latency, throughput and memory of a model, per pooling method.")
-    p.add_argument("--model", default="r2plus1d_tiny", help="model name (softpool-video models lists them)")
-    p.add_argument("--pooling", default=",".join(DEFAULT_METHODS), help="comma-separated pooling methods")
-    p.add_argument("--input", default="2,3,8,112,112", help="input shape N,C,T,H,W")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
-    p.add_argument("--amp", action="store_true", help="autocast the forward (float16 on CUDA, bfloat16 on CPU)")
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    p.add_argument("--num-classes", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model-args", default="{}", help='JSON keyword arguments for the model, e.g. \'{"base_width": 32}\'')
-    p.add_argument("--out", default="runs/profile", help="folder for profile.md/.csv/.json/.png")
-    return p
-
-
-def _shape(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"--input must be comma-separated integers N,C,T,H,W, got {text!r}") from None
-    if len(values) != 5 or any(v <= 0 for v in values):
-        raise ValueError(f"--input must be 5 positive integers N,C,T,H,W, got {text!r}")
-    return values
-
-
-def parse_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Checks the parsed options; ValueError naming the option, the value and what is allowed."""
-    from softpool_video.models import list_models
-    from softpool_video.pooling import available_pools
-
-    if args.model not in list_models():
-        raise ValueError(f"--model: unknown model {args.model!r}; available: {', '.join(list_models())}")
-    methods = [m.strip() for m in args.pooling.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in available_pools()]
-    if unknown or not methods:
-        raise ValueError(f"--pooling: unknown method(s) {unknown or args.pooling!r}; "
-                         f"available: {', '.join(available_pools())}")
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {args.device!r}: CUDA is not available on this machine")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
-    if args.warmup < 0 or args.repeats < 1:
-        raise ValueError(f"--warmup must be >= 0 and --repeats >= 1, got {args.warmup} and {args.repeats}")
-    if args.num_classes < 2:
-        raise ValueError(f"--num-classes must be >= 2, got {args.num_classes}")
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    try:
-        model_kwargs = json.loads(args.model_args)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--model-args must be a JSON object, got {args.model_args!r} ({err})") from None
-    if not isinstance(model_kwargs, dict):
-        raise ValueError(f"--model-args must be a JSON object, got {args.model_args!r}")
-    return {"model_name": args.model, "methods": methods, "shape": _shape(args.input), "device": device,
-            "dtype": DTYPES[args.dtype], "amp": args.amp, "warmup": args.warmup, "repeats": args.repeats,
-            "num_classes": args.num_classes, "seed": args.seed, "model_kwargs": model_kwargs}
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from rich.console import Console
-
-    from .report import markdown_table, write_outputs
-
-    console = Console()
-    try:
-        options = parse_options(args)
-    except ValueError as err:
-        console.print(f"[red]profile: {err}", soft_wrap=True)
-        return 2
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    results, env = profile_model(**options)
-    files = write_outputs(results, env, Path(args.out))
-    console.print(markdown_table(results, env), markup=False, highlight=False, soft_wrap=True)
-    console.print(f"wrote {', '.join(str(f) for f in files)}", soft_wrap=True)
-    failed = [r for r in results if not r.ok]
-    if failed and len(failed) == len(results):
-        console.print(f"[red]profile: every method ran out of memory on {args.device} with --input {args.input} "
-                      f"({', '.join(f'{r.method}: {r.failed_phase}' for r in failed)}); try a smaller batch or "
-                      "resolution in --input, --amp or --dtype bfloat16, or another --device", soft_wrap=True)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

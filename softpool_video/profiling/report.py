@@ -2,11 +2,14 @@
 and the callbacks' summaries as columns of the benchmark results table."""
 from __future__ import annotations
 
-import csv
 import json
-from dataclasses import asdict, fields
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
+
+from softpool_video.reporting import markdown_table as render_table
+from softpool_video.reporting import new_figure, save_figure, write_csv, write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     from .model_profile import MethodProfile
@@ -71,24 +74,25 @@ def _mib(value: int | None) -> str:
     return "-" if value is None else f"{value / MIB:.1f}"
 
 
-def markdown_table(results: Sequence["MethodProfile"], environment: dict[str, Any], baseline: str = "max") -> str:
+def markdown_table(results: Sequence[MethodProfile], environment: dict[str, Any], baseline: str = "max") -> str:
     measured = [r for r in results if r.ok]
     base = next((r for r in measured if r.method == baseline), None)
     on_gpu = any(r.peak_allocated_bytes is not None for r in measured)
     peak_head = "peak alloc MiB" if on_gpu else "peak RSS MiB (rise in step)"
-    lines = [f"| method | forward ms | backward ms | train step ms | vs {baseline} | clips/s | saved for backward MiB "
-             f"| pool saved MiB | {peak_head} | params M | GFLOPs |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    header = ["method", "forward ms", "backward ms", "train step ms", f"vs {baseline}", "clips/s",
+              "saved for backward MiB", "pool saved MiB", peak_head, "params M", "GFLOPs"]
+    rows = []
     for r in results:
         if not r.ok:  # no figure of a method that failed part-way means anything
-            lines.append(f"| {r.method} | {r.status} | {r.status} | {r.status} | - | - | - | - | - | - | - |")
+            rows.append([r.method, r.status, r.status, r.status, *["-"] * 7])
             continue
         ratio = f"{r.step_ms / base.step_ms:.3f}x" if base is not None and base.step_ms > 0 else "-"
         peak = _mib(r.peak_allocated_bytes) if on_gpu else f"{_mib(r.peak_rss_bytes)} (+{_mib(r.peak_rss_increase_bytes)})"
-        lines.append(f"| {r.method} | {r.forward_ms:.1f} ± {r.forward_iqr_ms:.1f} | "
-                     f"{r.backward_ms:.1f} ± {r.backward_iqr_ms:.1f} | {r.step_ms:.1f} ± {r.step_iqr_ms:.1f} | "
-                     f"{ratio} | {r.clips_per_s:.2f} | {_mib(r.saved_bytes)} | {_mib(r.pool_saved_bytes)} | {peak} | "
-                     f"{r.params / 1e6:.2f} | {r.gflops:.2f} |")
+        rows.append([r.method, f"{r.forward_ms:.1f} ± {r.forward_iqr_ms:.1f}",
+                     f"{r.backward_ms:.1f} ± {r.backward_iqr_ms:.1f}", f"{r.step_ms:.1f} ± {r.step_iqr_ms:.1f}",
+                     ratio, f"{r.clips_per_s:.2f}", _mib(r.saved_bytes), _mib(r.pool_saved_bytes), peak,
+                     f"{r.params / 1e6:.2f}", f"{r.gflops:.2f}"])
+    lines = [render_table(header, rows)]
     if results:
         r = results[0]
         env = environment
@@ -107,45 +111,33 @@ def markdown_table(results: Sequence["MethodProfile"], environment: dict[str, An
     return "\n".join(lines)
 
 
-def write_outputs(results: Sequence["MethodProfile"], environment: dict[str, Any], out_dir: str | Path,
+def write_outputs(results: Sequence[MethodProfile], environment: dict[str, Any], out_dir: str | Path,
                   stem: str = "profile") -> list[Path]:
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     rows = [asdict(r) for r in results]
-    md = out_dir / f"{stem}.md"
-    md.write_text(markdown_table(results, environment) + "\n")
-    csv_path = out_dir / f"{stem}.csv"
-    with open(csv_path, "w", newline="") as f:
-        names = [f.name for f in fields(results[0])] + [f"env_{k}" for k in environment]
-        writer = csv.DictWriter(f, fieldnames=names)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, **{f"env_{k}": v for k, v in environment.items()}})
-    json_path = out_dir / f"{stem}.json"
-    json_path.write_text(json.dumps({"environment": environment, "results": rows}, indent=1) + "\n")
+    md = write_text_atomic(out_dir / f"{stem}.md", markdown_table(results, environment) + "\n")
+    env_columns = {f"env_{k}": v for k, v in environment.items()}
+    csv_path = write_csv(out_dir / f"{stem}.csv", [{**row, **env_columns} for row in rows])
+    json_path = write_json_atomic(out_dir / f"{stem}.json", {"environment": environment, "results": rows}, indent=1)
     png = out_dir / f"{stem}.png"
     plot(results, environment, png)
     return [md, csv_path, json_path, png]
 
 
-def plot(results: Sequence["MethodProfile"], environment: dict[str, Any], path: str | Path) -> None:
+def plot(results: Sequence[MethodProfile], environment: dict[str, Any], path: str | Path) -> None:
     """Two panels: latency per method (forward, backward, optimizer stacked) and memory per method;
     a method that failed has no bars and its status in its label."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure  # no pyplot: no global figure state
-
     names = [r.method if r.ok else f"{r.method} ({r.status})" for r in results]
     pos = list(range(len(names)))
-    fig = Figure(figsize=(max(6.5, 0.9 * len(names) + 3), 7.0), layout="constrained")
+    fig = new_figure(figsize=(max(6.5, 0.9 * len(names) + 3), 7.0), layout="constrained")
     ax_t, ax_m = fig.subplots(2, 1)
     # a method that failed gets no bars, only its label with the failure (e.g. "avg (OOM)")
     fwd = [r.forward_ms if r.ok else 0.0 for r in results]
     bwd = [r.backward_ms if r.ok else 0.0 for r in results]
-    rest = [max(0.0, r.step_ms - f - b) if r.ok else 0.0 for r, f, b in zip(results, fwd, bwd)]
+    rest = [max(0.0, r.step_ms - f - b) if r.ok else 0.0 for r, f, b in zip(results, fwd, bwd, strict=True)]
     ax_t.bar(pos, fwd, label="forward")
     ax_t.bar(pos, bwd, bottom=fwd, label="backward")
-    ax_t.bar(pos, rest, bottom=[f + b for f, b in zip(fwd, bwd)], label="optimizer + rest of step")
+    ax_t.bar(pos, rest, bottom=[f + b for f, b in zip(fwd, bwd, strict=True)], label="optimizer + rest of step")
     ax_t.set_ylabel("ms (median)")
     ax_t.set_xticks(pos, names, rotation=30, ha="right")
     ax_t.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -162,4 +154,4 @@ def plot(results: Sequence["MethodProfile"], environment: dict[str, Any], path: 
     ax_m.set_ylabel("MiB")
     ax_m.set_xticks(pos, names, rotation=30, ha="right")
     ax_m.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)

@@ -1,6 +1,7 @@
-"""`softpool-video benchmark`: train and test every pooling x split x seed, then one results table.
+"""The benchmark runner: train and test every pooling x split x seed, then one results table
+(the command is softpool_video/commands/benchmark.py).
 
-    softpool-video benchmark --config ucf101/r2plus1d_50_softpool --pooling max,avg,softpool \
+    softpool-video benchmark --config ucf101/r2plus1d_50 --pooling max,avg,softpool \
         --splits 1,2,3 --seeds 0,1 -- --data.init_args.root /data/ucf101
 
 Each cell (pooling, split, seed) runs in this process with a fresh Trainer and writes
@@ -21,15 +22,12 @@ video top-1 per class differs from the first method's: per_class_diff.csv and .p
 """
 from __future__ import annotations
 
-import argparse
-import csv
 import hashlib
 import json
 import logging
 import math
 import shutil
 import statistics
-import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -39,7 +37,7 @@ from typing import Any
 
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from softpool_video.atomic_files import write_json_atomic
+from softpool_video.reporting import write_csv, write_json_atomic
 
 from .protocol import SELECTED_ON_TEST_NOTE
 from .reproducibility import run_record, write_record
@@ -166,8 +164,8 @@ def run_cell(cell: Cell, base_args: list[str], out: Path, force: bool = False) -
     cell_dir = out / "cells" / cell.name
     args = [*base_args, *cell.args(cell_dir)]
     cli = _make_cli(args)  # parses and builds everything: bad input fails here
-    cli._dump_config()
-    fingerprint = _fingerprint(cli.config_dump)
+    config = cli.resolved_config()
+    fingerprint = _fingerprint(config)
     stored = _read_json(cell_dir / RESULT_FILE)
     if stored and stored.get("fingerprint") == fingerprint and not force:
         log.info("%s: finished before, skipped", cell.name)
@@ -210,7 +208,7 @@ def run_cell(cell: Cell, base_args: list[str], out: Path, force: bool = False) -
         "metrics": metrics, "metrics_last": metrics_last, "per_class": per_class,
         "protocol": dict(getattr(model, "selection_protocol", {}) or {}),
         **stats,
-        "log_dir": trainer.log_dir, "config": cli.config_dump,
+        "log_dir": trainer.log_dir, "config": config,
         "environment": {k: v for k, v in run_record().items() if k != "config"},
     }
     if trainer.is_global_zero:
@@ -231,16 +229,14 @@ def _test(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None) -> d
 
 def _same_epoch(best: str, last: Path) -> bool:
     """Whether two checkpoints hold the same training step (then one test serves both)."""
-    from .checkpoint_io import read_checkpoint
+    from softpool_video.checkpoint.reader import read_checkpoint
     steps = [read_checkpoint(path).get("global_step") for path in (best, last)]
     return steps[0] is not None and steps[0] == steps[1]
 
 
 def _value(result: dict[str, Any], metric: Metric) -> float | None:
-    if metric.source == FIT:
-        value = result.get(metric.key)
-    else:  # results written before last-epoch testing have no "metrics_last"
-        value = (result.get(metric.source) or {}).get(metric.key)
+    # results written before last-epoch testing have no "metrics_last"
+    value = result.get(metric.key) if metric.source == FIT else (result.get(metric.source) or {}).get(metric.key)
     return None if value is None else float(value)
 
 
@@ -347,18 +343,6 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]], columns: Sequence[str] | None = None) -> None:
-    """Rows (dicts) as a CSV, written whole or not at all; the columns default to every key in
-    order of appearance (give them for a file that may have no rows)."""
-    columns = list(columns or dict.fromkeys(k for row in rows for k in row))
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
-
-
 def plot(rows: list[dict[str, Any]], path: Path) -> Path:
     """Bars of clip- and video-level top-1 (mean ± std) per pooling method, training throughput, and
     each method's paired video top-1 difference against the first with its 95% CI."""
@@ -434,8 +418,10 @@ def write_class_differences(cells: list[dict[str, Any]], out: Path) -> dict[str,
     """per_class_diff.csv and .png: which classes each method helps or hurts against the first
     (video top-1 per class, paired over identical cells); nothing without two such methods."""
     # per_class imports write_csv from this module: imported here, not at the top
+    from softpool_video.reporting import save_figure
+
     from .per_class import class_differences
-    from .per_class_plot import difference_figure, save_figure
+    from .per_class_plot import difference_figure
     rows = class_differences(cells)
     if not rows:
         return {}
@@ -489,55 +475,9 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
                       markup=False, highlight=False)
 
 
-def default_out(config: str) -> Path:
-    """runs/benchmark/<config name>; a config given as a file path contributes its stem."""
-    name = Path(config).stem if Path(config).is_file() else config.removesuffix(".yaml")
-    return Path("runs") / "benchmark" / name
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="softpool-video benchmark",
-        description="Train and test every pooling x split x seed; write results.md/.csv/.png. "
-                    "Arguments after `--` go to every run's LightningCLI (e.g. --data.init_args.root DIR).")
-    parser.add_argument("--config", required=True, help="config name (e.g. ucf101/r2plus1d_50_softpool) or path")
-    parser.add_argument("--pooling", default="max,softpool", help="comma-separated pooling methods")
-    parser.add_argument("--splits", default=None,
-                        help="comma-separated dataset splits (default: the config's split)")
-    parser.add_argument("--seeds", default="0", help="comma-separated seeds")
-    parser.add_argument("--out", default=None, help="output folder (default: runs/benchmark/<config name>)")
-    parser.add_argument("--force", action="store_true", help="run finished cells again")
-    return parser
-
-
 def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
     """Splits `own options -- options for every run` at the first `--`."""
     if "--" not in argv:
         return argv, []
     at = argv.index("--")
     return argv[:at], argv[at + 1:]
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv, passthrough = split_passthrough(list(sys.argv[1:] if argv is None else argv))
-    args, unknown = build_parser().parse_known_args(argv)
-    try:
-        poolings = parse_list("--pooling", args.pooling)
-        splits = parse_list("--splits", args.splits, int)
-        seeds = parse_list("--seeds", args.seeds, int)
-        out = Path(args.out) if args.out else default_out(args.config)
-        result = run_benchmark(args.config, poolings, splits, seeds, out, [*unknown, *passthrough], args.force)
-    except (ValueError, FileNotFoundError, NotADirectoryError) as err:
-        print(f"softpool-video benchmark: error: {err}", file=sys.stderr)
-        return 2
-    except FloatingPointError as err:
-        print(f"softpool-video benchmark: error: {err}", file=sys.stderr)
-        return 1
-    except SystemExit as exit_:  # a cell's LightningCLI rejected its arguments
-        return exit_.code if isinstance(exit_.code, int) else 2
-    print_table(result.rows, f"{args.config}: {result.ran} cells run, {result.skipped} skipped")
-    print(f"results: {result.files['markdown']}  {result.files['csv']}  {result.files['json']}  "
-          f"{result.files['plot']}")
-    if "class_diff_csv" in result.files:
-        print(f"per class: {result.files['class_diff_csv']}  {result.files['class_diff_plot']}")
-    return 0

@@ -1,23 +1,37 @@
-"""Callbacks of the training runs: training throughput and peak memory, the run record, per-class
-results of test/validate, and video predictions."""
+"""Callbacks of the training runs: throughput (Lightning's ThroughputMonitor, counting clips) and
+the fit's summary with peak memory, the run record, per-class results of test/validate, and video
+predictions (a Lightning BasePredictionWriter)."""
 from __future__ import annotations
 
 import csv
-import resource
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.callbacks import BasePredictionWriter, Callback, ThroughputMonitor
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from .aggregation import ViewBuffer, combine_across_ranks
+from softpool_video.checkpoint.views import ViewBuffer, class_probabilities, combine_across_ranks
+from softpool_video.measure import peak_rss_bytes
+from softpool_video.reporting import save_figure
+
 from .per_class import CONFUSION_PNG, class_results, write_tables
-from .per_class_plot import confusion_figure, save_figure
+from .per_class_plot import confusion_figure
 from .reproducibility import run_record, write_record
+
+
+def clips_in(batch: dict[str, Any]) -> int:
+    return int(batch["video"].shape[0])
+
+
+def throughput_monitor() -> ThroughputMonitor:
+    """Lightning's ThroughputMonitor counting clips: `train/samples_per_sec`, `train/batches_per_sec`
+    (rolling over its 100-batch window, so from the 100th batch on; also device/..., validate/...,
+    test/...) and `train/time`, `train/samples` in the logs every `log_every_n_steps`. Wall-clock
+    time, data loading included."""
+    return ThroughputMonitor(batch_size_fn=clips_in)
 
 
 def _sync(device: torch.device) -> None:
@@ -29,16 +43,17 @@ def peak_memory(device: torch.device) -> tuple[float, str]:
     """(MiB, what was measured): CUDA max allocated, or the process's peak resident set on CPU."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_memory_allocated"
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return rss / (2**20 if sys.platform == "darwin" else 2**10), "cpu_max_rss"
+    return peak_rss_bytes() / 2**20, "cpu_max_rss"
 
 
 class TrainingStats(Callback):
-    """Clips per second over training steps (forward, backward, optimizer; data loading excluded),
-    skipping the first `warmup_batches` steps, and the peak memory of the fit.
+    """The fit's summary for run.json and the benchmark table: clips per second of the training
+    steps alone (forward, backward, optimizer; data loading excluded, the first `warmup_batches`
+    steps skipped; ThroughputMonitor's figure counts the loader too), steps, clips, and the
+    peak memory of the fit.
 
-    On CPU the peak is the process's lifetime peak resident set (ru_maxrss), which
-    never goes down: runs earlier in the same process count too.
+    On CPU the peak is the process's peak resident set (measure.peak_rss_bytes), which is not
+    reset here: runs earlier in the same process count too.
     """
 
     def __init__(self, warmup_batches: int = 2) -> None:
@@ -66,7 +81,7 @@ class TrainingStats(Callback):
                            batch_idx: int) -> None:
         _sync(pl_module.device)
         seconds = time.perf_counter() - self._start
-        clips = int(batch["video"].shape[0])
+        clips = clips_in(batch)
         self._all[0] += seconds
         self._all[1] += clips
         if self._batches >= self.warmup_batches:
@@ -182,14 +197,16 @@ class PerClassReport(Callback):
                 logger.experiment.add_figure(f"{stage}/confusion_matrix", figure, global_step=trainer.global_step)
 
 
-class VideoPredictionWriter(Callback):
-    """In `predict`: combines the views of each video and writes `predictions.csv` in the log folder.
+class VideoPredictionWriter(BasePredictionWriter):
+    """In `predict-dataset`: combines the views of each video (aggregation.py, across ranks) and
+    writes `predictions.csv` in the log folder.
 
     Columns: video_index, num_views, predicted class (index and name), its score, the
     top-5 class indices, and the label where the loader provides one.
     """
 
     def __init__(self, filename: str = "predictions.csv") -> None:
+        super().__init__(write_interval="batch_and_epoch")
         self.filename = filename
         self.path: Path | None = None
         self._buffer: ViewBuffer | None = None
@@ -197,15 +214,17 @@ class VideoPredictionWriter(Callback):
     def on_predict_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._buffer = ViewBuffer(int(pl_module.hparams.num_classes))
 
-    def on_predict_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                             batch_idx: int, dataloader_idx: int = 0) -> None:
-        if self._buffer is None or not isinstance(outputs, dict) or "video_index" not in outputs:
+    def write_on_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, prediction: Any,
+                           batch_indices: Any, batch: Any, batch_idx: int, dataloader_idx: int) -> None:
+        if self._buffer is None or not isinstance(prediction, dict) or "video_index" not in prediction:
             return
-        zeros = torch.zeros_like(outputs["video_index"])
-        self._buffer.add(outputs["video_index"], outputs.get("clip_index", zeros), outputs.get("crop_index", zeros),
-                         outputs["logits"], outputs.get("label", torch.full_like(zeros, -1)))
+        zeros = torch.zeros_like(prediction["video_index"])
+        self._buffer.add(prediction["video_index"], prediction.get("clip_index", zeros),
+                         prediction.get("crop_index", zeros), prediction["logits"],
+                         prediction.get("label", torch.full_like(zeros, -1)))
 
-    def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def write_on_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, predictions: Any,
+                           batch_indices: Any) -> None:
         if self._buffer is None:
             return
         method = pl_module.hparams.get("aggregation", "mean_softmax")
@@ -215,7 +234,7 @@ class VideoPredictionWriter(Callback):
         if not trainer.is_global_zero:
             return
         names = pl_module.hparams.get("class_names") or []
-        score = videos.score.softmax(dim=1) if method == "mean_logits" else videos.score
+        score = class_probabilities(videos, method)
         top = score.topk(min(5, score.shape[1]), dim=1)
         self.path = Path(trainer.log_dir or trainer.default_root_dir) / self.filename
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,12 +1,12 @@
-"""`softpool-video fit|validate|test|predict`: LightningCLI over VideoClassifier and any datamodule.
+"""LightningCLI over VideoClassifier and any datamodule: `softpool-video fit|validate|test|predict-dataset`.
 
-    softpool-video fit --config ucf101/r2plus1d_50_softpool --data.init_args.root /data/ucf101
-    softpool-video fit --config ucf101/r2plus1d_50_softpool --ckpt_path last     # resume
-    softpool-video test --config ucf101/r2plus1d_50_softpool --ckpt_path last
+    softpool-video fit --config ucf101/r2plus1d_50 --model.pooling max --data.init_args.root /data/ucf101
+    softpool-video fit --config ucf101/r2plus1d_50 --model.pooling max --ckpt_path last     # resume
+    softpool-video test --config ucf101/r2plus1d_50 --model.pooling max --ckpt_path last
 
-On top of LightningCLI: config names resolve without a path; num_classes and class
-names flow from the datamodule into the model; `trainer.default_root_dir` defaults to
-`runs/<config name>`; checkpoints (best by `checkpoint.monitor`, and last) go to
+On top of LightningCLI (public hooks only): config names resolve without a path; num_classes
+and class names flow from the datamodule into the model; `trainer.default_root_dir` defaults
+to `runs/<config name>_<pooling>`; checkpoints (best by `checkpoint.monitor`, and last) go to
 `<default_root_dir>/checkpoints`, a fixed folder, so `--ckpt_path last` finds them;
 CSV and TensorBoard logs share `<default_root_dir>/logs/version_N/` with the saved
 config and a run record (`run.json`: config, versions, device, git commit, results);
@@ -14,10 +14,12 @@ a rich progress bar. Bad input ends with one line naming the option and exit cod
 a NaN loss with exit code 1.
 
 Scale and faults (docs/distributed.md): stack a strategy fragment after the experiment,
-`--config ucf101/r3d_50_softpool --config strategy/ddp` (the run keeps the experiment's
+`--config ucf101/r3d_50 --config strategy/ddp` (the run keeps the experiment's
 name); checkpoints are written atomically (`AtomicCheckpointIO`); a run killed mid-epoch
 resumes with `--ckpt_path last` on the same remaining batches (the datamodule's state); a
 checkpoint of another model is refused with one line naming both.
+
+The commands themselves are softpool_video/commands/{fit,validate,test,predict_dataset}.py.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import yaml
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
@@ -37,14 +40,20 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
-from .callbacks import RunRecorder, TrainingStats, VideoPredictionWriter
-from .checkpoint_io import AtomicCheckpointIO, read_checkpoint
+from softpool_video.checkpoint.io import AtomicCheckpointIO
+from softpool_video.checkpoint.reader import read_checkpoint
+
+from .callbacks import RunRecorder, TrainingStats, VideoPredictionWriter, throughput_monitor
 from .configs import config_name, expand_config_args, is_fragment
 from .module import VideoClassifier, check_checkpoint_matches
 from .precision import CPUBf16Guard
 from .protocol import SelectionProtocol
 
 log = logging.getLogger(__name__)
+
+# datamodule attributes passed on as the model's arguments of the same name (linked when the
+# classes are instantiated)
+LINKED_FROM_DATA = ("num_classes", "class_names")
 
 # Errors that mean "bad input" at the command line: print the message, not a traceback.
 INPUT_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError, MisconfigurationException)
@@ -101,16 +110,17 @@ class VideoCLI(LightningCLI):
                          subclass_mode_data=True, auto_configure_optimizers=False, args=args, run=run, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
-        parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
+        for name in LINKED_FROM_DATA:
+            parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({
             "checkpoint.monitor": "val/video_acc1", "checkpoint.mode": "max", "checkpoint.save_last": True,
             "checkpoint.filename": "best-epoch{epoch:03d}-step{step}", "checkpoint.auto_insert_metric_name": False,
         })
 
-    def _parse_ckpt_path(self) -> None:
-        # LightningCLI rebuilds the model from the checkpoint's hyperparameters, silently
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        # next, LightningCLI rebuilds the model from the checkpoint's hyperparameters, silently
         # replacing the configured one: refuse a checkpoint of another model first
         section = self.config.get(self.config.get("subcommand") or "", None)
         ckpt_path = section.get("ckpt_path") if section is not None else None
@@ -118,46 +128,58 @@ class VideoCLI(LightningCLI):
             saved = read_checkpoint(ckpt_path).get("hyper_parameters") or {}
             configured = {k: section.model.get(k) for k in ("arch", "pooling", "model_kwargs")}
             check_checkpoint_matches({k: saved.get(k) for k in configured} if saved else {}, configured)
-        super()._parse_ckpt_path()
 
-    def _section(self) -> Any:
-        return self.config[self.subcommand] if self.subcommand else self.config
+    def _section(self, config: Any) -> Any:
+        # the subcommand's part of a parsed or instantiated config (all of it without a subcommand)
+        return config[self.subcommand] if self.subcommand else config
 
     def before_instantiate_classes(self) -> None:
-        config = self._section()
+        config = self._section(self.config)
         files = config.get("config") or []
         if config.trainer.default_root_dir is None and files:
-            # runs/<config name>: each experiment keeps its checkpoints and logs apart; named
-            # after the last experiment config, not a stacked fragment such as strategy/ddp
+            # runs/<config name>_<pooling>: each experiment and pooling method keeps its
+            # checkpoints and logs apart; named after the last experiment config, not a stacked
+            # fragment such as strategy/ddp
             paths = [_absolute(f) for f in files]
             experiments = [p for p in paths if not is_fragment(p)] or paths
-            config.trainer.default_root_dir = str(Path("runs") / config_name(experiments[-1]))
+            name = f"{config_name(experiments[-1])}_{config.model.pooling}"
+            config.trainer.default_root_dir = str(Path("runs") / name)
         root = Path(config.trainer.default_root_dir or os.getcwd())
         if config.checkpoint.dirpath is None:
             # a fixed folder (not the logger's version_N) so that `--ckpt_path last` finds last.ckpt
             config.checkpoint.dirpath = str(root / "checkpoints")
 
-    def _resolved_config(self) -> dict[str, Any] | None:
+    def resolved_config(self) -> dict[str, Any] | None:
+        """The run's parsed config as plain data (the subcommand's part), with the values linked from
+        the datamodule into the model once they exist; None if it cannot be dumped."""
         try:
-            self._dump_config()
-            return self.config_dump
+            dumped = yaml.safe_load(self.parser.dump(self.config, skip_link_targets=False, skip_unset=False))
         except Exception as err:  # a config that cannot be dumped must not stop the run
             log.warning("could not dump the resolved config for the run record: %s", err)
             return None
+        if "subcommand" in self.config:
+            dumped = dumped[self.config.subcommand]
+        model = getattr(self, "model", None)
+        if model is not None and isinstance(dumped.get("model"), dict):
+            for name in LINKED_FROM_DATA:  # linked at instantiation: the parsed config lacks them
+                dumped["model"][name] = model.hparams.get(name)
+        return dumped
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
-        trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
-        callbacks = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
-        callbacks += [SelectionProtocol(), TrainingStats(), RunRecorder(self._resolved_config()),
-                      VideoPredictionWriter(), CPUBf16Guard()]
+        trainer_config = {**(self._section(self.config_init).get("trainer") or {}), **kwargs}
         configured = trainer_config.get("callbacks") or []
+        callbacks = [*(configured if isinstance(configured, list) else [configured]),
+                     SelectionProtocol(), throughput_monitor(), TrainingStats(), RunRecorder(self.resolved_config()),
+                     VideoPredictionWriter(), CPUBf16Guard()]
         if trainer_config.get("enable_progress_bar", True) is not False and not any(
-                isinstance(c, ProgressBar) for c in [*configured, *callbacks]):
+                isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(RichProgressBar())
-        if trainer_config.get("logger") is None:
-            trainer_config["logger"] = default_loggers(trainer_config.get("default_root_dir") or os.getcwd())
-        trainer_config["plugins"] = with_atomic_checkpoints(trainer_config.get("plugins"))
-        trainer = self._instantiate_trainer(trainer_config, callbacks)
+        logger = trainer_config.get("logger")
+        if logger is None:
+            logger = default_loggers(trainer_config.get("default_root_dir") or os.getcwd())
+        # LightningCLI adds the `checkpoint` callback and the config saver to these
+        trainer = super().instantiate_trainer(**kwargs, callbacks=callbacks, logger=logger,
+                                              plugins=with_atomic_checkpoints(trainer_config.get("plugins")))
         if trainer_config.get("sync_batchnorm") and isinstance(trainer.accelerator, CPUAccelerator):
             # torch's SyncBatchNorm runs on GPUs only; say so now, not at the first batch
             raise ValueError("trainer.sync_batchnorm=true needs GPUs (SyncBatchNorm has no CPU kernel); "
@@ -191,9 +213,12 @@ def with_atomic_checkpoints(plugins: Any) -> Any:
     return [*listed, AtomicCheckpointIO()]
 
 
-def run_cli(subcommand: str | None, argv: list[str]) -> int:
-    """Run one subcommand; bad input ends with a one-line message and exit code 2."""
-    name = subcommand or "softpool-video"
+def run_cli(subcommand: str | None, argv: list[str], command: str | None = None) -> int:
+    """Run one LightningCLI subcommand; bad input ends with a one-line message and exit code 2.
+
+    `command` is the name the user typed when it differs from LightningCLI's (predict-dataset).
+    """
+    name = command or subcommand or "softpool-video"
     try:
         args = expand_config_args(list(argv))
         with warnings.catch_warnings():
@@ -208,18 +233,3 @@ def run_cli(subcommand: str | None, argv: list[str]) -> int:
         return 1 if isinstance(err, FloatingPointError) else 2
     return 0
 
-
-def fit_main(argv: list[str]) -> int:
-    return run_cli("fit", argv)
-
-
-def validate_main(argv: list[str]) -> int:
-    return run_cli("validate", argv)
-
-
-def test_main(argv: list[str]) -> int:
-    return run_cli("test", argv)
-
-
-def predict_main(argv: list[str]) -> int:
-    return run_cli("predict", argv)

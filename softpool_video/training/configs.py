@@ -1,4 +1,4 @@
-"""Config files by name: `--config ucf101/r2plus1d_50_softpool` finds the YAML shipped with the package.
+"""Config files by name: `--config ucf101/r2plus1d_50` finds the YAML shipped with the package.
 
 Names are looked up in the installed package (`softpool_video.configs`) first and then
 in the `configs/` folder of a source checkout. An existing file path is used as is.
@@ -11,9 +11,10 @@ import os
 from pathlib import Path
 
 _SUFFIXES = (".yaml", ".yml")
-# Folders of fragments meant to be stacked on an experiment (`--config strategy/ddp`): they
-# resolve by name but are not experiments, so they are listed apart.
-FRAGMENT_FOLDERS = ("strategy",)
+# Folders of fragments, not experiments: data/ and trainer/ are included by the experiment
+# configs, strategy/ is stacked on one by the user (`--config strategy/ddp`). They resolve by
+# name like any config but are listed apart and never name a run.
+FRAGMENT_FOLDERS = ("data", "trainer", "strategy")
 _CONFIG_FLAGS = ("--config", "-c")
 
 
@@ -32,13 +33,11 @@ def config_roots() -> list[Path]:
 
 
 def _is_fragment_name(rel: Path) -> bool:
-    # folders starting with "_" hold fragments that other configs include, not experiments
-    return any(part.startswith("_") for part in rel.parts) or (
-        len(rel.parts) > 1 and rel.parts[0] in FRAGMENT_FOLDERS)
+    return len(rel.parts) > 1 and rel.parts[0] in FRAGMENT_FOLDERS
 
 
 def available_configs() -> list[str]:
-    """Every experiment config name (relative path without suffix), e.g. 'ucf101/r2plus1d_50_softpool'."""
+    """Every experiment config name (relative path without suffix), e.g. 'ucf101/r2plus1d_50'."""
     names: set[str] = set()
     for root in config_roots():
         for path in root.rglob("*"):
@@ -59,7 +58,7 @@ def available_strategies() -> list[str]:
 
 
 def is_fragment(path: str | os.PathLike) -> bool:
-    """Whether a config file is a shipped fragment (strategy/..., _trainer/...), not an experiment."""
+    """Whether a config file is a shipped fragment (strategy/..., trainer/..., data/...), not an experiment."""
     path = Path(path).resolve()
     for root in config_roots():
         try:

@@ -2,7 +2,7 @@
 
 Dataset specifics stay out: `num_classes` and `class_names` are handed over by the CLI
 from the datamodule. Evaluation reports clip-level accuracy (every view on its own)
-and video-level accuracy (all views of a video combined, see `aggregation`).
+and video-level accuracy (all views of a video combined, see `softpool_video.checkpoint.views`).
 """
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from torch import Tensor, nn
 from torch.nn.parameter import is_lazy
 from torchmetrics.classification import MulticlassAccuracy
 
+from softpool_video.checkpoint.views import AGGREGATIONS, VideoScores, ViewBuffer, combine_across_ranks
 from softpool_video.models.srtg import gate_open_rates
 from softpool_video.pooling.swap import materialize
 
-from .aggregation import AGGREGATIONS, VideoScores, ViewBuffer, combine_across_ranks
 from .metrics import accuracies, accuracy_metrics
 from .mixing import BatchMixer, check_mixing, dominant_label
 from .optim import (
@@ -29,8 +29,8 @@ from .optim import (
     check_backbone_lr_scale,
     check_optimizer,
     check_schedule,
+    lr_scheduler,
     parameter_groups,
-    warmup_schedule,
 )
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,10 @@ class VideoClassifier(pl.LightningModule):
         mix_prob: fraction of training batches mixed (MixUp or CutMix, evenly, when both are on).
         backbone_lr_scale: every parameter outside the classifier head trains at lr * this, in (0, 1].
     """
+
+    # read by Lightning's ThroughputMonitor: no FLOP count per batch here (`softpool-video models`
+    # and `profile` count FLOPs), so it logs clips/s and batches/s only
+    flops_per_batch: int | None = None
 
     def __init__(self, num_classes: int, arch: str = "r2plus1d_tiny", pooling: str = "max",
                  model_kwargs: dict[str, Any] | None = None, class_names: list[str] | None = None,
@@ -303,7 +307,6 @@ class VideoClassifier(pl.LightningModule):
                 raise ValueError("model.schedule: a schedule needs trainer.max_epochs or trainer.max_steps")
             total = 1
         epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
-        schedule = warmup_schedule(int(total), total / epochs, hp.schedule, hp.warmup_epochs,
-                                   hp.milestones or (), hp.gamma, hp.min_lr_ratio)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        scheduler = lr_scheduler(optimizer, int(total), total / epochs, hp.schedule, hp.warmup_epochs,
+                                 hp.milestones or (), hp.gamma, hp.min_lr_ratio)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

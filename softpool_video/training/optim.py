@@ -5,12 +5,18 @@ the same config works for any dataset size, batch size or `limit_train_batches`.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import (
+    ConstantLR,
+    CosineAnnealingLR,
+    LinearLR,
+    LRScheduler,
+    MultiStepLR,
+    SequentialLR,
+)
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
 SCHEDULES: tuple[str, ...] = ("cosine", "multistep", "constant")
@@ -68,7 +74,7 @@ def parameter_groups(model: nn.Module, weight_decay: float, lr: float | None = N
 
     With `backbone_lr_scale` < 1 (fine-tuning), the classifier head's groups come first at `lr`
     and every other parameter trains at lr * backbone_lr_scale. Each group keeps its own lr,
-    so LambdaLR's warmup and decay scale both alike.
+    so the schedule's warmup and decay scale both alike.
     """
     check_backbone_lr_scale(backbone_lr_scale)
     if backbone_lr_scale == 1.0:
@@ -93,43 +99,37 @@ def build_optimizer(params: Iterable, name: str, lr: float, weight_decay: float 
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
-@dataclass
-class WarmupSchedule:
-    """Multiplier of the base learning rate at an optimizer step (a LambdaLR lambda).
+def lr_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, steps_per_epoch: float,
+                 kind: str = "cosine", warmup_epochs: float = 0.0, milestones: Iterable[float] = (),
+                 gamma: float = 0.1, min_lr_ratio: float = 0.0) -> LRScheduler:
+    """torch's schedulers, stepped every optimizer step: linear warmup over `warmup_epochs`
+    (LinearLR from lr/W up to lr), then cosine to `min_lr_ratio` x lr at `total_steps`
+    (CosineAnnealingLR), x `gamma` at each of `milestones` epochs (MultiStepLR), or constant.
+    Epochs may be fractions. Every parameter group keeps its own lr (backbone_lr_scale).
 
-    A dataclass rather than a closure so LambdaLR saves it in its state_dict and a
-    resumed run continues on the same curve.
+    Plain torch schedulers rather than a LambdaLR function: their state_dict is all the state,
+    so a resumed run continues on the same curve (a LambdaLR lambda has to be picklable data).
     """
-
-    total_steps: int
-    warmup_steps: int = 0
-    kind: str = "cosine"
-    milestones: tuple[int, ...] = ()  # optimizer steps at which multistep multiplies by gamma
-    gamma: float = 0.1
-    min_factor: float = 0.0  # cosine floor, as a fraction of the base lr
-
-    def __post_init__(self) -> None:
-        check_schedule(self.kind)
-        self.milestones = tuple(self.milestones)
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        if self.kind == "constant":
-            return 1.0
-        if self.kind == "multistep":
-            return self.gamma ** sum(step >= m for m in self.milestones)
-        span = max(self.total_steps - self.warmup_steps, 1)
-        progress = min((step - self.warmup_steps) / span, 1.0)
-        return self.min_factor + (1.0 - self.min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def warmup_schedule(total_steps: int, steps_per_epoch: float, kind: str = "cosine",
-                    warmup_epochs: float = 0.0, milestones: Iterable[float] = (), gamma: float = 0.1,
-                    min_lr_ratio: float = 0.0) -> WarmupSchedule:
-    """A WarmupSchedule with warmup and milestones given in epochs (fractions allowed)."""
+    check_schedule(kind)
     if warmup_epochs < 0:
         raise ValueError(f"model.warmup_epochs: must be >= 0, got {warmup_epochs}")
     warmup = min(round(warmup_epochs * steps_per_epoch), max(total_steps - 1, 0))
-    steps = tuple(round(m * steps_per_epoch) for m in sorted(milestones))
-    return WarmupSchedule(total_steps, warmup, kind, steps, gamma, min_lr_ratio)
+    if kind == "cosine":
+        eta_min = min_lr_ratio * optimizer.param_groups[0]["lr"]
+        if min_lr_ratio and len({group["lr"] for group in optimizer.param_groups}) > 1:
+            # torch's CosineAnnealingLR has one floor for all groups, not one per group's lr
+            raise ValueError("model.min_lr_ratio: a cosine floor needs one lr for the whole net; "
+                             "with backbone_lr_scale < 1 use min_lr_ratio 0")
+        main: LRScheduler = CosineAnnealingLR(optimizer, T_max=max(total_steps - warmup, 1), eta_min=eta_min)
+    elif kind == "multistep":
+        # milestones count optimizer steps from the start of training, not from the end of warmup
+        steps = sorted(round(m * steps_per_epoch) - warmup for m in milestones)
+        main = MultiStepLR(optimizer, milestones=[max(s, 0) for s in steps], gamma=gamma)
+    else:
+        main = ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if warmup == 0:
+        return main
+    # step k of warmup: lr * (k + 1) / warmup (a one-step warmup is one step at lr)
+    ramp = LinearLR(optimizer, start_factor=1.0 / warmup, end_factor=1.0, total_iters=warmup - 1) \
+        if warmup > 1 else ConstantLR(optimizer, factor=1.0, total_iters=0)
+    return SequentialLR(optimizer, [ramp, main], milestones=[warmup])

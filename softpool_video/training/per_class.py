@@ -3,7 +3,7 @@ clip top-1, what each class is most confused with, and (for `benchmark`) how a m
 per-class accuracy differs from the first method's.
 
 The confusion matrix is a torchmetrics MulticlassConfusionMatrix synced on compute. The
-combined videos (`aggregation.combine_across_ranks`) are complete on every rank, so each
+combined videos (`checkpoint.views.combine_across_ranks`) are complete on every rank, so each
 rank counts only its share of them (every whole video on exactly one rank) and the sync
 sums the shares: the same matrix as one process over all videos.
 """
@@ -18,8 +18,8 @@ import torch
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from .aggregation import VideoScores, rank_and_world_size
-from .benchmark import write_csv
+from softpool_video.checkpoint.views import VideoScores, rank_and_world_size
+from softpool_video.reporting import write_csv
 
 PER_CLASS_FILE = "per_class.csv"
 CONFUSION_FILE = "confusion_matrix.csv"

@@ -13,7 +13,6 @@ The confusion matrix must stay readable from 6 classes to 400 (Kinetics):
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -164,14 +163,6 @@ def confusion_figure(results: ClassResults, title: str = "") -> Figure:
                  ("\n".join(lines) or "none: every video was classified correctly"),
                  va="top", ha="left", fontsize=8, family="monospace", transform=listing.transAxes)
     return fig
-
-
-def save_figure(fig: Figure, path: str | Path) -> Path:
-    """PNG at the figure's own size and dpi (no tight cropping: the size is predictable)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=fig.dpi)
-    return path
 
 
 # ---- benchmark --------------------------------------------------------------------------------------------

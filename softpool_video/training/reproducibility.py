@@ -11,7 +11,8 @@ from typing import Any
 
 import torch
 
-from ..atomic_files import write_json_atomic
+from softpool_video.measure import environment
+from softpool_video.reporting import write_json_atomic
 
 _PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "jsonargparse", "numpy",
              "decord2", "av", "softpool-video")
@@ -30,26 +31,6 @@ def package_versions() -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return versions
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def device_info() -> dict[str, Any]:
-    info: dict[str, Any] = {"cpu": cpu_name(), "cpu_count": os.cpu_count(),
-                            "torch_threads": torch.get_num_threads(), "cuda_available": torch.cuda.is_available()}
-    if torch.cuda.is_available():
-        info["cuda"] = torch.version.cuda
-        info["cudnn"] = torch.backends.cudnn.version()
-        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return info
 
 
 def git_commit(path: str | os.PathLike | None = None) -> dict[str, Any] | None:
@@ -72,11 +53,12 @@ def run_record(config: dict[str, Any] | None = None, **extra: Any) -> dict[str, 
     """Everything needed to tell how a result was produced."""
     from softpool_video import extension_status
     return {
-        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "config": config,
         "versions": {"python": platform.python_version(), **package_versions()},
         "softpool_extension": extension_status(),
-        "device": device_info(),
+        # the same record every measurement carries (processor, threads, CUDA devices)
+        "device": environment("cuda" if torch.cuda.is_available() else "cpu"),
         "git": git_commit(),
         "host": platform.node(),
         **extra,

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Hashable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Hashable, Mapping
+from typing import Any
 
 CONFIDENCE = 0.95
 ALPHA = 1.0 - CONFIDENCE

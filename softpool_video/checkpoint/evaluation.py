@@ -1,0 +1,100 @@
+"""The evaluation protocol of a trained model: how a video becomes its test views (uniform
+clips x spatial crops, resize, crop, normalisation) and how their scores are combined.
+
+It is read from the datamodule's saved hyper-parameters (a checkpoint's
+`datamodule_hyper_parameters`, a model card, or a live datamodule's `hparams`); what they
+do not record falls back to the datamodule's own defaults, read from its signature rather
+than copied here. `video_views` applies the protocol to one file with the test
+DataModule's own sampler and transform.
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# The datamodule arguments a protocol reads (its defaults fill what a checkpoint lacks).
+_DATAMODULE_FIELDS = ("clip_len", "frame_interval", "crop_size", "resize_short", "mean", "std", "short_video")
+
+
+@cache
+def datamodule_defaults() -> dict[str, Any]:
+    """VideoDataModule's default value of each argument the protocol reads."""
+    from softpool_video.datamodules import VideoDataModule
+
+    params = inspect.signature(VideoDataModule.__init__).parameters
+    return {name: params[name].default for name in _DATAMODULE_FIELDS}
+
+
+@dataclass(frozen=True)
+class EvaluationProtocol:
+    """How a video becomes the model's input, and how its views are combined (test protocol)."""
+
+    clip_len: int
+    frame_interval: int
+    crop_size: int
+    resize_short: int | None
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    num_clips: int = 1
+    num_crops: int = 1
+    short_video: str = "loop"
+    aggregation: str = "mean_softmax"
+
+    @classmethod
+    def from_hparams(cls, data: Mapping[str, Any], aggregation: str = "mean_softmax") -> EvaluationProtocol:
+        """From a datamodule's hyper-parameters: the test views (test_clips x test_crops).
+
+        Without recorded test views it is one clip and one crop (not the datamodule's 10 x 3):
+        a model that does not say how it was tested is fed the cheapest view."""
+        d = datamodule_defaults()
+        resize = data.get("test_resize_short") or data.get("resize_short", d["resize_short"])
+        return cls(clip_len=int(data.get("clip_len", d["clip_len"])),
+                   frame_interval=int(data.get("frame_interval", d["frame_interval"])),
+                   crop_size=int(data.get("crop_size", d["crop_size"])),
+                   resize_short=None if resize is None else int(resize),
+                   mean=tuple(float(v) for v in data.get("mean", d["mean"])),
+                   std=tuple(float(v) for v in data.get("std", d["std"])),
+                   num_clips=int(data.get("test_clips", data.get("num_clips", 1))),
+                   num_crops=int(data.get("test_crops", data.get("num_crops", 1))),
+                   short_video=str(data.get("short_video", d["short_video"])), aggregation=aggregation)
+
+    @classmethod
+    def from_datamodule(cls, datamodule: Any, aggregation: str = "mean_softmax") -> EvaluationProtocol:
+        """From a live datamodule (its saved init arguments, as a checkpoint records them)."""
+        return cls.from_hparams(dict(datamodule.hparams), aggregation)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["mean"], out["std"] = list(self.mean), list(self.std)
+        return out
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return (3, self.clip_len, self.crop_size, self.crop_size)
+
+
+def video_views(path: str | Path, protocol: EvaluationProtocol, decoder: str = "decord") -> torch.Tensor:
+    """All views of a video as one float batch (num_clips * num_crops, 3, T, H, W), decoded
+    and transformed as the test DataModule does (same sampler, same EvalTransform).
+
+    Raises DecodeError when no backend can read the file.
+    """
+    from softpool_video.datamodules import ClipSampler, EvalTransform, open_video
+
+    sampler = ClipSampler("uniform", clip_len=protocol.clip_len, frame_interval=protocol.frame_interval,
+                          num_clips=protocol.num_clips, short_video=protocol.short_video)
+    transform = EvalTransform(crop_size=protocol.crop_size, resize_short=protocol.resize_short,
+                              num_crops=protocol.num_crops, mean=protocol.mean, std=protocol.std)
+    views = []
+    with open_video(path, decoder) as reader:
+        num_frames = reader.num_frames
+        for clip in range(protocol.num_clips):
+            frames = reader.get(sampler(num_frames, clip))
+            views += [transform(frames, crop) for crop in range(protocol.num_crops)]
+    return torch.stack(views)

@@ -1,0 +1,437 @@
+"""Faults while loading: a dead or hung worker, a video that hangs in decoding, files with no
+video stream, annotation paths that leave the dataset root, missing videos. Every epoch goes
+on, every good sample arrives exactly once, and every fault is reported."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from data_fixtures import (
+    copy_tree,
+    make_hmdb_tree,
+    make_kinetics_tree,
+    make_ucf_tree,
+    release_fifo,
+    replace_with_fifo,
+    shared_tree,
+    write_audio_only,
+    write_video,
+)
+from torch.utils.data import DataLoader, Dataset, SequentialSampler, get_worker_info
+
+from softpool_video.commands.check_videos import main as check_videos_main
+from softpool_video.datamodules import (
+    DecodeError,
+    HMDB51Annotations,
+    KineticsAnnotations,
+    UCF101Annotations,
+    UCF101DataModule,
+    probe_video,
+    read_frames,
+    read_hmdb51_splits,
+)
+from softpool_video.datamodules import dataset as dataset_module
+from softpool_video.datamodules.collate import SKIPPED_KEY, SkippedItem, SkippingCollate
+from softpool_video.datamodules.resilient import ResilientDataLoader
+
+SMALL = dict(split=1, clip_len=4, frame_interval=2, crop_size=32, resize_short=36, batch_size=4,
+             test_clips=2, test_crops=1)
+
+
+@pytest.fixture(scope="module")
+def ucf_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return shared_tree(tmp_path_factory, "ucf_videos", lambda r: make_ucf_tree(r, groups=22))
+
+
+def _views(batches: list[dict]) -> Counter:
+    return Counter(torch.cat([b["video_index"] for b in batches]).tolist())
+
+
+# ---- worker death ---------------------------------------------------------------------------
+@pytest.mark.parametrize("persistent", [False, True])
+def test_killed_worker_is_replaced_and_the_epoch_completes(ucf_root: Path, persistent: bool,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    dm = UCF101DataModule(ucf_root, num_workers=2, persistent_workers=persistent, val_source="test", **SMALL)
+    dm.setup("validate")
+    videos = dm.datasets["val"].num_videos
+    loader = dm.val_dataloader()
+    assert isinstance(loader, ResilientDataLoader)
+    batches, killed = [], None
+    with caplog.at_level(logging.WARNING):
+        for batch in loader:
+            batches.append(batch)
+            if killed is None:
+                killed = loader.worker_pids()[0]
+                os.kill(killed, signal.SIGKILL)
+    assert _views(batches) == Counter(range(videos))  # none lost, none repeated
+    assert [(f.pid, f.cause) for f in loader.report.worker_failures] == [
+        (killed, "killed by signal SIGKILL")]
+    assert loader.report.samples == videos and loader.report.finished
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert f"worker pid {killed} killed by signal SIGKILL" in messages
+    assert killed not in loader.worker_pids()
+    if persistent:  # the replacement pool serves the next epoch as usual
+        pool = loader.worker_pids()
+        assert _views(list(loader)) == Counter(range(videos)) and loader.report.clean
+        assert loader.worker_pids() == pool and len(pool) == 2
+        loader.shutdown()
+        assert loader.worker_pids() == []
+
+
+def test_training_epoch_survives_a_worker_killed_under_lightning(ucf_root: Path) -> None:
+    import pytorch_lightning as pl
+
+    class Recorder(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(1, 1)
+            self.seen: list[int] = []
+            self.killed: int | None = None
+
+        def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+            self.seen += batch["video_index"].tolist()
+            if batch_idx == 1:  # the signal lands while Lightning runs the step
+                loader = self.trainer.train_dataloader
+                self.killed = loader.worker_pids()[0]
+                os.kill(self.killed, signal.SIGKILL)
+            return self.lin(batch["video"].mean().reshape(1, 1)).sum()
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    dm = UCF101DataModule(ucf_root, num_workers=2, drop_last=False, **SMALL)
+    model = Recorder()
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         limit_val_batches=0, num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=dm)
+    assert Counter(model.seen) == Counter(range(dm.datasets["train"].num_videos))
+    loader = trainer.train_dataloader
+    assert [f.pid for f in loader.report.worker_failures] == [model.killed]
+    assert loader.worker_pids() == [] and loader._iterator is None  # Lightning's teardown
+
+
+def _segfault_on(rel: str):
+    real = dataset_module.read_frames
+
+    def read(path, *args, **kwargs):
+        if get_worker_info() is not None and str(path).endswith(rel):
+            os.kill(os.getpid(), signal.SIGSEGV)  # a decoder crashing on this file
+        return real(path, *args, **kwargs)
+
+    return read
+
+
+def test_item_that_keeps_killing_workers_is_dropped_and_reported(
+        ucf_root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    dm = UCF101DataModule(ucf_root, num_workers=2, persistent_workers=False, val_source="test", **SMALL)
+    dm.setup("validate")
+    val = dm.datasets["val"]
+    victim = 9
+    monkeypatch.setattr(dataset_module, "read_frames", _segfault_on(val.records[victim].rel))
+    loader = dm.val_dataloader()
+    with caplog.at_level(logging.WARNING):
+        batches = list(loader)
+    assert _views(batches) == Counter(v for v in range(val.num_videos) if v != victim)
+    report = loader.report
+    assert report.dropped_items == [victim]  # after item_attempts=2 deaths, not before
+    assert [f.item for f in report.worker_failures] == [victim, victim]
+    assert all(f.cause == "killed by signal SIGSEGV" for f in report.worker_failures)
+    assert any(f"dropping item {victim}" in r.getMessage() for r in caplog.records)
+    assert "1 items dropped" in report.summary()
+
+
+class _Crashing(Dataset):
+    """Items 0..n-1; reading `crash` in a worker kills it, `error` raises instead."""
+
+    def __init__(self, n: int, crash: int = -1, error: int = -1) -> None:
+        self.n, self.crash, self.error = n, crash, error
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        if i == self.crash and get_worker_info() is not None:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if i == self.error:
+            raise RuntimeError(f"a bug in item {i}")
+        return {"x": torch.tensor(i)}
+
+
+def test_worker_failures_are_bounded_and_bugs_are_not_swallowed() -> None:
+    loader = ResilientDataLoader(_Crashing(16, crash=6), batch_size=4, num_workers=2,
+                                 max_worker_restarts=0, name="toy")
+    with pytest.raises(RuntimeError, match=r"exceed max_worker_restarts=0; last: pid .* SIGSEGV"):
+        list(loader)
+    # An exception raised by the dataset is a bug to see, not a worker failure to retry.
+    loader = ResilientDataLoader(_Crashing(16, error=6), batch_size=4, num_workers=2)
+    with pytest.raises(RuntimeError, match="a bug in item 6"):
+        list(loader)
+    assert not loader.report.worker_failures
+    with pytest.raises(ValueError, match="item_attempts must be a positive integer, got 0"):
+        ResilientDataLoader(_Crashing(4), batch_size=2, item_attempts=0)
+
+
+class _Hanging(Dataset):
+    """Items 0..n-1; in a worker, reading `hang` never returns (the wedged-worker case that
+    no decode_timeout covers; the loader's `timeout` does)."""
+
+    def __init__(self, n: int, hang: int) -> None:
+        self.n, self.hang = n, hang
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        if i == self.hang and get_worker_info() is not None:
+            while True:
+                pass
+        return {"x": torch.tensor(i)}
+
+
+def test_hung_worker_is_replaced_after_timeout(caplog: pytest.LogCaptureFixture) -> None:
+    loader = ResilientDataLoader(_Hanging(12, hang=5), batch_size=3, num_workers=2, timeout=1.0,
+                                 name="toy")
+    with caplog.at_level(logging.WARNING):
+        batches = list(loader)
+    assert sorted(torch.cat([b["x"] for b in batches]).tolist()) == [i for i in range(12) if i != 5]
+    assert [(f.item, f.cause) for f in loader.report.worker_failures] == [
+        (5, "sent no batch within 1s")] * 2
+    assert loader.report.dropped_items == [5]
+
+
+class _Unreadable(Dataset):
+    """Every item stands for a video that cannot be read, except those in `good`."""
+
+    def __init__(self, n: int, good: tuple[int, ...] = ()) -> None:
+        self.n, self.good = n, good
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> object:
+        if i in self.good:
+            return {"x": torch.tensor(i)}
+        return SkippedItem(i, i, f"v{i}.avi", "cannot open: Invalid data")
+
+
+def test_skipped_items_are_left_out_and_an_unreadable_epoch_is_an_error() -> None:
+    loader = ResilientDataLoader(_Unreadable(10, good=(1, 8)), batch_size=4, num_workers=0)
+    batches = list(loader)  # batch 2..3 (items 4-7) is all skipped: no empty batch comes out
+    assert [b["x"].tolist() for b in batches] == [[1], [8]]
+    assert loader.report.batches == 2 and loader.report.samples == 2
+    assert [s.index for s in loader.report.skipped] == [0, 2, 3, 4, 5, 6, 7, 9]
+    with pytest.raises(RuntimeError, match=r"none of the 10 samples of this epoch could be read "
+                                           "\\(10 videos, e.g. v0.avi: cannot open"):
+        list(ResilientDataLoader(_Unreadable(10), batch_size=4, num_workers=0, name="toy"))
+
+
+def test_without_faults_it_yields_what_a_plain_dataloader_yields(ucf_root: Path) -> None:
+    dm = UCF101DataModule(ucf_root, num_workers=2, persistent_workers=False, seed=3, **SMALL)
+    dm.setup("fit")
+    ours = list(dm.train_dataloader())
+    plain = dm._loader(dm.datasets["train"], train=True)
+    assert type(plain) is DataLoader
+    theirs = list(plain)
+    assert len(ours) == len(theirs) > 2
+    for a, b in zip(ours, theirs):
+        assert a.keys() == b.keys() and SKIPPED_KEY not in a
+        assert torch.equal(a["video_index"], b["video_index"]) and torch.equal(a["video"], b["video"])
+
+
+class _Numbers(Dataset):
+    def __len__(self) -> int:
+        return 22
+
+    def __getitem__(self, i: int) -> dict:
+        return {"x": torch.tensor(i)}
+
+
+def _take_epoch(loader: DataLoader, epoch: int) -> list[int]:
+    """What Lightning does: set the epoch, then take exactly len(loader) batches."""
+    loader.sampler.set_epoch(epoch)
+    it = iter(loader)
+    return torch.cat([next(it)["x"] for _ in range(len(loader))]).tolist()
+
+
+def test_next_epoch_is_primed_when_the_last_batch_is_handed_over() -> None:
+    from torch.utils.data import DistributedSampler
+
+    def loader(cls: type, **extras) -> DataLoader:
+        sampler = DistributedSampler(_Numbers(), num_replicas=1, rank=0, shuffle=True, seed=5)
+        return cls(_Numbers(), sampler=sampler, batch_size=4, num_workers=2, persistent_workers=True,
+                   **extras)
+
+    ours, plain = loader(ResilientDataLoader, prime_next_epoch=True), loader(DataLoader)
+    for epoch in (0, 1, 3):  # 1 follows 0 (primed, used); 3 does not follow 1 (primed, discarded)
+        assert _take_epoch(ours, epoch) == _take_epoch(plain, epoch)
+        # the end of the epoch was handled before its last batch was handed over
+        assert ours.report.finished and ours.report.samples == len(_Numbers())
+        assert ours._primed is not None and ours._primed[0] == epoch + 1
+        assert len(ours.worker_pids()) == 2  # the primed pass is the live one
+    ours.shutdown()
+    assert ours._primed is None
+
+
+def test_lightning_reinstantiates_it_as_itself(ucf_root: Path) -> None:
+    from lightning_fabric.utilities.data import _replace_dunder_methods
+    from pytorch_lightning.trainer.states import RunningStage
+    from pytorch_lightning.utilities.data import _update_dataloader
+
+    dm = UCF101DataModule(ucf_root, num_workers=0, **SMALL)
+    dm.setup("test")
+    dataset = dm.datasets["test"]
+    with _replace_dunder_methods(DataLoader, "dataset"):  # what Lightning wraps hooks in
+        hooked = dm.test_dataloader()
+    for loader in (hooked, dm.test_dataloader()):  # with and without the saved arguments
+        new = _update_dataloader(loader, SequentialSampler(dataset), mode=RunningStage.PREDICTING)
+        assert type(new) is ResilientDataLoader and new.name == loader.name
+        assert isinstance(new.collate_fn, SkippingCollate)
+        assert not isinstance(new.collate_fn.collate, SkippingCollate)  # not wrapped twice
+        assert sum(len(b["label"]) for b in new) == len(dataset)
+
+
+# ---- decode timeout -------------------------------------------------------------------------
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_video_hanging_in_decode_is_abandoned_and_reported(
+        ucf_root: Path, tmp_path: Path, num_workers: int, caplog: pytest.LogCaptureFixture) -> None:
+    root = copy_tree(ucf_root, tmp_path / "ucf")
+    dm = UCF101DataModule(root, num_workers=num_workers, persistent_workers=False,
+                          decode_timeout=0.5, **SMALL)
+    dm.setup("validate")
+    val = dm.datasets["val"]
+    victim = 4
+    rel = val.records[victim].rel
+    fifo = replace_with_fifo(root / rel)  # after indexing: opening it blocks forever
+    try:
+        with caplog.at_level(logging.WARNING):
+            loader = dm.val_dataloader()
+            batches = list(loader)
+            dm.teardown("validate")
+    finally:
+        release_fifo(fifo)
+    assert _views(batches) == Counter(v for v in range(val.num_videos) if v != victim)
+    assert [s.rel for s in loader.report.skipped] == [rel]
+    assert "timed out after 0.5s" in loader.report.skipped[0].reason
+    failures = dm.read_failures()
+    assert list(failures) == [rel] and "timed out" in failures[rel]
+    teardown = [r.getMessage() for r in caplog.records if "failed at read time during" in r.getMessage()]
+    assert len(teardown) == 1 and rel in teardown[0]
+
+
+@pytest.mark.slow
+def test_decode_timeout_is_checked(ucf_root: Path) -> None:
+    for bad in (0, -1.0, True):
+        with pytest.raises(ValueError, match=f"decode_timeout must be a positive number of "
+                                             f"seconds or None, got {bad!r}"):
+            UCF101DataModule(ucf_root, decode_timeout=bad, **SMALL)
+    assert UCF101DataModule(ucf_root, decode_timeout=None, **SMALL).decode_timeout is None
+
+
+
+def test_worker_timeout_reaches_the_loaders(ucf_root: Path) -> None:
+    for bad in (0, -2, True):
+        with pytest.raises(ValueError, match=f"worker_timeout must be a positive number of "
+                                             f"seconds or None, got {bad!r}"):
+            UCF101DataModule(ucf_root, worker_timeout=bad, **SMALL)
+    dm = UCF101DataModule(ucf_root, num_workers=2, worker_timeout=30, **SMALL)
+    dm.setup("fit")
+    assert dm.train_dataloader().timeout == 30.0 and dm.val_dataloader().timeout == 30.0
+    # without workers there is nothing to time out (torch refuses a timeout then)
+    dm = UCF101DataModule(ucf_root, num_workers=0, worker_timeout=30, **SMALL)
+    dm.setup("fit")
+    assert dm.train_dataloader().timeout == 0
+
+# ---- bad inputs -------------------------------------------------------------------------------
+def test_file_without_a_video_stream(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    audio = write_audio_only(tmp_path / "tone.mp4")
+    write_video(tmp_path / "good.mp4", 12, codec="libx264")
+    meta = probe_video(audio)
+    assert not meta.ok and meta.error == "no video stream"
+    with pytest.raises(DecodeError, match="pyav: no video stream"):
+        read_frames(audio, [0])
+    assert check_videos_main([str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "1 good, 1 bad" in out and "BAD  tone.mp4  no video stream" in out
+
+
+def _ucf_lists(tmp_path: Path) -> Path:
+    return make_ucf_tree(tmp_path / "ucf", groups=8, videos=False)
+
+
+ESCAPES = [("../../../etc/passwd", "leaves the video folder"),
+           ("/etc/passwd", "is absolute"),
+           ("C:\\data\\v.avi", "is absolute")]
+
+
+@pytest.mark.parametrize("listed,reason", ESCAPES)
+def test_annotation_path_leaving_the_root_is_rejected(tmp_path: Path, listed: str, reason: str) -> None:
+    # UCF-101: the path sits under a class folder, as a real line would.
+    ucf = _ucf_lists(tmp_path)
+    trainlist = ucf / "ucfTrainTestlist" / "trainlist01.txt"
+    line = f"ApplyEyeMakeup/{listed} 1" if listed.startswith("..") else f"{listed} 1"
+    trainlist.write_text(trainlist.read_text() + line + "\r\n")
+    n = len(trainlist.read_text().splitlines())
+    with pytest.raises(ValueError, match=f"trainlist01.txt:{n}: video path .* {reason}"):
+        UCF101Annotations(ucf, 1).subset("train")
+    # HMDB-51: split files list bare file names.
+    hmdb = make_hmdb_tree(tmp_path / "hmdb", per_class=3, videos=False)
+    split = hmdb / "testTrainMulti_7030_splits" / "brush_hair_test_split1.txt"
+    split.write_text(split.read_text() + f"{listed} 1\n")
+    with pytest.raises(ValueError, match=f"brush_hair_test_split1.txt:4: video path .* {reason}"):
+        HMDB51Annotations(hmdb, 1)
+    # Kinetics 'path label' lists.
+    kin = tmp_path / "kin"
+    (kin / "train" / "abseiling").mkdir(parents=True)
+    (kin / "train" / "abseiling" / "a.mp4").touch()
+    (kin / "train.txt").write_text(f"train/abseiling/a.mp4 abseiling\n{listed} abseiling\n")
+    with pytest.raises(ValueError, match=f"train.txt:2: video path .* {reason}"):
+        KineticsAnnotations(kin, "list", train_annotations="train.txt").subset("train")
+
+
+def test_paths_that_stay_inside_are_fine(tmp_path: Path) -> None:
+    kin = tmp_path / "kin"
+    (kin / "train" / "abseiling").mkdir(parents=True)
+    (kin / "train" / "abseiling" / "a.mp4").touch()
+    (kin / "train.txt").write_text("train/zumba/../abseiling/a.mp4 abseiling\n")
+    subset = KineticsAnnotations(kin, "list", train_annotations="train.txt").subset("train")
+    assert [r.rel for r in subset.records] == ["train/abseiling/a.mp4"]
+
+
+def test_missing_videos_are_summarised_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    hmdb = make_hmdb_tree(tmp_path / "hmdb", per_class=6, videos=False)
+    gone = sorted((hmdb / "hmdb51_org" / "cartwheel").iterdir())[:3]
+    for path in gone:
+        path.unlink()
+    ann = HMDB51Annotations(hmdb, 1)
+    with caplog.at_level(logging.WARNING):
+        train, test = ann.subset("train"), ann.subset("test")
+    _, listed = read_hmdb51_splits(hmdb / "testTrainMulti_7030_splits", 1)
+    used = {rel for rel, _ in listed["train"] + listed["test"]}
+    expected = {f"cartwheel/{p.name}" for p in gone} & used
+    assert expected and sorted(train.missing + test.missing) == sorted(expected)
+    warnings = [r.getMessage() for r in caplog.records if "missing" in r.getMessage()]
+    with_missing = [s for s in (train, test) if s.missing]
+    assert len(warnings) == len(with_missing)  # one per subset, not one per video
+    for subset, message in zip(with_missing, warnings):
+        assert f"{len(subset.missing)} of" in message and subset.missing[0] in message
+    # Kinetics 'path label' list: the same one warning with a count and examples.
+    kin = make_kinetics_tree(tmp_path / "kin", per_class=2, videos=False, drop=0)
+    files = [p for p in sorted((kin / "train").rglob("*.mp4"))
+             if " " not in p.parent.name]  # class names as labels: no spaces in the path
+    lines = [f"{p.relative_to(kin).as_posix()} {p.parent.name}" for p in files]
+    lines += ["train/zumba/never_downloaded.mp4 zumba", "train/zumba/also_gone.mp4 zumba"]
+    (kin / "train.txt").write_text("\n".join(lines) + "\n")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        subset = KineticsAnnotations(kin, "list", train_annotations="train.txt").subset("train")
+    assert len(subset.records) == len(files)
+    assert subset.missing == ["train/zumba/never_downloaded.mp4", "train/zumba/also_gone.mp4"]
+    warnings = [r.getMessage() for r in caplog.records if "missing" in r.getMessage()]
+    assert len(warnings) == 1 and f"2 of {len(files) + 2}" in warnings[0]
+    assert "never_downloaded.mp4" in warnings[0]

@@ -37,7 +37,7 @@ from typing import Any
 
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from softpool_video.reporting import write_csv, write_json_atomic
+from softpool_video.reporting import new_figure, write_csv, write_json_atomic
 
 from .protocol import SELECTED_ON_TEST_NOTE
 from .reproducibility import run_record, write_record
@@ -346,13 +346,9 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 def plot(rows: list[dict[str, Any]], path: Path) -> Path:
     """Bars of clip- and video-level top-1 (mean ± std) per pooling method, training throughput, and
     each method's paired video top-1 difference against the first with its 95% CI."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
     names = [r["pooling"] for r in rows]
     xs = range(len(rows))
-    fig = Figure(figsize=(max(9.0, 2.0 * len(rows) + 5), 4.2), layout="constrained")
+    fig = new_figure(figsize=(max(9.0, 2.0 * len(rows) + 5), 4.2), layout="constrained")
     acc, speed, diff = fig.subplots(1, 3, width_ratios=[2, 1, 1.4])
     width = 0.38
     for offset, column in ((-width / 2, "clip top-1"), (width / 2, "video top-1")):

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from softpool_video.reporting import new_figure
+
 from .per_class import ClassResults
 
 if TYPE_CHECKING:
@@ -130,16 +132,12 @@ def _matrix(ax: Any, rates: np.ndarray, classes: list[int], results: ClassResult
 def confusion_figure(results: ClassResults, title: str = "") -> Figure:
     """Row-normalised video-level confusion matrix, clustered; the most-confused classes and the
     top confusions beside it (see the module note)."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure  # no pyplot: no global figure state
-
     n = results.num_classes
     rates = results.rates().numpy()
     order = confusion_order(results.confusion.numpy())
     width, height = figure_size(results)
     side_width = _side_inches(results)
-    fig = Figure(figsize=(width, height), dpi=dpi(n), layout="constrained")
+    fig = new_figure(figsize=(width, height), dpi=dpi(n), layout="constrained")
     grid = fig.add_gridspec(2, 2, width_ratios=[width - side_width, side_width], height_ratios=[1.0, 1.0])
     full = fig.add_subplot(grid[:, 0])
     image = _matrix(full, rates, order, results, _font(n), annotate=not _with_side_matrix(results))
@@ -173,13 +171,9 @@ SHOWN_EACH_WAY = 12  # most helped and most hurt classes named per method
 def difference_figure(rows: list[dict[str, Any]]) -> Figure:
     """Per method after the first: every class's video top-1 difference, sorted (left), and the
     classes it helps and hurts most, by name (right). `rows`: per_class.class_differences."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
     methods = list(dict.fromkeys(r["method"] for r in rows))
     named = 2 * SHOWN_EACH_WAY
-    fig = Figure(figsize=(13.0, max(4.0, 0.22 * named + 1.5) * len(methods)), layout="constrained")
+    fig = new_figure(figsize=(13.0, max(4.0, 0.22 * named + 1.5) * len(methods)), layout="constrained")
     axes = fig.subplots(len(methods), 2, squeeze=False, width_ratios=[1.2, 1.0])
     for (spread, extremes), method in zip(axes, methods):
         mine = sorted((r for r in rows if r["method"] == method and not math.isnan(r["difference"])),

@@ -89,10 +89,12 @@ def run(root: Path, *, epochs: int, workers: int, corrupt_fraction: float, kill_
     # Before the index: zero-byte and truncated files, excluded at setup.
     damage(root, before[: len(before) // 2], "zero")
     damage(root, before[len(before) // 2:], "truncate")
-    dm = UCF101DataModule(root, split=1, clip_len=8, frame_interval=2, crop_size=32,
-                          resize_short=36, batch_size=batch_size, num_workers=workers,
-                          persistent_workers=workers > 0, drop_last=False, seed=seed,
-                          decode_timeout=decode_timeout, cache_dir=root / ".soak_index")
+    dm = UCF101DataModule(root, split=1, seed=seed,
+                          sampling={"clip_len": 8, "frame_interval": 2},
+                          transforms={"crop_size": 32, "resize_short": 36},
+                          loading={"batch_size": batch_size, "num_workers": workers,
+                                   "persistent_workers": workers > 0, "drop_last": False},
+                          decoding={"decode_timeout": decode_timeout, "cache_dir": root / ".soak_index"})
     dm.setup("fit")
     train = dm.datasets["train"]
     rel_to_video = {r.rel: v for v, r in enumerate(train.records)}

@@ -3,10 +3,11 @@ transforms, Lightning DataModules and the built-in demo data.
 
     from softpool_video.datamodules import UCF101DataModule, make_demo_dataset
     root = make_demo_dataset("demo_data")
-    dm = UCF101DataModule(root, split=1, num_workers=2)
+    dm = UCF101DataModule(root, split=1, loading={"batch_size": 8, "num_workers": 2})
 
 One file per dataset (ucf101.py, hmdb51.py, kinetics.py) holds its annotation parser and
-its DataModule; datamodule.py holds the base they share; demo.py (with demo_hard.py)
+its DataModule; datamodule.py holds the base they share, options.py its argument groups
+(Decoding, ClipSampling, Transforms, Loading); demo.py (with demo_hard.py)
 writes the built-in demo, which is UCF-101 on disk. video_files.py says which files are
 videos and walks a dataset folder; clip_sampling.py picks frames, samplers.py orders items
 for the DataLoader, collate.py batches them and leaves unreadable ones out.
@@ -17,6 +18,7 @@ from .decoders import BACKENDS, DecodeError, DecordReader, PyAVReader, VideoRead
 from .demo import DEMO_CLASSES, DEMO_VARIANTS, make_demo_dataset
 from .demo_hard import HARD_CLASSES
 from .index_cache import ReadFailureLog, VideoIndex, VideoMeta, probe_video
+from .options import ClipSampling, Decoding, Loading, Transforms, flatten_arguments, group_arguments
 from .records import Subset, VideoRecord
 from .samplers import VideoShardSampler
 from .transforms import KINETICS_MEAN, KINETICS_STD, EvalTransform, MultiScaleCrop, TrainTransform
@@ -46,11 +48,12 @@ def __getattr__(name: str):
 
 __all__ = [
     "BACKENDS", "CACHE_DIRNAME", "DEMO_CLASSES", "DEMO_VARIANTS", "HARD_CLASSES", "KINETICS_MEAN", "KINETICS_STD",
-    "VIDEO_EXTENSIONS", "ClipSampler", "DecodeError", "DecordReader", "EvalTransform", "HMDB51Annotations",
-    "HMDB51DataModule", "KineticsAnnotations", "KineticsDataModule", "MultiScaleCrop", "PyAVReader",
-    "ReadFailureLog", "Subset", "TrainTransform", "UCF101Annotations", "UCF101DataModule", "VideoClipDataset",
-    "VideoDataModule", "VideoIndex", "VideoMeta", "VideoReader", "VideoRecord", "VideoShardSampler", "clip_at",
-    "clip_span", "find_videos", "is_video_file", "kinetics_file_stem", "make_demo_dataset", "open_video",
-    "probe_video", "read_class_index", "read_frames", "read_hmdb51_splits", "read_kinetics_csv",
-    "read_path_label_list", "read_split_list", "split_holdout", "uniform_starts",
+    "VIDEO_EXTENSIONS", "ClipSampler", "ClipSampling", "DecodeError", "Decoding", "DecordReader", "EvalTransform",
+    "HMDB51Annotations", "HMDB51DataModule", "KineticsAnnotations", "KineticsDataModule", "Loading",
+    "MultiScaleCrop", "PyAVReader", "ReadFailureLog", "Subset", "TrainTransform", "Transforms", "UCF101Annotations",
+    "UCF101DataModule", "VideoClipDataset", "VideoDataModule", "VideoIndex", "VideoMeta", "VideoReader",
+    "VideoRecord", "VideoShardSampler", "clip_at", "clip_span", "find_videos", "flatten_arguments",
+    "group_arguments", "is_video_file", "kinetics_file_stem", "make_demo_dataset", "open_video", "probe_video",
+    "read_class_index", "read_frames", "read_hmdb51_splits", "read_kinetics_csv", "read_path_label_list",
+    "read_split_list", "split_holdout", "uniform_starts",
 ]

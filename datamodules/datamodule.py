@@ -11,9 +11,8 @@
 `num_classes` and `class_names` are read from the annotation files on first use, so a
 training module can size its head right after constructing the DataModule.
 
-DDP. Training uses `ResumableTrainSampler`, a DistributedSampler that Lightning leaves in
-place: shuffled per (seed, epoch), sharded per rank, resumable mid-epoch through the
-datamodule's `state_dict`; each training item is augmented under its own seed
+DDP. Training uses `SeededTrainSampler`, a DistributedSampler that Lightning leaves in
+place: shuffled per (seed, epoch), sharded per rank; each training item is augmented under its own seed
 (`SeededItems`). Validation and test use `VideoShardSampler`, a non-padding
 DistributedSampler that Lightning leaves in place, so across ranks every view of every
 video is evaluated exactly once.
@@ -23,7 +22,9 @@ the index cache; undecodable, truncated and empty files are excluded and logged 
 their count and paths (`bad_videos`), annotated files that are missing likewise
 (`missing_videos`). A file that fails later, at read time (or hangs for `decode_timeout`
 seconds), is left out of its batch and recorded; the loaders (`ResilientDataLoader`) also
-survive a dead worker. `teardown()` logs the count and paths (`read_failures()`).
+survive a dead worker. The loaders are torchdata StatefulDataLoaders: Lightning saves the
+training loader's place in the epoch in every checkpoint, and `--ckpt_path` resumes there.
+`teardown()` logs the count and paths (`read_failures()`).
 """
 from __future__ import annotations
 
@@ -38,25 +39,23 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from .clip_sampling import SHORT_VIDEO_MODES, ClipSampler
+from .clip_sampling import ClipSampler
 from .collate import collate_clips
-from .dataset import DEFAULT_DECODE_TIMEOUT, VideoClipDataset
-from .decoders import check_backend
-from .index_cache import PROBE_DEPTHS, VideoIndex, VideoMeta
+from .dataset import VideoClipDataset
+from .index_cache import VideoIndex, VideoMeta
+from .options import GROUPS, ClipSampling, Decoding, Loading, Transforms, as_group, group_hparams
 from .records import Subset, VideoRecord
 from .resilient import ResilientDataLoader
-from .samplers import ResumableTrainSampler, SeededItems, VideoShardSampler
-from .transforms import (
-    KINETICS_MEAN,
-    KINETICS_STD,
-    TRAIN_CROPS,
-    EvalTransform,
-    TrainTransform,
-)
+from .samplers import SeededItems, SeededTrainSampler, VideoShardSampler
+from .transforms import EvalTransform, TrainTransform
 
 log = logging.getLogger(__name__)
 
 Stage = Literal["train", "val", "test"]
+
+# The groups' defaults (frozen, so one instance serves every datamodule).
+DEFAULT_DECODING, DEFAULT_SAMPLING = Decoding(), ClipSampling()
+DEFAULT_TRANSFORMS, DEFAULT_LOADING = Transforms(), Loading()
 
 
 def split_holdout(records: Sequence[VideoRecord], fraction: float,
@@ -91,25 +90,14 @@ class VideoDataModule(pl.LightningDataModule):
     Args:
         root: dataset root (the folder holding the videos and the annotation files).
         split: official split (1, 2 or 3 for UCF-101 and HMDB-51).
-        clip_len: frames per clip.
-        frame_interval: take every `frame_interval`-th frame.
-        crop_size: side of the square crop fed to the model.
-        resize_short: short side of the frames before the centre crop of training and before
-            the evaluation crops (None: keep); the random training crops work from the decoded
-            frame, whose scale they do not depend on.
-        batch_size: clips per batch (per device).
-        num_workers: DataLoader worker processes.
-        pin_memory: pin batches for faster host-to-GPU copies (None: when CUDA is available).
-        persistent_workers: keep workers alive between epochs (None: when num_workers > 0).
-        prefetch_factor: batches each worker prepares ahead (None: PyTorch's default).
-        train_crop: 'random_resized', 'multi_scale' or 'centre'.
-        train_scale: area range of the random resized crop.
-        flip: random horizontal flip in training.
-        mean, std: per-channel normalisation, applied last.
-        val_clips, val_crops: views per video in validation (default: the centre clip and crop).
-        test_clips, test_crops: views per video in test / predict (default 10 x 3).
-        test_resize_short: short side before the test crops (None: same as resize_short).
-        short_video: 'loop' or 'repeat_last' for videos shorter than a clip.
+        decoding: how videos are decoded and indexed (decoder, decode_threads,
+            decode_timeout, probe, cache_dir, index_workers; see `Decoding`).
+        sampling: which frames make a clip (clip_len, frame_interval, val_clips, test_clips,
+            short_video; see `ClipSampling`).
+        transforms: what is done to a clip (crop_size, resize_short, test_resize_short,
+            train_crop, train_scale, flip, mean, std, val_crops, test_crops; see `Transforms`).
+        loading: how batches are loaded (batch_size, num_workers, pin_memory,
+            persistent_workers, prefetch_factor, drop_last, worker_timeout; see `Loading`).
         val_source: where validation videos (and so checkpoint selection) come from.
             'holdout' (default): a group-aware part of the train list, so the reported test
             list never picks its own checkpoint. 'test' (UCF-101 / HMDB-51; Kinetics: 'val')
@@ -119,17 +107,12 @@ class VideoDataModule(pl.LightningDataModule):
         allow_test_selection: allow choosing checkpoints on the reported test list, to reproduce
             papers that did so; every result of such a run is marked as selected on test.
         seed: seeds the holdout split, the shuffling and the workers' RNG.
-        decoder: 'decord' (default) or 'pyav'; the other backend is the fallback.
-        decode_threads: decoder threads per worker (1 suits DataLoader workers).
-        probe: how deeply the index checks each video once: 'header', 'fast', 'full'.
-        cache_dir: where the video index lives (None: <root>/.softpool_video).
-        index_workers: threads probing videos while building the index (None: auto).
-        drop_last: drop the last incomplete training batch.
-        decode_timeout: seconds after which a video still decoding is abandoned as hung,
-            skipped and reported (None: wait forever).
-        worker_timeout: seconds a DataLoader worker may go without sending a batch before it
-            is taken as stuck (somewhere decode_timeout cannot reach), replaced and
-            reported (None: no limit; with workers only).
+
+    Each group is its dataclass (options.py) or a dict of some of its fields, the others
+    keeping their defaults: `UCF101DataModule(root, sampling={"clip_len": 8},
+    loading={"batch_size": 4, "num_workers": 0})`. The hyper-parameters keep each group as
+    a dict; the fields are also attributes of the datamodule (`dm.batch_size`, `dm.clip_len`),
+    with `pin_memory`, `persistent_workers` and `test_resize_short` resolved.
     """
 
     dataset_name: ClassVar[str] = "video"
@@ -140,90 +123,56 @@ class VideoDataModule(pl.LightningDataModule):
         self,
         root: str | Path,
         split: int = 1,
-        clip_len: int = 16,
-        frame_interval: int = 2,
-        crop_size: int = 112,
-        resize_short: int | None = 128,
-        batch_size: int = 8,
-        num_workers: int = 2,
-        pin_memory: bool | None = None,
-        persistent_workers: bool | None = None,
-        prefetch_factor: int | None = None,
-        train_crop: Literal["random_resized", "multi_scale", "centre"] = "random_resized",
-        train_scale: tuple[float, float] = (0.25, 1.0),
-        flip: bool = True,
-        mean: tuple[float, float, float] = KINETICS_MEAN,
-        std: tuple[float, float, float] = KINETICS_STD,
-        val_clips: int = 1,
-        val_crops: int = 1,
-        test_clips: int = 10,
-        test_crops: int = 3,
-        test_resize_short: int | None = None,
-        short_video: Literal["loop", "repeat_last"] = "loop",
+        *,
+        decoding: Decoding = DEFAULT_DECODING,
+        sampling: ClipSampling = DEFAULT_SAMPLING,
+        transforms: Transforms = DEFAULT_TRANSFORMS,
+        loading: Loading = DEFAULT_LOADING,
         val_source: str = "holdout",
         holdout_fraction: float = 0.1,
         allow_test_selection: bool = False,
         seed: int = 0,
-        decoder: Literal["decord", "pyav"] = "decord",
-        decode_threads: int = 1,
-        probe: Literal["header", "fast", "full"] = "fast",
-        cache_dir: str | Path | None = None,
-        index_workers: int | None = None,
-        drop_last: bool = True,
-        decode_timeout: float | None = DEFAULT_DECODE_TIMEOUT,
-        worker_timeout: float | None = None,
     ) -> None:
         super().__init__()
+        # A dict is accepted for each group (Python callers, checkpoints' hyper-parameters).
+        self.decoding = as_group("decoding", Decoding, decoding)
+        self.sampling = as_group("sampling", ClipSampling, sampling)
+        self.transforms = as_group("transforms", Transforms, transforms)
+        self.loading = as_group("loading", Loading, loading)
         self.save_hyperparameters()
-        for name in ("clip_len", "frame_interval", "crop_size", "batch_size", "val_clips",
-                     "val_crops", "test_clips", "test_crops", "decode_threads"):
-            value = locals()[name]
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
-        if train_crop not in TRAIN_CROPS:
-            raise ValueError(f"train_crop={train_crop!r} is not supported; choose one of {TRAIN_CROPS}")
-        if short_video not in SHORT_VIDEO_MODES:
-            raise ValueError(f"short_video={short_video!r} is not supported; choose one of "
-                             f"{SHORT_VIDEO_MODES}")
+        # again, with the groups as plain dicts: hparams.yaml and checkpoints hold plain data
+        self.save_hyperparameters({**self.hparams, **{name: group_hparams(getattr(self, name))
+                                                      for name in GROUPS}})
         if val_source not in self.val_sources:
             raise ValueError(f"val_source={val_source!r} is not supported for {self.dataset_name}; "
                              f"choose one of {self.val_sources}")
-        if probe not in PROBE_DEPTHS:
-            raise ValueError(f"probe={probe!r} is not supported; choose one of {PROBE_DEPTHS}")
-        if decode_timeout is not None and (isinstance(decode_timeout, bool) or not decode_timeout > 0):
-            raise ValueError(f"decode_timeout must be a positive number of seconds or None, got "
-                             f"{decode_timeout!r}")
-        if worker_timeout is not None and (isinstance(worker_timeout, bool) or not worker_timeout > 0):
-            raise ValueError(f"worker_timeout must be a positive number of seconds or None, got "
-                             f"{worker_timeout!r}")
-        check_backend(decoder)
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"root={str(root)!r} is not a directory")
         self.split = split
-        self.clip_len, self.frame_interval = clip_len, frame_interval
-        self.crop_size, self.resize_short = crop_size, resize_short
-        self.batch_size, self.num_workers = batch_size, num_workers
-        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
-        self.persistent_workers = (num_workers > 0 if persistent_workers is None
-                                   else persistent_workers and num_workers > 0)
-        self.prefetch_factor = prefetch_factor
-        self.train_crop, self.train_scale, self.flip = train_crop, tuple(train_scale), flip
-        self.mean, self.std = tuple(mean), tuple(std)
-        self.val_clips, self.val_crops = val_clips, val_crops
-        self.test_clips, self.test_crops = test_clips, test_crops
-        self.test_resize_short = resize_short if test_resize_short is None else test_resize_short
-        self.short_video = short_video
         self.val_source, self.holdout_fraction = val_source, holdout_fraction
         self.allow_test_selection = bool(allow_test_selection)
         self.seed = seed
-        self.decoder, self.decode_threads, self.probe = decoder, decode_threads, probe
-        self.cache_dir, self.index_workers = cache_dir, index_workers
-        self.drop_last = drop_last
-        self.decode_timeout = decode_timeout
-        self.worker_timeout = worker_timeout
+        # The groups' fields as attributes, resolved where None means "decide here".
+        dec, smp, tfm, ld = self.decoding, self.sampling, self.transforms, self.loading
+        self.decoder, self.decode_threads, self.probe = dec.decoder, dec.decode_threads, dec.probe
+        self.cache_dir, self.index_workers = dec.cache_dir, dec.index_workers
+        self.decode_timeout = dec.decode_timeout
+        self.clip_len, self.frame_interval = smp.clip_len, smp.frame_interval
+        self.val_clips, self.test_clips = smp.val_clips, smp.test_clips
+        self.short_video = smp.short_video
+        self.crop_size, self.resize_short = tfm.crop_size, tfm.resize_short
+        self.test_resize_short = tfm.resize_short if tfm.test_resize_short is None else tfm.test_resize_short
+        self.train_crop, self.train_scale, self.flip = tfm.train_crop, tfm.train_scale, tfm.flip
+        self.mean, self.std = tfm.mean, tfm.std
+        self.val_crops, self.test_crops = tfm.val_crops, tfm.test_crops
+        self.batch_size, self.num_workers = ld.batch_size, ld.num_workers
+        self.pin_memory = torch.cuda.is_available() if ld.pin_memory is None else ld.pin_memory
+        self.persistent_workers = (ld.num_workers > 0 if ld.persistent_workers is None
+                                   else ld.persistent_workers and ld.num_workers > 0)
+        self.prefetch_factor = ld.prefetch_factor
+        self.drop_last = ld.drop_last
+        self.worker_timeout = ld.worker_timeout
 
         self._annotations: Any = None
         self._subsets: dict[str, Subset] = {}
@@ -393,54 +342,44 @@ class VideoDataModule(pl.LightningDataModule):
             kwargs["timeout"] = float(self.worker_timeout)
         if train:
             # Order fixed by (seed, epoch), sharded per rank, each item augmented under its own
-            # seed (see samplers.py); a resumed run skips the batches its checkpoint had done.
+            # seed (see samplers.py); the loader's state in each checkpoint says how far the
+            # epoch got, and a resumed run goes on from there (resilient.py).
             replicas, rank = self._shard() or (1, 0)
-            sampler = ResumableTrainSampler(dataset, replicas, rank, seed=self.seed)
-            position = getattr(self, "_train_position", None)  # from load_state_dict
-            if position is not None:
-                sampler.resume(position["epoch"], self._batches_to_skip(position, replicas) * self.batch_size)
+            sampler = SeededTrainSampler(dataset, replicas, rank, seed=self.seed)
             return DataLoader(SeededItems(dataset), sampler=sampler, drop_last=self.drop_last, **kwargs)
         shard = self._shard()
         sampler = (VideoShardSampler(dataset, dataset.views_per_video, *shard)
                    if shard is not None else None)
         return DataLoader(dataset, shuffle=False, sampler=sampler, drop_last=False, **kwargs)
 
-    # ---- mid-epoch resume -------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """Where training stands, saved in every checkpoint: the epoch a resumed run trains
-        first and how many of its batches are already done."""
-        trainer = getattr(self, "trainer", None)
-        if trainer is None or trainer.state.fn != "fit":
-            return {}
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        epoch = trainer.current_epoch
-        if done >= trainer.num_training_batches:  # saved at the end of the epoch
-            epoch, done = epoch + 1, 0
-        replicas, _ = self._shard() or (1, 0)
-        return {"train_position": {"epoch": int(epoch), "batches": int(done), "batch_size": self.batch_size,
-                                   "num_replicas": replicas, "seed": self.seed}}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._train_position = state_dict.get("train_position")
-
-    def _batches_to_skip(self, position: dict[str, int], num_replicas: int) -> int:
-        now = {"batch_size": self.batch_size, "num_replicas": num_replicas, "seed": self.seed}
-        changed = [f"{k} {position.get(k)} -> {v}" for k, v in now.items() if position.get(k) != v]
-        if changed and position["batches"]:
-            log.warning("resuming in epoch %d after %d batches, but %s changed since the checkpoint: "
-                        "that epoch starts over in a new order", position["epoch"], position["batches"],
-                        ", ".join(changed))
-            return 0
-        return int(position["batches"])
-
     def _resilient(self, loader: DataLoader, stage: Stage) -> ResilientDataLoader:
-        # Same sampler, batching and workers; unreadable videos are left out of their batch
+        # Same sampler, batching and workers, as a StatefulDataLoader (Lightning saves where
+        # the epoch stands in each checkpoint); unreadable videos are left out of their batch
         # and counted, and a dead or hung worker is replaced mid-epoch (resilient.py). The
         # training loader decodes the next epoch's first batches while validation runs.
         return ResilientDataLoader.wrap(loader, name=self._describe(stage), prime_next_epoch=stage == "train")
 
     def train_dataloader(self) -> DataLoader:
-        return self._resilient(self._loader(self._dataset("train"), train=True), "train")
+        loader = self._resilient(self._loader(self._dataset("train"), train=True), "train")
+        state, self._train_loader_state = getattr(self, "_train_loader_state", None), None
+        if state:
+            loader.load_state_dict(state)  # a run resumed from a checkpoint (see state_dict)
+        return loader
+
+    # ---- mid-epoch resume -------------------------------------------------------------
+    # Lightning also keeps the training loader's state, but applies it only if the loader is
+    # first iterated after the checkpoint is restored; asking for the number of training
+    # steps during set-up (our LR schedules do) iterates it before. The datamodule's state
+    # is restored first, so the loader resumes from this copy.
+    def state_dict(self) -> dict[str, Any]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or trainer.state.fn != "fit":
+            return {}
+        loader = trainer.train_dataloader
+        return {"train_loader": loader.state_dict()} if isinstance(loader, ResilientDataLoader) else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._train_loader_state = state_dict.get("train_loader")
 
     def val_dataloader(self) -> DataLoader:
         return self._resilient(self._loader(self._dataset("val"), train=False), "val")

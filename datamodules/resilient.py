@@ -1,36 +1,42 @@
-"""A DataLoader that finishes the epoch when videos fail to decode or a worker dies.
+"""A resumable DataLoader that finishes the epoch when videos fail to decode or a worker dies.
 
-Two kinds of fault, two mechanisms:
+It is torchdata's `StatefulDataLoader`, the loader Lightning saves in every checkpoint and
+restores on `--ckpt_path`, so a run resumed mid-epoch trains on exactly the batches it had
+not done. Two kinds of fault are handled on top, through public API only:
 
 - A bad video (corrupt, truncated, hung in decoding): the dataset returns a `SkippedItem`
   instead of a sample; the collate filter (`SkippingCollate`, collate.py) leaves it out of
-  the batch and hands it over under `SKIPPED_KEY`; `ResilientDataLoader` removes that key,
-  counts the item and drops a batch in which every item was skipped (an epoch in which
-  nothing could be read is an error). Nothing is substituted, so every good sample is
-  delivered exactly once per epoch.
+  the batch and hands it over under `SKIPPED_KEY`; the loader removes that key, counts the
+  item and drops a batch in which every item was skipped (an epoch in which nothing could
+  be read is an error). Nothing is substituted, so every good sample is delivered exactly
+  once per epoch.
 - A worker process that dies (killed, out of memory, a segfault in a decoder) or, when
   `timeout` is set, sends no batch for that long (wedged where decode_timeout cannot reach
-  it): torch raises RuntimeError in the main process and the epoch would end. Here the loader logs the pid and signal, shuts the worker pool down,
-  starts a fresh one and resumes at the first batch not yet delivered. It knows which
-  batches those are because it hands the batch sampler's output to an inner DataLoader
-  itself and pops each batch off a queue as it is delivered (batches arrive in order).
-  Each worker writes the index of the item it is reading into a shared slot, so the loader
-  also knows which item a dead worker was on: an item that kills (or hangs) its worker
-  `item_attempts` times is dropped from its batch, counted and reported. More than
-  `max_worker_restarts` failures in one epoch re-raise: no endless loop.
+  it). The loader keeps the state (`state_dict()`) after every batch it hands over; on a
+  failure it loads that state, which discards the broken iterator and its workers, and
+  iterates again: a fresh pool resumes at the first batch not yet delivered, none
+  repeated, none lost. Each worker writes its pid and the item it is reading into a shared
+  slot, so the loader knows which item a dead or hung worker was on: an item that kills
+  (or hangs) its worker `item_attempts` times is dropped (the next pool returns it as a
+  SkippedItem), counted and reported. More than `max_worker_restarts` failures in one
+  epoch re-raise: no endless loop.
 
-Restarted workers get a new RNG seed from the loader's generator. The DataModule's
-training items do not depend on it (each is drawn under its own seed, samplers.py), so
-their clips and crops are those of an uninterrupted run; a dataset that draws from the
-worker RNG gets different random clips and crops after a restart, but the same samples. Without failures the batches equal those of a plain DataLoader with the same
-arguments, seeds included.
+Where a death surfaces. torch's SIGCHLD handler raises the moment a worker dies, in
+whatever code the main thread runs then: under Lightning usually a training step, where
+nothing can recover. The loader wraps that handler (`signal.signal`): a death of one of its
+own workers is recorded and raised only while the loader waits for a batch; otherwise the
+loader finds the record when it is next asked for one. Deaths of other loaders' workers
+raise as before. A worker that dies before it read its first item is not known to be ours;
+its death fails the run, and `--ckpt_path last` resumes it (mid-epoch, from the loader
+state in the checkpoint).
+
+Restarted workers get their RNG seeds as a resumed StatefulDataLoader gives them. The
+DataModule's training items do not depend on them (each is drawn under its own seed,
+samplers.py), so their clips and crops are those of an uninterrupted run. Without failures
+the batches equal those of a plain DataLoader with the same arguments, seeds included.
 
 Lightning may re-instantiate a DataLoader subclass to inject a sampler; this one takes
 DataLoader's arguments plus keyword-only extras, so it is re-created as itself.
-
-The recovery uses a few private parts of torch's multiprocessing iterator (`_workers`,
-`_shutdown_workers`, `_worker_pids_set` with `signal_handling._remove_worker_pids`); torch
-is pinned and tests/data/test_data_faults.py exercises each of them.
 
 Under DDP a rank that drops an item-less batch yields one batch fewer than the others;
 that only happens when every item of a batch is unreadable.
@@ -40,24 +46,25 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import operator
+import os
 import signal
+import threading
 import time
-from collections import deque
-from collections.abc import Iterable, Iterator
+import warnings
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from torch.utils.data import DataLoader, Dataset, get_worker_info
-from torch.utils.data._utils import signal_handling
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from .collate import SKIPPED_KEY, SkippedItem, SkippingCollate
 
 log = logging.getLogger(__name__)
 
 _REAP_WAIT_S = 5.0  # how long a broken connection may precede the worker's visible death
-# The inner loader waits for a batch this long at a time, then checks that its workers are
-# alive (torch alone checks every 5 s) and, when `timeout` is set, whether it has passed.
-_POLL_S = 0.5
+_DROPPED = "dropped after killing its worker"
 
 
 @dataclass
@@ -66,7 +73,7 @@ class WorkerFailure:
 
     pid: int | None
     cause: str  # "killed by signal SIGKILL", "exited with code 1", "sent no batch within 30s"
-    item: Any = None  # sampler key of the item it was reading, if it was reading one
+    item: Any = None  # id of the item it was reading, if it was reading one
 
 
 @dataclass
@@ -78,7 +85,7 @@ class EpochReport:
     skipped: list[SkippedItem] = field(default_factory=list)  # left out: unreadable videos
     worker_failures: list[WorkerFailure] = field(default_factory=list)
     dropped_items: list[Any] = field(default_factory=list)  # killed their worker too often
-    finished: bool = False  # the pass reached the end of the batch sampler
+    finished: bool = False  # the pass delivered the epoch's last batch
 
     @property
     def clean(self) -> bool:
@@ -107,95 +114,105 @@ def _item_id(key: Any) -> int:
 
 
 class _Tracked(Dataset):
-    """The dataset as the inner loader's workers see it: before reading an item, worker w
-    writes the item's id into `slots[w]` (shared memory), and -1 once the item is read."""
+    """The dataset as the workers see it: worker w writes its pid into `slots[2w]` and the
+    id of the item it reads into `slots[2w + 1]` (-1 once read). Items in `dropped` come
+    back as SkippedItems without being read."""
 
     def __init__(self, dataset: Any, slots: Any) -> None:
         self.dataset = dataset
         self.slots = slots
+        self.dropped: frozenset[int] = frozenset()
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, key: Any) -> Any:
         info = get_worker_info()
-        if info is None:
+        if info is None or self.slots is None:
             return self.dataset[key]
-        self.slots[info.id] = _item_id(key)
-        item = self.dataset[key]
-        self.slots[info.id] = -1
-        return item
+        item = _item_id(key)
+        if item in self.dropped:
+            return SkippedItem(item, -1, f"item {item}", _DROPPED)
+        self.slots[2 * info.id] = os.getpid()
+        self.slots[2 * info.id + 1] = item
+        sample = self.dataset[key]
+        self.slots[2 * info.id + 1] = -1
+        return sample
+
+    def __getattr__(self, name: str) -> Any:
+        # views_per_video, num_videos, records, ...: what callers read from loader.dataset
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
 
 
-class _Plan:
-    """The inner loader's batch sampler: replays undelivered batches, then the outer
-    sampler's. Every batch it hands out waits in `pending` until delivered."""
-
-    def __init__(self, length: int) -> None:
-        self.length = length
-        self.source: Iterator[Any] = iter(())
-        self.replay: list[list[Any]] = []
-        self.pending: deque[list[Any]] = deque()
-        self.exhausted = False  # every batch of the pass has been handed out
-
-    def start(self, source: Iterable[Any]) -> None:
-        self.source, self.replay = iter(source), []
-        self.pending.clear()
-        self.exhausted = False
-
-    def resume(self) -> None:
-        """Replay what is pending on the next pass (empty batches left out)."""
-        self.replay = [b for b in self.pending if b]
-        self.pending.clear()
-        self.exhausted = False
-
-    @property
-    def done(self) -> bool:
-        """Every batch of the pass has been handed out and delivered."""
-        return self.exhausted and not self.pending
-
-    def remove(self, item: int) -> Any:
-        """Take the first pending item with id `item` out of its batch; returns its key."""
-        for batch in self.pending:
-            for k, key in enumerate(batch):
-                if _item_id(key) == item:
-                    return batch.pop(k)
+def _exit_cause(pid: int) -> str | None:
+    """How child `pid` ended, or None while it runs; leaves it for its owner to reap."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return "exited"  # already reaped (torch's status check); the code is gone
+    if info is None:
         return None
-
-    def __iter__(self) -> Iterator[list[Any]]:
-        # Generator body: runs only when torch pulls the first batch (it calls iter() twice
-        # when it creates an iterator and advances only the second).
-        replay, self.replay = self.replay, []
-        for batch in replay:
-            self.pending.append(batch)
-            yield batch
-        for batch in self.source:
-            batch = list(batch)
-            self.pending.append(batch)
-            yield batch
-        self.exhausted = True
-
-    def __len__(self) -> int:
-        return self.length
-
-
-def _is_timeout(err: BaseException) -> bool:
-    return isinstance(err, RuntimeError) and str(err).startswith("DataLoader timed out")
-
-
-def _cause(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "hung"
-    if exitcode < 0:
+    if info.si_code in (os.CLD_KILLED, os.CLD_DUMPED):
         try:
-            return f"killed by signal {signal.Signals(-exitcode).name}"
+            return f"killed by signal {signal.Signals(info.si_status).name}"
         except ValueError:
-            return f"killed by signal {-exitcode}"
-    return f"exited with code {exitcode}"
+            return f"killed by signal {info.si_status}"
+    return f"exited with code {info.si_status}"
 
 
-class ResilientDataLoader(DataLoader):
-    """torch DataLoader that skips unreadable samples and survives worker failures.
+def _yielded(state: dict[str, Any]) -> int:
+    """Batches of the current pass a StatefulDataLoader state has yielded (its state format:
+    a single-process iterator counts them, a worker pool's is a snapshot plus steps since)."""
+    if "_snapshot" in state:
+        snapshot = state["_snapshot"]
+        return int(snapshot.get("_snapshot_step", 0)) + int(state.get("_steps_since_snapshot", 0))
+    return int(state.get("_num_yielded", 0))
+
+
+def _detached(err: BaseException) -> BaseException:
+    """`err` and the exceptions it chains, without their tracebacks."""
+    seen: set[int] = set()
+    e: BaseException | None = err
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        e.__traceback__ = None
+        e = e.__cause__ or e.__context__
+    return err
+
+
+# ---- SIGCHLD ---------------------------------------------------------------------------------
+_LOADERS: weakref.WeakSet[ResilientDataLoader] = weakref.WeakSet()
+
+
+def _contain_sigchld() -> None:
+    """Wrap the installed SIGCHLD handler (torch's, once a worker pool exists) so that the
+    death of one of our workers raises only inside the loader that waits for it."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    current = signal.getsignal(signal.SIGCHLD)
+    if getattr(current, "contains_resilient_workers", False):
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        ours, waiting = False, False
+        for loader in list(_LOADERS):
+            if loader._note_deaths():
+                ours, waiting = True, waiting or loader._waiting
+        try:
+            if callable(current):
+                current(signum, frame)
+        except RuntimeError:
+            if not ours or waiting:
+                raise
+
+    handler.contains_resilient_workers = True  # type: ignore[attr-defined]
+    signal.signal(signal.SIGCHLD, handler)
+
+
+class ResilientDataLoader(StatefulDataLoader):
+    """torchdata StatefulDataLoader that skips unreadable samples and survives worker failures.
 
     Args: those of torch.utils.data.DataLoader (batched: batch_size or batch_sampler; the
     collate_fn, default_collate by default, is wrapped in `SkippingCollate`), plus,
@@ -211,7 +228,9 @@ class ResilientDataLoader(DataLoader):
             batches are discarded (torch's persistent-worker reset).
 
     `report` is the EpochReport of the current or last pass; `failures_total` counts worker
-    failures over all passes.
+    failures over all passes. `state_dict()` / `load_state_dict()` are what Lightning saves
+    and restores; a state saved with another batch size, world size or seed is not applied
+    (the epoch starts over, with a warning).
     """
 
     def __init__(self, dataset: Any, *args: Any, item_attempts: int = 2,
@@ -225,48 +244,34 @@ class ResilientDataLoader(DataLoader):
         collate = kwargs.get("collate_fn")
         if not isinstance(collate, SkippingCollate):
             kwargs["collate_fn"] = SkippingCollate(collate)
-        super().__init__(dataset, *args, **kwargs)
+        if isinstance(dataset, _Tracked):  # Lightning re-creating the loader from its attributes
+            dataset = dataset.dataset
+        workers = kwargs.get("num_workers", args[4] if len(args) > 4 else 0)
+        context = kwargs.get("multiprocessing_context") or multiprocessing.get_context()
+        if isinstance(context, str):
+            context = multiprocessing.get_context(context)
+        slots = context.Array("q", [-1] * (2 * workers), lock=False) if workers > 0 else None
+        with warnings.catch_warnings():
+            # torchdata 0.11 calls torch.set_vital, which torch 2.14 marks deprecated
+            warnings.filterwarnings("ignore", message=".*set_vital.* is deprecated")
+            super().__init__(_Tracked(dataset, slots), *args, **kwargs)
         self.item_attempts = item_attempts
         self.max_worker_restarts = max_worker_restarts
         self.name = name
         self.prime_next_epoch = prime_next_epoch
         self.report = EpochReport()
         self.failures_total = 0
-        self._inner: DataLoader | None = None
-        self._plan: _Plan | None = None
-        self._slots: Any = None
-        self._live: Any = None  # the inner iterator of the current pass
-        self._primed: tuple[int, Any] | None = None  # (epoch, inner iterator) started ahead
-
-    # DataLoader keeps a persistent pool's iterator in `_iterator`; here it lives in the inner
-    # loader. Exposing it lets Lightning's teardown shut the pool down as it does for a
-    # plain DataLoader (otherwise it would linger until garbage collection, where torch
-    # waits 5 s per worker).
-    @property
-    def _iterator(self) -> Any:
-        inner = self.__dict__.get("_inner")
-        return None if inner is None else inner._iterator
-
-    @_iterator.setter
-    def _iterator(self, value: Any) -> None:
-        inner = self.__dict__.get("_inner")
-        if inner is not None:
-            inner._iterator = value
-
-    def shutdown(self) -> None:
-        """Stop the worker processes now (a persistent pool included)."""
-        it = self._iterator if self._iterator is not None else self._live
-        if it is not None and hasattr(it, "_shutdown_workers"):
-            it._shutdown_workers()
-        self._iterator = None
-        self._live = None
-        self._primed = None
+        self._deaths: dict[int, str] = {}  # pid -> cause, recorded by the SIGCHLD handler
+        self._waiting = False  # inside next() on the worker pool
+        self._primed: int | None = None  # the epoch whose pass was started ahead
+        self._epoch_done = False  # the last pass delivered its whole epoch
+        _LOADERS.add(self)
 
     @classmethod
     def wrap(cls, loader: DataLoader, **extras: Any) -> ResilientDataLoader:
         """A ResilientDataLoader with the same dataset, sampler, batching, workers and
         generator as `loader` (which is left unused), plus `extras` (name, item_attempts,
-        max_worker_restarts)."""
+        max_worker_restarts, prime_next_epoch)."""
         if isinstance(loader, cls) and not extras:
             return loader
         if loader.batch_size is not None:  # auto-batching: keep the sampler object itself
@@ -287,199 +292,250 @@ class ResilientDataLoader(DataLoader):
             options["prefetch_factor"] = loader.prefetch_factor
         return cls(loader.dataset, **batching, **options, **extras)
 
-    # ---- the pass ------------------------------------------------------------------
+    # ---- state ---------------------------------------------------------------------------
+    def _order(self) -> dict[str, Any]:
+        """What fixes the order of batches besides the epoch: a saved state is valid only
+        under the same values."""
+        sampler = self.sampler
+        distributed = isinstance(sampler, DistributedSampler)
+        return {"batch_size": self.batch_size,
+                "num_replicas": sampler.num_replicas if distributed else 1,
+                "seed": sampler.seed if distributed else None}
+
+    def state_dict(self) -> dict[str, Any]:
+        epoch = getattr(self.sampler, "epoch", None)
+        if self._epoch_done and self._primed is None:
+            # the pass is over: what comes next is the whole of the next epoch
+            return {"order": self._order(), "epoch_done": True,
+                    "next_epoch": epoch + 1 if isinstance(epoch, int) else None}
+        return {"order": self._order(), "loader": super().state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._primed, self._epoch_done = None, False
+        next_epoch = state_dict.get("next_epoch")
+        if next_epoch is not None and callable(getattr(self.sampler, "set_epoch", None)):
+            # Lightning asks for the resumed pass's iterator before it sets the epoch
+            self.sampler.set_epoch(next_epoch)
+        loader_state = state_dict.get("loader", {})
+        if loader_state and state_dict.get("order") != self._order():
+            changed = [f"{k} {state_dict.get('order', {}).get(k)} -> {v}"
+                       for k, v in self._order().items() if state_dict.get("order", {}).get(k) != v]
+            log.warning("%s: the checkpoint's place in the epoch is not used because %s changed "
+                        "since it was saved: that epoch starts over in a new order",
+                        self.name or "DataLoader", ", ".join(changed))
+            loader_state = {}
+        super().load_state_dict(loader_state)
+
+    def shutdown(self) -> None:
+        """Stop the worker processes now (a persistent pool included)."""
+        self._drop_pool()
+
+    def worker_pids(self) -> list[int]:
+        """Pids of the live worker processes that have read an item (empty when none run)."""
+        slots = self.dataset.slots
+        if slots is None:
+            return []
+        live = {p.pid for p in multiprocessing.active_children()}
+        return [pid for pid in slots[0::2] if pid in live]
+
+    # ---- the pass --------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Any]:
         self.report = EpochReport()
-        if self.num_workers == 0:
-            return self._single_process(self.report)
-        return self._multi_process(self.report)
+        return self._deliver(self.report)
 
-    def _single_process(self, report: EpochReport) -> Iterator[Any]:
-        for batch in super().__iter__():
-            batch = self._account(batch, report)
-            if batch is not None:
-                yield batch
-        self._finish(report)
-
-    def _inner_loader(self) -> tuple[DataLoader, _Plan]:
-        if self._inner is None:
-            context = self.multiprocessing_context or multiprocessing.get_context()
-            if isinstance(context, str):
-                context = multiprocessing.get_context(context)
-            self._slots = context.Array("q", [-1] * self.num_workers, lock=False)
-            self._plan = _Plan(len(self.batch_sampler))
-            # in_order (the default): the recovery relies on batches arriving in order.
-            self._inner = DataLoader(
-                _Tracked(self.dataset, self._slots), batch_sampler=self._plan,
-                num_workers=self.num_workers, collate_fn=self.collate_fn,
-                pin_memory=self.pin_memory, timeout=_POLL_S,
-                worker_init_fn=self.worker_init_fn,
-                multiprocessing_context=self.multiprocessing_context, generator=self.generator,
-                prefetch_factor=self.prefetch_factor, persistent_workers=self.persistent_workers,
-                pin_memory_device=self.pin_memory_device)
-        assert self._plan is not None
-        return self._inner, self._plan
-
-    def _start(self, inner: DataLoader) -> Iterator[Any]:
-        for w in range(self.num_workers):
-            self._slots[w] = -1
-        it = iter(inner)
-        # torch's SIGCHLD handler raises as soon as a worker dies, in whatever code the main
-        # thread runs then (a training step). Unregistered, a death surfaces in next(it),
-        # within torch's 5 s status check, where it can be handled.
-        if getattr(it, "_worker_pids_set", False):
-            signal_handling._remove_worker_pids(id(it))
-            it._worker_pids_set = False
-        self._live = it
-        return it
-
-    def _multi_process(self, report: EpochReport) -> Iterator[Any]:
-        inner, plan = self._inner_loader()
+    def _deliver(self, report: EpochReport) -> Iterator[Any]:
+        # A generator: the pass starts at the first next(), as a DataLoader's workers do.
+        # Lightning asks for an epoch's iterator before it sets the sampler's epoch.
         primed, self._primed = self._primed, None
-        if primed is not None and primed[0] != getattr(self.sampler, "epoch", None):
-            primed = None  # started for another epoch: the reset in _start discards it
-        if primed is None:
-            plan.start(self.batch_sampler)
-        try:
-            yield from self._deliver(inner, plan, report, primed[1] if primed is not None else None)
-        except BaseException as err:
-            # An error, or the consumer stopped early (GeneratorExit). Stop the workers now
-            # rather than whenever the iterator is collected; a persistent pool survives
-            # only an early stop, as in torch.
-            live = self._live
-            if live is not None and (not self.persistent_workers or not isinstance(err, GeneratorExit)):
-                live._shutdown_workers()
-                inner._iterator = None
-            raise
-        if not report.finished:  # the last batch was not delivered through _deliver
-            self._finish(report)
-            self._prime(inner, plan)
-
-    def _prime(self, inner: DataLoader, plan: _Plan) -> None:
-        """Start the next epoch's prefetch now (see `prime_next_epoch`)."""
-        epoch = getattr(self.sampler, "epoch", None)
-        if not (self.prime_next_epoch and self.persistent_workers and isinstance(epoch, int)
-                and callable(getattr(self.sampler, "set_epoch", None))):
-            return
-        # Lightning sets the same epoch again before the next pass, which then finds it primed.
-        self.sampler.set_epoch(epoch + 1)
-        plan.start(self.batch_sampler)
-        self._primed = (epoch + 1, self._start(inner))  # also the live pass now (worker_pids)
-
-    def _deliver(self, inner: DataLoader, plan: _Plan, report: EpochReport,
-                 it: Any = None) -> Iterator[Any]:
-        # The only reference to the inner iterator besides self._live, so that a replaced
-        # pool's pipes are closed before the next pool forks (and would inherit them).
-        if it is None:
-            it = self._start(inner)
+        self._epoch_done = False
+        if primed is not None and primed == getattr(self.sampler, "epoch", None):
+            box = [self._iterator]
         else:
-            self._live = it
+            box = [super().__iter__()]  # a pass primed for another epoch is reset here
+        # `box` holds the only reference to the iterator besides the loader's, so it can go
+        try:
+            yield from self._pass(box, report)
+        except GeneratorExit:
+            # The consumer stopped early: a persistent pool stays for the next pass, as in torch.
+            box.clear()
+            if not self.persistent_workers:
+                self._drop_pool()
+            raise
+        except BaseException as err:
+            box.clear()
+            if self.num_workers == 0:
+                raise
+            self._drop_pool()
+            # torch's frames in the traceback hold the iterator and would keep its workers
+            # until the exception is collected (then torch waits 5 s per worker); a worker's
+            # own traceback is part of the message.
+            raise _detached(err) from None
+
+    def _drop_pool(self) -> None:
+        self._primed = None
+        super().load_state_dict({})  # discards the iterator: its workers stop now
+
+    def _pass(self, box: list[Any], report: EpochReport) -> Iterator[Any]:
+        multi = self.num_workers > 0
+        if multi:
+            _contain_sigchld()
         attempts: dict[int, int] = {}
-        waited = 0.0  # seconds spent waiting for the current batch
+        snapshot = super().state_dict()  # where the pass resumes after a worker failure
+        yielded = _yielded(snapshot)  # more than 0 in a pass resumed from a checkpoint
         while True:
-            try:
-                batch = next(it)
-            except StopIteration:
-                break
-            except (RuntimeError, OSError, EOFError) as err:
-                # RuntimeError: torch saw a worker die, or a poll interval passed without a
-                # batch (the iterator stays usable). OSError / EOFError: a worker died just
-                # after queueing a batch, before the main process fetched the batch's
-                # shared memory from it.
-                if _is_timeout(err) and all(w.is_alive() for w in getattr(it, "_workers", [])):
-                    waited += _POLL_S
-                    if not self.timeout or waited < self.timeout:
-                        continue  # all alive, no deadline passed: keep waiting
-                waited = 0.0
-                failure = self._diagnose(it, err)
-                if failure is None:
-                    raise
-                self._recover(it, inner, plan, report, attempts, err, failure)
-                it = None  # type: ignore[assignment]
-            if it is None:
+            failure, err = None, None
+            if multi and self._deaths:  # a worker died while the batch before was in use
+                failure = self._failure(None)
+            if failure is None:
+                started = time.monotonic()
+                try:
+                    batch, err = self._next(box[0])
+                except StopIteration:
+                    break
+                if err is not None:
+                    # RuntimeError: a worker died, or `timeout` passed without a batch.
+                    # OSError / EOFError: a worker died just after queueing a batch, before
+                    # the main process fetched the batch's shared memory from it.
+                    failure = self._failure(err, time.monotonic() - started) if multi else None
+                    if failure is None:
+                        raise err
+            if failure is not None:
+                self._recover(failure, report, attempts, err)
                 # Outside the except block: the traceback, and through it the old pool's
                 # queues, are gone, so the new workers do not inherit their descriptors.
-                self._live = None
-                it = self._start(inner)
+                box.clear()
+                err = None
+                super().load_state_dict(snapshot)  # discards the broken pool
+                self._forget_pool()
+                box.append(super().__iter__())
                 continue
-            waited = 0.0
-            plan.pending.popleft()
+            yielded += 1
+            snapshot = super().state_dict()
             batch = self._account(batch, report)
-            if plan.done:
+            if yielded >= len(self):
                 # Lightning stops asking once it holds the epoch's last batch (it knows the
                 # length), so the end of the epoch is handled before that batch is handed over.
                 self._finish(report)
-                self._prime(inner, plan)
+                self._prime()
+                if multi and not self.persistent_workers:
+                    # Nothing is left to load: stop the workers now, not when the
+                    # generator is collected (maybe in a garbage-collection cycle, where
+                    # torch waits 5 s per worker).
+                    box.clear()
+                    self._drop_pool()
                 if batch is not None:
                     yield batch
                 return
             if batch is not None:
                 yield batch
+        if not report.finished:
+            self._finish(report)
+            self._prime()
 
-    # ---- worker failures -------------------------------------------------------------
-    def _diagnose(self, it: Any, err: BaseException) -> WorkerFailure | None:
+    def _next(self, it: Any) -> tuple[Any, BaseException | None]:
+        """The next batch, or the error that took its place; a death of one of our workers
+        raises in here (and only here, see `_contain_sigchld`)."""
+        self._waiting = True
+        try:
+            return next(it), None
+        except (RuntimeError, OSError, EOFError) as error:
+            return None, error
+        finally:
+            self._waiting = False
+
+    def _prime(self) -> None:
+        """Start the next epoch's prefetch now (see `prime_next_epoch`)."""
+        self._epoch_done = True
+        epoch = getattr(self.sampler, "epoch", None)
+        if not (self.prime_next_epoch and self.persistent_workers and self.num_workers > 0
+                and isinstance(epoch, int) and callable(getattr(self.sampler, "set_epoch", None))):
+            return
+        # Lightning sets the same epoch again before the next pass, which then finds it primed.
+        self.sampler.set_epoch(epoch + 1)
+        super().__iter__()
+        self._primed = epoch + 1
+
+    # ---- worker failures -----------------------------------------------------------------
+    def _note_deaths(self) -> bool:
+        """Record how our dead workers ended (from the SIGCHLD handler); True while a death
+        is recorded and the pool not yet replaced."""
+        slots = self.dataset.slots
+        for pid in set(slots[0::2]) if slots is not None else ():
+            if pid > 0 and pid not in self._deaths:
+                cause = _exit_cause(pid)
+                if cause is not None and cause not in ("exited", "exited with code 0"):
+                    self._deaths[pid] = cause
+        return bool(self._deaths)
+
+    def _failure(self, err: BaseException | None, waited: float = 0.0) -> WorkerFailure | None:
         """What failed, or None when `err` is not a worker failure (then it is re-raised)."""
-        workers = list(getattr(it, "_workers", []))
-        dead = [wid for wid, w in enumerate(workers) if not w.is_alive()]
-        if not dead and not isinstance(err, RuntimeError):
+        slots = self.dataset.slots
+        workers = range(len(slots) // 2)
+        self._note_deaths()
+        if not self._deaths and err is not None and not isinstance(err, RuntimeError):
             # The connection broke first; the process may not have been reaped yet.
             deadline = time.monotonic() + _REAP_WAIT_S
-            while not dead and time.monotonic() < deadline:
+            while not self._deaths and time.monotonic() < deadline:
                 time.sleep(0.05)
-                dead = [wid for wid, w in enumerate(workers) if not w.is_alive()]
+                self._note_deaths()
+        dead = [w for w in workers if slots[2 * w] in self._deaths]
         if dead:
-            wid = dead[0]
-            cause = _cause(workers[wid].exitcode)
-        elif _is_timeout(err):
-            # Every worker is alive but no batch came: blame one that is inside an item.
-            busy = [w for w in range(len(workers)) if self._slots[w] >= 0]
+            w = dead[0]
+            pid = int(slots[2 * w])
+            cause = self._deaths[pid]  # kept until the pool is replaced (_forget_pool)
+        elif isinstance(err, RuntimeError) and self.timeout and waited >= self.timeout:
+            # Every worker is alive but no batch came in time: blame one inside an item.
+            busy = [w for w in workers if slots[2 * w + 1] >= 0 and slots[2 * w] > 0]
             if not busy:
                 return None
-            wid = busy[0]
+            w = busy[0]
+            pid = int(slots[2 * w])
+            os.kill(pid, signal.SIGKILL)  # torch's shutdown would wait 5 s for it first
             cause = f"sent no batch within {self.timeout:g}s"
         else:
             return None
-        item = int(self._slots[wid]) if wid < len(self._slots) else -1
-        return WorkerFailure(workers[wid].pid, cause, item if item >= 0 else None)
+        item = int(slots[2 * w + 1])
+        return WorkerFailure(pid, cause, item if item >= 0 else None)
 
-    def _recover(self, it: Any, inner: DataLoader, plan: _Plan, report: EpochReport,
-                 attempts: dict[int, int], err: BaseException, failure: WorkerFailure) -> None:
+    def _forget_pool(self) -> None:
+        """After the old pool stopped: its pids are no longer ours (the new pool writes its
+        own), so exits of the old pool's workers are not taken for failures of the new."""
+        slots = self.dataset.slots
+        for k in range(len(slots)):
+            slots[k] = -1
+        self._deaths.clear()
+
+    def _recover(self, failure: WorkerFailure, report: EpochReport, attempts: dict[int, int],
+                 err: BaseException | None) -> None:
         report.worker_failures.append(failure)
         self.failures_total += 1
         name = self.name or "DataLoader"
-        for worker in getattr(it, "_workers", []):
-            if worker.pid == failure.pid and worker.is_alive():
-                worker.kill()  # hung: torch's shutdown would wait 5 s for it first
-        # Stops the other workers too: their queued batches are replayed by the new pool.
-        it._shutdown_workers()
-        inner._iterator = None  # persistent workers: make the next iter() start a new pool
         if len(report.worker_failures) > self.max_worker_restarts:
             raise RuntimeError(
                 f"{name}: {len(report.worker_failures)} worker failures in one epoch exceed "
                 f"max_worker_restarts={self.max_worker_restarts}; last: pid {failure.pid} "
                 f"{failure.cause}") from err
-        dropped = None
+        dropped = False
         if failure.item is not None:
             attempts[failure.item] = attempts.get(failure.item, 0) + 1
             if attempts[failure.item] >= self.item_attempts:
-                dropped = plan.remove(failure.item)
-                if dropped is not None:
-                    report.dropped_items.append(dropped)
-                    log.error("%s: dropping item %s: %d workers failed while reading it (last: "
-                              "pid %s %s)", name, dropped, attempts[failure.item], failure.pid,
-                              failure.cause)
-        plan.resume()
+                self.dataset.dropped = self.dataset.dropped | {failure.item}
+                report.dropped_items.append(failure.item)
+                dropped = True
+                log.error("%s: dropping item %s: %d workers failed while reading it (last: "
+                          "pid %s %s)", name, failure.item, attempts[failure.item], failure.pid,
+                          failure.cause)
         log.warning("%s: DataLoader worker pid %s %s%s; restarted the workers and resumed after "
                     "the %d batches already delivered (none repeated, none lost%s)", name,
                     failure.pid, failure.cause,
                     f" while reading item {failure.item}" if failure.item is not None else "",
-                    report.batches, ", but the dropped item" if dropped is not None else "")
+                    report.batches, ", but the dropped item" if dropped else "")
 
-    # ---- accounting ----------------------------------------------------------------------
+    # ---- accounting ------------------------------------------------------------------------
     @staticmethod
     def _account(batch: Any, report: EpochReport) -> Any:
         if isinstance(batch, dict) and SKIPPED_KEY in batch:
-            report.skipped.extend(batch.pop(SKIPPED_KEY))
+            report.skipped.extend(s for s in batch.pop(SKIPPED_KEY) if s.reason != _DROPPED)
             if not batch:
                 return None  # every item of this batch failed
         report.batches += 1
@@ -499,7 +555,3 @@ class ResilientDataLoader(DataLoader):
         if not report.clean:
             log.warning("%s: epoch finished with faults: %s", self.name or "DataLoader",
                         report.summary())
-
-    def worker_pids(self) -> list[int]:
-        """Pids of the live worker processes of the current pass (empty when none run)."""
-        return [w.pid for w in getattr(self._live, "_workers", []) if w.is_alive()]

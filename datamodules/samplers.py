@@ -10,9 +10,8 @@ to rank v % num_replicas): across ranks, every view of every video is visited ex
 Ranks may get a few items more or fewer than each other. Lightning's evaluation loops allow
 that; metrics must be synced at epoch end (torchmetrics does), not per step.
 
-Training. `ResumableTrainSampler` shuffles with a permutation fixed by (seed, epoch), shards
-it per rank like DistributedSampler (padding is harmless for training), can start an epoch
-part-way through (`resume`), and yields `(index, item_seed)` pairs. `SeededItems` wraps the
+Training. `SeededTrainSampler` shuffles with a permutation fixed by (seed, epoch), shards
+it per rank like DistributedSampler (padding is harmless for training), and yields `(index, item_seed)` pairs. `SeededItems` wraps the
 dataset and draws each item under a torch RNG seeded with `item_seed`, a hash of
 (seed, epoch, index). So the clip start, crop and flip of every training item depend only
 on those three numbers, not on the rank, the worker count, the worker that got the item or
@@ -65,13 +64,15 @@ def item_seed(seed: int, epoch: int, index: int) -> int:
     return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
-class ResumableTrainSampler(DistributedSampler):
-    """Training order: shuffled per (seed, epoch), sharded per rank, resumable mid-epoch.
+class SeededTrainSampler(DistributedSampler):
+    """Training order: shuffled per (seed, epoch), sharded per rank; yields
+    `(index, item_seed)` for `SeededItems`. Single process: num_replicas=1, rank=0.
 
-    Yields `(index, item_seed)` for `SeededItems`. `resume(epoch, items_done)` makes the
-    next pass over `epoch` skip the first `items_done` items of this rank's shard (the
-    batches a checkpointed run already trained on); any other epoch is whole.
-    Single process: num_replicas=1, rank=0.
+    Stateful (torchdata's protocol): `state_dict()` says which epoch is running and how many
+    of this rank's items the current pass has handed out; after `load_state_dict()` the next
+    pass is that epoch, without those items. The StatefulDataLoader around it
+    (resilient.py) keeps this state per batch, so a run resumed from a checkpoint, or a pool
+    restarted after a worker died, goes on with exactly the items not yet delivered.
     """
 
     def __init__(self, dataset: Sized, num_replicas: int = 1, rank: int = 0, seed: int = 0,
@@ -80,38 +81,42 @@ class ResumableTrainSampler(DistributedSampler):
             raise ValueError(f"rank={rank} must lie in [0, {num_replicas - 1}]")
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed,
                          drop_last=drop_last)
-        self._resume_epoch: int | None = None
-        self._items_done = 0
-
-    def resume(self, epoch: int, items_done: int) -> None:
-        if items_done < 0:
-            raise ValueError(f"items_done must be non-negative, got {items_done}")
-        self.set_epoch(epoch)
-        self._resume_epoch, self._items_done = epoch, min(items_done, self.num_samples)
-
-    def set_epoch(self, epoch: int) -> None:
-        super().set_epoch(epoch)
-        if self._resume_epoch is not None and epoch != self._resume_epoch:
-            self._resume_epoch, self._items_done = None, 0  # a new epoch is always whole
+        self.yielded = 0  # items of the current pass handed out
+        self._skip_next = 0  # items the next pass leaves out (from load_state_dict)
 
     def indices(self) -> list[int]:
         """This rank's whole shard of the current epoch, in order."""
         return list(super().__iter__())
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        skip = self._items_done if self._resume_epoch == self.epoch else 0
-        epoch = self.epoch
-        for index in self.indices()[skip:]:
+        # Reads the epoch now, not at the first item: Lightning may set the epoch after it
+        # asked for the iterator of a resumed pass.
+        skip, self._skip_next = self._skip_next, 0
+        self.yielded = skip
+        return self._items(self.indices()[skip:], self.epoch)
+
+    def _items(self, order: list[int], epoch: int) -> Iterator[tuple[int, int]]:
+        for index in order:
+            self.yielded += 1
             yield index, item_seed(self.seed, epoch, index)
 
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": int(self.epoch), "yielded": int(self.yielded)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if not {"epoch", "yielded"} <= state.keys() or int(state["yielded"]) < 0:
+            raise ValueError(f"not a SeededTrainSampler state: {state!r}")
+        self.set_epoch(int(state["epoch"]))
+        self._skip_next = min(int(state["yielded"]), self.num_samples)
+
     # __len__ stays the whole shard: Lightning counts the epoch's batches from it and adds
-    # the batches a resumed run already did (as it does for any stateful loader).
+    # the batches a resumed run already did.
 
 
 class SeededItems(Dataset):
     """`dataset[index]` drawn under a torch RNG seeded with the item's own seed.
 
-    Keys are `(index, seed)` pairs from `ResumableTrainSampler`; a plain index is passed
+    Keys are `(index, seed)` pairs from `SeededTrainSampler`; a plain index is passed
     through unseeded. The caller's RNG state is restored afterwards.
     """
 

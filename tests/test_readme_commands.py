@@ -95,9 +95,9 @@ def test_unknown_option_would_be_caught(fit_parser, capsys):
 
 # Cheap README lines run for real: placeholders become demo data made by the README's own
 # command, and fits of the demo are cut to a couple of steps.
-FIT_LIMITS = ["--data.init_args.num_workers", "0", "--data.init_args.clip_len", "4",
-              "--data.init_args.crop_size", "32", "--data.init_args.resize_short", "32",
-              "--data.init_args.batch_size", "4", "--trainer.max_epochs", "1",
+FIT_LIMITS = ["--data.init_args.loading.num_workers", "0", "--data.init_args.sampling.clip_len", "4",
+              "--data.init_args.transforms.crop_size", "32", "--data.init_args.transforms.resize_short", "32",
+              "--data.init_args.loading.batch_size", "4", "--trainer.max_epochs", "1",
               "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
               "--trainer.enable_progress_bar", "false"]
 

@@ -2,14 +2,14 @@
 clips x spatial crops, resize, crop, normalisation) and how their scores are combined.
 
 It is read from the datamodule's saved hyper-parameters (a checkpoint's
-`datamodule_hyper_parameters`, a model card, or a live datamodule's `hparams`); what they
-do not record falls back to the datamodule's own defaults, read from its signature rather
-than copied here. `video_views` applies the protocol to one file with the test
+`datamodule_hyper_parameters`, a model card, or a live datamodule's `hparams`), grouped
+(`sampling: {clip_len: ...}`, `transforms: {...}`) or flat as checkpoints written before the
+grouping have them; what they do not record falls back to the datamodule's own defaults,
+read from its argument groups rather than copied here. `video_views` applies the protocol to one file with the test
 DataModule's own sampler and transform.
 """
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -24,11 +24,11 @@ _DATAMODULE_FIELDS = ("clip_len", "frame_interval", "crop_size", "resize_short",
 
 @cache
 def datamodule_defaults() -> dict[str, Any]:
-    """VideoDataModule's default value of each argument the protocol reads."""
-    from softpool_video.datamodules import VideoDataModule
+    """VideoDataModule's default value of each argument the protocol reads (from its groups)."""
+    from softpool_video.datamodules import ClipSampling, Transforms
 
-    params = inspect.signature(VideoDataModule.__init__).parameters
-    return {name: params[name].default for name in _DATAMODULE_FIELDS}
+    defaults = {**asdict(ClipSampling()), **asdict(Transforms())}
+    return {name: defaults[name] for name in _DATAMODULE_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,14 @@ class EvaluationProtocol:
 
     @classmethod
     def from_hparams(cls, data: Mapping[str, Any], aggregation: str = "mean_softmax") -> EvaluationProtocol:
-        """From a datamodule's hyper-parameters: the test views (test_clips x test_crops).
+        """From a datamodule's hyper-parameters, grouped or flat: the test views
+        (test_clips x test_crops).
 
         Without recorded test views it is one clip and one crop (not the datamodule's 10 x 3):
         a model that does not say how it was tested is fed the cheapest view."""
+        from softpool_video.datamodules import flatten_arguments
+
+        data = flatten_arguments(data)
         d = datamodule_defaults()
         resize = data.get("test_resize_short") or data.get("resize_short", d["resize_short"])
         return cls(clip_len=int(data.get("clip_len", d["clip_len"])),

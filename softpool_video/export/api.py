@@ -37,13 +37,13 @@ class ParityClipError(ExportError):
 
 
 def _datamodule(model: LoadedModel) -> Any:
-    """The checkpoint's datamodule, rebuilt from its saved init arguments (light: it reads the
-    annotation files, decodes nothing)."""
+    """The checkpoint's datamodule, rebuilt from its saved init arguments, grouped or flat (light:
+    it reads the annotation files, decodes nothing)."""
     import inspect
 
     from .. import datamodules
 
-    data = {k: v for k, v in model.data.items() if not k.startswith("_")}
+    data = datamodules.group_arguments({k: v for k, v in model.data.items() if not k.startswith("_")})
     named = str(model.extra.get("datamodule_class") or "")
     if named and named not in DATAMODULES:
         raise ParityClipError(f"{model.source}: datamodule {named!r} is not one whose split lists the exporter "
@@ -58,13 +58,18 @@ def _datamodule(model: LoadedModel) -> Any:
         accepted = set(inspect.signature(cls.__init__).parameters) | set(
             inspect.signature(datamodules.VideoDataModule.__init__).parameters)
         kwargs = {k: v for k, v in data.items() if k in accepted and k != "self"}
-        kwargs.update(num_workers=0, index_workers=1)
+        kwargs["loading"] = {**_fields(kwargs.get("loading")), "num_workers": 0}
+        kwargs["decoding"] = {**_fields(kwargs.get("decoding")), "index_workers": 1}
         try:
             return cls(**kwargs)
         except (OSError, ValueError, TypeError) as err:
             errors.append(f"{name}: {err}")
     raise ParityClipError(f"{model.source}: cannot read the split lists of the checkpoint's dataset "
                           f"({'; '.join(errors)}); pass video=... (--video)")
+
+
+def _fields(group: Any) -> dict[str, Any]:
+    return dict(group) if isinstance(group, Mapping) else {}
 
 
 def listed_videos(model: LoadedModel) -> Iterator[tuple[Path, str]]:
@@ -86,9 +91,9 @@ def listed_videos(model: LoadedModel) -> Iterator[tuple[Path, str]]:
 
 def _known_bad(model: LoadedModel) -> Callable[[str], str]:
     """The reason the dataset's video index (if one was built) gives for a bad file, else ''."""
-    from ..datamodules import VideoIndex
+    from ..datamodules import VideoIndex, flatten_arguments
 
-    data = model.data
+    data = flatten_arguments(model.data)
     try:
         index = VideoIndex(str(data["root"]), backend=str(data.get("decoder", "decord")),
                            cache_dir=data.get("cache_dir"), workers=1)
@@ -123,10 +128,10 @@ def example_clip(model: LoadedModel, video: str | Path | None = None, seed: int 
     """
     from dataclasses import replace
 
-    from ..datamodules import DecodeError
+    from ..datamodules import DecodeError, flatten_arguments
 
     protocol = replace(model.protocol, num_clips=1, num_crops=1)
-    decoder = str(model.data.get("decoder", "decord"))
+    decoder = str(flatten_arguments(model.data).get("decoder", "decord"))
     if decoder not in ("decord", "pyav"):
         decoder = "decord"
     unreadable = (DecodeError, IndexError, OSError)

@@ -16,7 +16,8 @@ a NaN loss with exit code 1.
 Scale and faults (docs/distributed.md): stack a strategy fragment after the experiment,
 `--config ucf101/r3d_50 --config strategy/ddp` (the run keeps the experiment's
 name); checkpoints are written atomically (`AtomicCheckpointIO`); a run killed mid-epoch
-resumes with `--ckpt_path last` on the same remaining batches (the datamodule's state); a
+resumes with `--ckpt_path last` on the same remaining batches (the training loader's
+state, which Lightning keeps in the checkpoint); a
 checkpoint of another model is refused with one line naming both.
 
 The commands themselves are softpool_video/commands/{fit,validate,test,predict_dataset}.py.
@@ -185,15 +186,6 @@ class VideoCLI(LightningCLI):
             raise ValueError("trainer.sync_batchnorm=true needs GPUs (SyncBatchNorm has no CPU kernel); "
                              "drop it or run with --trainer.accelerator gpu")
         return trainer
-
-    def fit(self, model: pl.LightningModule, datamodule: pl.LightningDataModule | None = None,
-            **kwargs: Any) -> None:
-        with warnings.catch_warnings():
-            if datamodule is not None and is_overridden("load_state_dict", datamodule, pl.LightningDataModule):
-                # the datamodule resumes mid-epoch itself (its state is in the checkpoint); the
-                # loader Lightning checks for a state_dict does not need one
-                warnings.filterwarnings("ignore", message=".*your dataloader is not resumable")
-            self.trainer.fit(model, datamodule=datamodule, **kwargs)
 
     def predict(self, model: pl.LightningModule, datamodule: pl.LightningDataModule | None = None,
                 **kwargs: Any) -> Any:

@@ -102,11 +102,10 @@ def ucf_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return shared_tree(tmp_path_factory, "ucf_videos", lambda r: make_ucf_tree(r, groups=22))
 
 
-def _dm(root: Path, **kw) -> UCF101DataModule:
-    args = dict(split=1, clip_len=4, frame_interval=2, crop_size=32, resize_short=36, batch_size=4,
-                num_workers=0, test_clips=2, test_crops=1)
-    args.update(kw)
-    return UCF101DataModule(root, **args)
+def _dm(root: Path, **loading) -> UCF101DataModule:
+    return UCF101DataModule(root, split=1, sampling={"clip_len": 4, "frame_interval": 2, "test_clips": 2},
+                            transforms={"crop_size": 32, "resize_short": 36, "test_crops": 1},
+                            loading={"batch_size": 4, "num_workers": 0, **loading})
 
 
 def test_bad_videos_excluded_at_setup_and_reported(ucf_videos: Path, tmp_path: Path,

@@ -10,15 +10,27 @@ import torch
 from data_fixtures import HMDB_CLASSES, UCF_CLASSES, make_hmdb_tree, make_kinetics_tree, make_ucf_tree, shared_tree
 
 from softpool_video.datamodules import (
+    ClipSampling,
+    Decoding,
     HMDB51DataModule,
     KineticsDataModule,
+    Loading,
+    Transforms,
     UCF101DataModule,
     VideoShardSampler,
+    flatten_arguments,
+    group_arguments,
     split_holdout,
 )
-from softpool_video.datamodules.samplers import ResumableTrainSampler
+from softpool_video.datamodules.samplers import SeededTrainSampler
 
-SMALL = dict(clip_len=4, frame_interval=2, crop_size=32, resize_short=36, batch_size=4)
+SMALL = dict(sampling={"clip_len": 4, "frame_interval": 2}, transforms={"crop_size": 32, "resize_short": 36},
+             loading={"batch_size": 4})
+
+
+def small(**fields: object) -> dict[str, object]:
+    """SMALL with more group fields, given flat: small(num_workers=0, test_clips=2)."""
+    return group_arguments({**flatten_arguments(SMALL), **fields})
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +45,12 @@ def test_classes_known_right_after_construction(ucf_root: Path) -> None:
         UCF101DataModule(ucf_root, split=5)
     with pytest.raises(FileNotFoundError, match="root="):
         UCF101DataModule(ucf_root / "nope")
-    with pytest.raises(ValueError, match="short_video='pad'"):
-        UCF101DataModule(ucf_root, short_video="pad")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"sampling\.short_video='pad'"):
+        UCF101DataModule(ucf_root, sampling={"short_video": "pad"})
 
 
 def test_batches_through_worker_processes(ucf_root: Path) -> None:
-    dm = UCF101DataModule(ucf_root, split=1, num_workers=2, test_clips=3, test_crops=2, val_source="test", **SMALL)
+    dm = UCF101DataModule(ucf_root, split=1, val_source="test", **small(num_workers=2, test_clips=3, test_crops=2))
     dm.prepare_data()
     dm.setup("fit")
     loader = dm.train_dataloader()
@@ -72,7 +84,7 @@ def test_batches_through_worker_processes(ucf_root: Path) -> None:
 
 
 def test_train_clips_are_random_val_clips_are_not(ucf_root: Path) -> None:
-    dm = UCF101DataModule(ucf_root, split=1, num_workers=0, **SMALL)
+    dm = UCF101DataModule(ucf_root, split=1, **small(num_workers=0))
     dm.setup("fit")
     train, val = dm.datasets["train"], dm.datasets["val"]
     torch.manual_seed(0)
@@ -99,7 +111,7 @@ def test_lightning_keeps_the_shard_sampler_under_ddp(ucf_root: Path) -> None:
 
     trainer = pl.Trainer(accelerator="cpu", strategy="ddp", devices=2, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False)
-    dm = UCF101DataModule(ucf_root, split=1, num_workers=0, test_clips=2, test_crops=3, **SMALL)
+    dm = UCF101DataModule(ucf_root, split=1, **small(num_workers=0, test_clips=2, test_crops=3))
     dm.trainer = trainer
     test_loader = dm.test_dataloader()
     assert isinstance(test_loader.sampler, VideoShardSampler)
@@ -107,7 +119,7 @@ def test_lightning_keeps_the_shard_sampler_under_ddp(ucf_root: Path) -> None:
     connector = trainer._data_connector
     train_loader = dm.train_dataloader()
     # the train sampler is a DistributedSampler already (sharded per rank, resumable)
-    assert isinstance(train_loader.sampler, ResumableTrainSampler) and train_loader.sampler.num_replicas == 2
+    assert isinstance(train_loader.sampler, SeededTrainSampler) and train_loader.sampler.num_replicas == 2
     assert not connector._requires_distributed_sampler(train_loader)
     # the evaluation samplers are left alone too, so no view is duplicated or dropped
     assert not connector._requires_distributed_sampler(test_loader)
@@ -137,8 +149,9 @@ class Recorder(pl.LightningModule):
             torch.save({"views": every[every[:, 0] >= 0], "counts": counts}, sys.argv[2])
 
 if __name__ == "__main__":
-    dm = UCF101DataModule(sys.argv[1], split=1, clip_len=4, frame_interval=2, crop_size=32,
-                          resize_short=36, batch_size=4, num_workers=0, test_clips=2, test_crops=3)
+    dm = UCF101DataModule(sys.argv[1], split=1, sampling={"clip_len": 4, "frame_interval": 2, "test_clips": 2},
+                          transforms={"crop_size": 32, "resize_short": 36, "test_crops": 3},
+                          loading={"batch_size": 4, "num_workers": 0})
     trainer = pl.Trainer(accelerator="cpu", strategy="ddp_spawn", devices=2, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)
@@ -182,7 +195,7 @@ def test_holdout_validation_is_group_disjoint(ucf_root: Path) -> None:
 
 def test_hmdb51_datamodule(tmp_path_factory: pytest.TempPathFactory) -> None:
     root = shared_tree(tmp_path_factory, "hmdb_videos", lambda r: make_hmdb_tree(r, per_class=6))
-    dm = HMDB51DataModule(root, split=3, num_workers=0, test_clips=2, test_crops=1, **SMALL)
+    dm = HMDB51DataModule(root, split=3, **small(num_workers=0, test_clips=2, test_crops=1))
     assert dm.class_names == sorted(HMDB_CLASSES)
     dm.setup("test")
     batch = next(iter(dm.test_dataloader()))
@@ -192,7 +205,7 @@ def test_hmdb51_datamodule(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 def test_kinetics_datamodule(tmp_path_factory: pytest.TempPathFactory) -> None:
     root = shared_tree(tmp_path_factory, "kinetics_videos", lambda r: make_kinetics_tree(r, per_class=3))
-    dm = KineticsDataModule(root, num_workers=0, test_clips=1, test_crops=3, **SMALL)
+    dm = KineticsDataModule(root, **small(num_workers=0, test_clips=1, test_crops=3))
     assert dm.num_classes == 3
     dm.setup("fit")
     # one download missing; the default holdout keeps one video per class for validation
@@ -214,22 +227,30 @@ def test_configurable_from_yaml(ucf_root: Path, tmp_path: Path) -> None:
 data:
   root: {ucf_root}
   split: 3
-  clip_len: 8
-  train_crop: multi_scale
-  train_scale: [0.5, 1.0]
-  short_video: repeat_last
-  test_clips: 4
-  mean: [0.5, 0.5, 0.5]
-  std: [0.25, 0.25, 0.25]
+  sampling:
+    clip_len: 8
+    short_video: repeat_last
+    test_clips: 4
+  transforms:
+    train_crop: multi_scale
+    train_scale: [0.5, 1.0]
+    mean: [0.5, 0.5, 0.5]
+    std: [0.25, 0.25, 0.25]
+  loading:
+    batch_size: 16
 """)
     parser = ArgumentParser()
     parser.add_class_arguments(UCF101DataModule, "data")
     parser.add_argument("--config", action="config")
-    cfg = parser.parse_args(["--config", str(config), "--data.batch_size", "2"])
-    dm = UCF101DataModule(**cfg.data.as_dict())
+    # a group set in part keeps its other defaults; the command line changes one field on top
+    cfg = parser.parse_args(["--config", str(config), "--data.loading.batch_size", "2"])
+    assert cfg.data.loading.num_workers == 2 and cfg.data.sampling.frame_interval == 2
+    dm = parser.instantiate(cfg).data
+    assert isinstance(dm.sampling, ClipSampling) and isinstance(dm.loading, Loading)
     assert (dm.split, dm.clip_len, dm.train_crop, dm.short_video) == (3, 8, "multi_scale", "repeat_last")
-    assert dm.batch_size == 2 and dm.test_clips == 4 and dm.mean == (0.5, 0.5, 0.5)
-    assert dm.hparams["train_scale"] == (0.5, 1.0) or list(dm.hparams["train_scale"]) == [0.5, 1.0]
+    assert dm.batch_size == 2 and dm.num_workers == 2 and dm.frame_interval == 2
+    assert dm.test_clips == 4 and dm.mean == (0.5, 0.5, 0.5) and dm.train_scale == (0.5, 1.0)
+    assert dm.hparams["transforms"]["train_scale"] == [0.5, 1.0]
 
 
 def test_class_path_config_as_in_configs(ucf_root: Path) -> None:
@@ -240,9 +261,87 @@ def test_class_path_config_as_in_configs(ucf_root: Path) -> None:
     parser = ArgumentParser()
     parser.add_subclass_arguments(pl.LightningDataModule, "data")
     cfg = parser.parse_args(["--data.class_path", "softpool_video.datamodules.UCF101DataModule",
-                             "--data.init_args.root", str(ucf_root), "--data.init_args.clip_len", "4"])
+                             "--data.init_args.root", str(ucf_root), "--data.init_args.sampling.clip_len", "4"])
     dm = parser.instantiate(cfg).data
     assert isinstance(dm, UCF101DataModule) and dm.clip_len == 4 and dm.num_classes == 3
+    assert dm.frame_interval == ClipSampling().frame_interval and dm.sampling == ClipSampling(clip_len=4)
+
+
+def test_groups_take_dataclasses_or_dicts_and_resolve_their_fields(ucf_root: Path) -> None:
+    dm = UCF101DataModule(ucf_root, decoding=Decoding(decoder="pyav", cache_dir=ucf_root / "index"),
+                          sampling=ClipSampling(clip_len=4), transforms={"crop_size": 32, "resize_short": 36},
+                          loading={"batch_size": 3, "num_workers": 0, "persistent_workers": True})
+    assert dm.transforms == Transforms(crop_size=32, resize_short=36) and dm.loading.num_workers == 0
+    assert (dm.decoder, dm.cache_dir, dm.clip_len, dm.crop_size, dm.batch_size) == (
+        "pyav", str(ucf_root / "index"), 4, 32, 3)
+    assert dm.persistent_workers is False  # no workers to keep
+    assert dm.pin_memory is torch.cuda.is_available() and dm.test_resize_short == 36
+    assert dm.index.backend == "pyav"
+    # defaults: the dataclasses' own
+    plain = UCF101DataModule(ucf_root)
+    assert (plain.decoding, plain.sampling, plain.transforms, plain.loading) == (
+        Decoding(), ClipSampling(), Transforms(), Loading())
+    assert plain.persistent_workers is True and plain.test_resize_short == plain.resize_short == 128
+
+
+def test_hyperparameters_hold_the_groups_as_plain_data(ucf_root: Path, tmp_path: Path) -> None:
+    import yaml
+
+    dm = UCF101DataModule(str(ucf_root), sampling=ClipSampling(clip_len=4), loading={"batch_size": 3})
+    hp = dict(dm.hparams)
+    assert hp["sampling"] == {"clip_len": 4, "frame_interval": 2, "val_clips": 1, "test_clips": 10,
+                              "short_video": "loop"}
+    assert hp["loading"]["batch_size"] == 3 and hp["loading"]["num_workers"] == 2
+    assert hp["transforms"]["mean"] == list(Transforms().mean) and hp["decoding"] == flatten_arguments(
+        {"decoding": Decoding()})
+    assert dict(dm.hparams_initial) == hp
+    assert yaml.safe_load(yaml.safe_dump(hp)) == hp  # plain data: no Python tags in hparams.yaml
+    # a checkpoint's datamodule hyper-parameters rebuild the same datamodule
+    path = tmp_path / "dm.ckpt"
+    torch.save({"datamodule_hyper_parameters": hp, "pytorch-lightning_version": "2.6.6"}, path)
+    again = UCF101DataModule.load_from_checkpoint(path)
+    assert (again.sampling, again.loading, again.transforms) == (dm.sampling, dm.loading, dm.transforms)
+
+
+@pytest.mark.parametrize(("group", "value", "message"), [
+    ("loading", {"batch_size": 0}, "loading.batch_size must be a positive integer, got 0"),
+    ("loading", {"num_workers": -1}, "loading.num_workers must be a non-negative integer, got -1"),
+    ("loading", {"worker_timeout": 0}, "loading.worker_timeout must be a positive number of seconds or None"),
+    ("sampling", {"clip_len": True}, "sampling.clip_len must be a positive integer, got True"),
+    ("sampling", {"test_clips": 0}, "sampling.test_clips must be a positive integer, got 0"),
+    ("transforms", {"crop_size": 0}, "transforms.crop_size must be a positive integer, got 0"),
+    ("transforms", {"train_crop": "square"}, "transforms.train_crop='square' is not supported"),
+    ("decoding", {"decoder": "ffmpeg"}, "decoding.decoder='ffmpeg' is not supported"),
+    ("decoding", {"probe": "deep"}, "decoding.probe='deep' is not supported"),
+    ("decoding", {"decode_timeout": -1}, "decoding.decode_timeout must be a positive number of seconds"),
+    ("loading", {"batch_sise": 4}, "loading: unknown key(s) batch_sise; loading takes batch_size, num_workers"),
+    ("sampling", {"batch_size": 4}, "sampling: unknown key(s) batch_size; sampling takes clip_len"),
+])
+def test_bad_group_fields_are_named(ucf_root: Path, group: str, value: dict, message: str) -> None:
+    import re
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        UCF101DataModule(ucf_root, **{group: value})
+
+
+def test_a_group_is_a_dataclass_or_a_dict(ucf_root: Path) -> None:
+    with pytest.raises(TypeError, match="loading must be a Loading or a dict of its fields, got int"):
+        UCF101DataModule(ucf_root, loading=4)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="sampling must be a ClipSampling or a dict of its fields, got Loading"):
+        UCF101DataModule(ucf_root, sampling=Loading())  # type: ignore[arg-type]
+
+
+def test_flat_and_grouped_arguments_convert_both_ways() -> None:
+    flat = {"root": "r", "split": 2, "clip_len": 8, "batch_size": 4, "decoder": "pyav", "mean": [0.5] * 3,
+            "seed": 1}
+    grouped = group_arguments(flat)
+    assert grouped == {"root": "r", "split": 2, "seed": 1, "decoding": {"decoder": "pyav"},
+                       "sampling": {"clip_len": 8}, "transforms": {"mean": [0.5] * 3}, "loading": {"batch_size": 4}}
+    assert flatten_arguments(grouped) == flat
+    assert group_arguments(grouped) == grouped and flatten_arguments(flat) == flat
+    # a grouped value wins over a flat one of the same name
+    assert group_arguments({"batch_size": 4, "loading": {"batch_size": 2}}) == {"loading": {"batch_size": 2}}
+    assert flatten_arguments({"batch_size": 4, "loading": Loading(batch_size=2)})["batch_size"] == 2
 
 
 def test_each_dataset_file_holds_its_parser_and_its_datamodule():

@@ -38,9 +38,16 @@ from softpool_video.datamodules import (
 from softpool_video.datamodules import dataset as dataset_module
 from softpool_video.datamodules.collate import SKIPPED_KEY, SkippedItem, SkippingCollate
 from softpool_video.datamodules.resilient import ResilientDataLoader
+from softpool_video.datamodules.samplers import SeededItems, SeededTrainSampler
 
-SMALL = dict(split=1, clip_len=4, frame_interval=2, crop_size=32, resize_short=36, batch_size=4,
-             test_clips=2, test_crops=1)
+
+def small_dm(root: Path, val_source: str = "holdout", seed: int = 0, decoding: dict | None = None,
+             **loading) -> UCF101DataModule:
+    """A UCF-101 DataModule of tiny clips; keyword arguments go to its `loading` group."""
+    return UCF101DataModule(root, split=1, val_source=val_source, seed=seed, decoding=decoding or {},
+                            sampling=dict(clip_len=4, frame_interval=2, test_clips=2),
+                            transforms=dict(crop_size=32, resize_short=36, test_crops=1),
+                            loading=dict(batch_size=4, **loading))
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +63,7 @@ def _views(batches: list[dict]) -> Counter:
 @pytest.mark.parametrize("persistent", [False, True])
 def test_killed_worker_is_replaced_and_the_epoch_completes(ucf_root: Path, persistent: bool,
                                                            caplog: pytest.LogCaptureFixture) -> None:
-    dm = UCF101DataModule(ucf_root, num_workers=2, persistent_workers=persistent, val_source="test", **SMALL)
+    dm = small_dm(ucf_root, val_source="test", num_workers=2, persistent_workers=persistent)
     dm.setup("validate")
     videos = dm.datasets["val"].num_videos
     loader = dm.val_dataloader()
@@ -104,7 +111,7 @@ def test_training_epoch_survives_a_worker_killed_under_lightning(ucf_root: Path)
         def configure_optimizers(self) -> torch.optim.Optimizer:
             return torch.optim.SGD(self.parameters(), lr=0.01)
 
-    dm = UCF101DataModule(ucf_root, num_workers=2, drop_last=False, **SMALL)
+    dm = small_dm(ucf_root, num_workers=2, drop_last=False)
     model = Recorder()
     trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
@@ -114,6 +121,35 @@ def test_training_epoch_survives_a_worker_killed_under_lightning(ucf_root: Path)
     loader = trainer.train_dataloader
     assert [f.pid for f in loader.report.worker_failures] == [model.killed]
     assert loader.worker_pids() == [] and loader._iterator is None  # Lightning's teardown
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_each_epoch_under_lightning_trains_in_that_epochs_order(ucf_root: Path, workers: int) -> None:
+    import pytorch_lightning as pl
+
+    class Recorder(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(1, 1)
+            self.seen: dict[int, list[int]] = {}
+
+        def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+            self.seen.setdefault(self.current_epoch, []).extend(batch["video_index"].tolist())
+            return self.lin(batch["video"].mean().reshape(1, 1)).sum()
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    dm = small_dm(ucf_root, num_workers=workers, drop_last=False)
+    model = Recorder()
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=3, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         limit_val_batches=0, num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=dm)
+    sampler = SeededTrainSampler(dm.datasets["train"], seed=0)
+    for epoch in range(3):  # Lightning asks for each pass before it sets the epoch
+        sampler.set_epoch(epoch)
+        assert model.seen[epoch] == sampler.indices(), epoch
 
 
 def _segfault_on(rel: str):
@@ -129,7 +165,7 @@ def _segfault_on(rel: str):
 
 def test_item_that_keeps_killing_workers_is_dropped_and_reported(
         ucf_root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    dm = UCF101DataModule(ucf_root, num_workers=2, persistent_workers=False, val_source="test", **SMALL)
+    dm = small_dm(ucf_root, val_source="test", num_workers=2, persistent_workers=False)
     dm.setup("validate")
     val = dm.datasets["val"]
     victim = 9
@@ -232,7 +268,7 @@ def test_skipped_items_are_left_out_and_an_unreadable_epoch_is_an_error() -> Non
 
 
 def test_without_faults_it_yields_what_a_plain_dataloader_yields(ucf_root: Path) -> None:
-    dm = UCF101DataModule(ucf_root, num_workers=2, persistent_workers=False, seed=3, **SMALL)
+    dm = small_dm(ucf_root, seed=3, num_workers=2, persistent_workers=False)
     dm.setup("fit")
     ours = list(dm.train_dataloader())
     plain = dm._loader(dm.datasets["train"], train=True)
@@ -272,10 +308,63 @@ def test_next_epoch_is_primed_when_the_last_batch_is_handed_over() -> None:
         assert _take_epoch(ours, epoch) == _take_epoch(plain, epoch)
         # the end of the epoch was handled before its last batch was handed over
         assert ours.report.finished and ours.report.samples == len(_Numbers())
-        assert ours._primed is not None and ours._primed[0] == epoch + 1
+        assert ours._primed == epoch + 1
         assert len(ours.worker_pids()) == 2  # the primed pass is the live one
     ours.shutdown()
     assert ours._primed is None
+
+
+def _numbers_loader(workers: int, seeded: bool, batch_size: int = 4) -> ResilientDataLoader:
+    from torch.utils.data import DistributedSampler
+
+    if seeded:  # the DataModule's training sampler: its state holds the epoch and the position
+        data, sampler = SeededItems(_Numbers()), SeededTrainSampler(_Numbers(), seed=5)
+    else:  # a sampler without state: the loader fast-forwards it
+        data, sampler = _Numbers(), DistributedSampler(_Numbers(), num_replicas=1, rank=0, seed=5)
+    return ResilientDataLoader(data, sampler=sampler, batch_size=batch_size, num_workers=workers)
+
+
+@pytest.mark.parametrize("seeded", [False, True])
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_state_saved_mid_epoch_resumes_after_the_batches_delivered(
+        workers: int, seeded: bool, caplog: pytest.LogCaptureFixture) -> None:
+    whole = _take_epoch(_numbers_loader(workers, seeded), 2)
+    first = _numbers_loader(workers, seeded)
+    first.sampler.set_epoch(2)
+    it = iter(first)
+    done = torch.cat([next(it)["x"] for _ in range(2)]).tolist()
+    state = first.state_dict()  # what Lightning puts in a checkpoint after step 2
+    del it
+    resumed = _numbers_loader(workers, seeded)
+    resumed.load_state_dict(state)
+    if seeded:  # Lightning's order: the iterator first, then the epoch
+        it = iter(resumed)
+        resumed.sampler.set_epoch(2)
+    else:
+        resumed.sampler.set_epoch(2)
+        it = iter(resumed)
+    rest = torch.cat([b["x"] for b in it]).tolist()
+    assert done + rest == whole and len(rest) == len(whole) - 8
+    assert resumed.state_dict() == {"order": {"batch_size": 4, "num_replicas": 1, "seed": 5},
+                                    "epoch_done": True, "next_epoch": 3}
+    # a state from another order is not applied: the epoch starts over, with a warning
+    other = _numbers_loader(workers, seeded, batch_size=2)
+    with caplog.at_level(logging.WARNING):
+        other.load_state_dict(state)
+    other.sampler.set_epoch(2)
+    assert sorted(torch.cat([b["x"] for b in other]).tolist()) == list(range(len(_Numbers())))
+    assert any("batch_size 4 -> 2 changed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_state_saved_at_the_end_of_an_epoch_starts_the_next_whole() -> None:
+    first = _numbers_loader(2, seeded=True)
+    first.sampler.set_epoch(4)
+    assert len(_take_epoch(first, 4)) == len(_Numbers())
+    resumed = _numbers_loader(2, seeded=True)
+    resumed.load_state_dict(first.state_dict())
+    it = iter(resumed)  # before Lightning sets epoch 5, as it does on resume
+    resumed.sampler.set_epoch(5)
+    assert torch.cat([b["x"] for b in it]).tolist() == _take_epoch(_numbers_loader(0, seeded=True), 5)
 
 
 def test_lightning_reinstantiates_it_as_itself(ucf_root: Path) -> None:
@@ -283,7 +372,7 @@ def test_lightning_reinstantiates_it_as_itself(ucf_root: Path) -> None:
     from pytorch_lightning.trainer.states import RunningStage
     from pytorch_lightning.utilities.data import _update_dataloader
 
-    dm = UCF101DataModule(ucf_root, num_workers=0, **SMALL)
+    dm = small_dm(ucf_root, num_workers=0)
     dm.setup("test")
     dataset = dm.datasets["test"]
     with _replace_dunder_methods(DataLoader, "dataset"):  # what Lightning wraps hooks in
@@ -301,8 +390,8 @@ def test_lightning_reinstantiates_it_as_itself(ucf_root: Path) -> None:
 def test_video_hanging_in_decode_is_abandoned_and_reported(
         ucf_root: Path, tmp_path: Path, num_workers: int, caplog: pytest.LogCaptureFixture) -> None:
     root = copy_tree(ucf_root, tmp_path / "ucf")
-    dm = UCF101DataModule(root, num_workers=num_workers, persistent_workers=False,
-                          decode_timeout=0.5, **SMALL)
+    dm = small_dm(root, decoding=dict(decode_timeout=0.5), num_workers=num_workers,
+                  persistent_workers=False)
     dm.setup("validate")
     val = dm.datasets["val"]
     victim = 4
@@ -327,23 +416,23 @@ def test_video_hanging_in_decode_is_abandoned_and_reported(
 @pytest.mark.slow
 def test_decode_timeout_is_checked(ucf_root: Path) -> None:
     for bad in (0, -1.0, True):
-        with pytest.raises(ValueError, match=f"decode_timeout must be a positive number of "
+        with pytest.raises(ValueError, match=f"decoding.decode_timeout must be a positive number of "
                                              f"seconds or None, got {bad!r}"):
-            UCF101DataModule(ucf_root, decode_timeout=bad, **SMALL)
-    assert UCF101DataModule(ucf_root, decode_timeout=None, **SMALL).decode_timeout is None
+            small_dm(ucf_root, decoding=dict(decode_timeout=bad))
+    assert small_dm(ucf_root, decoding=dict(decode_timeout=None)).decode_timeout is None
 
 
 
 def test_worker_timeout_reaches_the_loaders(ucf_root: Path) -> None:
     for bad in (0, -2, True):
-        with pytest.raises(ValueError, match=f"worker_timeout must be a positive number of "
+        with pytest.raises(ValueError, match=f"loading.worker_timeout must be a positive number of "
                                              f"seconds or None, got {bad!r}"):
-            UCF101DataModule(ucf_root, worker_timeout=bad, **SMALL)
-    dm = UCF101DataModule(ucf_root, num_workers=2, worker_timeout=30, **SMALL)
+            small_dm(ucf_root, worker_timeout=bad)
+    dm = small_dm(ucf_root, num_workers=2, worker_timeout=30)
     dm.setup("fit")
     assert dm.train_dataloader().timeout == 30.0 and dm.val_dataloader().timeout == 30.0
     # without workers there is nothing to time out (torch refuses a timeout then)
-    dm = UCF101DataModule(ucf_root, num_workers=0, worker_timeout=30, **SMALL)
+    dm = small_dm(ucf_root, num_workers=0, worker_timeout=30)
     dm.setup("fit")
     assert dm.train_dataloader().timeout == 0
 

@@ -144,8 +144,9 @@ def test_the_datamodule_trains_on_the_copy_and_skips_left_out_videos(ucf) -> Non
     from softpool_video.datamodules import UCF101DataModule
 
     _, dst, _ = ucf
-    dm = UCF101DataModule(dst, split=1, num_workers=0, clip_len=4, frame_interval=2, crop_size=16,
-                          resize_short=SHORT, batch_size=4, val_source="test")
+    dm = UCF101DataModule(dst, split=1, sampling={"clip_len": 4, "frame_interval": 2},
+                          transforms={"crop_size": 16, "resize_short": SHORT},
+                          loading={"batch_size": 4, "num_workers": 0}, val_source="test")
     dm.prepare_data()
     dm.setup("fit")
     # The truncated train video is missing in the copy: listed as missing, not a crash.

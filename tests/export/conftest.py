@@ -12,7 +12,8 @@ import pytest
 
 # Two demo classes a tiny network separates within a few dozen steps.
 CLASSES = ("MoveUp", "Grow")
-CLIP = {"clip_len": 8, "frame_interval": 2, "crop_size": 48, "resize_short": 48}
+SAMPLING = {"clip_len": 8, "frame_interval": 2, "test_clips": 2}
+TRANSFORMS = {"crop_size": 48, "resize_short": 48, "train_crop": "centre", "flip": False, "test_crops": 1}
 TRAIN_STEPS = 100
 SEED = 0
 LR = 0.004  # the demo config's AdamW rate; 0.01 sometimes diverges within 100 steps
@@ -57,8 +58,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
     base = tmp_path_factory.mktemp("export_run")
     full = make_demo_dataset(base / "demo", seed=0, groups=22, clips_per_group=1, width=64, height=48)
     root = _two_class_root(full, base / "two_class")
-    dm = UCF101DataModule(str(root), split=1, **CLIP, batch_size=8, num_workers=0, train_crop="centre",
-                          flip=False, test_clips=2, test_crops=1, seed=0)
+    dm = UCF101DataModule(str(root), split=1, sampling=SAMPLING, transforms=TRANSFORMS,
+                          loading={"batch_size": 8, "num_workers": 0}, seed=0)
     ckpt_dir = base / "checkpoints"
     trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=TRAIN_STEPS, limit_val_batches=0,
                          logger=False, enable_progress_bar=False, enable_model_summary=False,

@@ -39,7 +39,7 @@ def test_checkpoint_rebuilds_the_trained_network(run, model):
     with torch.no_grad():
         assert torch.equal(model.net(x), trained(x))
     assert (model.arch, model.pooling, model.class_names) == ("r2plus1d_tiny", "softpool", ["MoveUp", "Grow"])
-    assert model.data["clip_len"] == 8 and model.data["crop_size"] == 48
+    assert model.data["sampling"]["clip_len"] == 8 and model.data["transforms"]["crop_size"] == 48
 
 
 def test_onnx_export_uses_standard_ops_and_matches_pytorch_on_a_real_clip(run, model, real_views, tmp_path):
@@ -124,7 +124,7 @@ def test_safetensors_card_describes_model_protocol_and_test_accuracy(run, model,
 
 
 def run_mean(run) -> list[float]:
-    return list(torch.load(run.checkpoint, weights_only=True)["datamodule_hyper_parameters"]["mean"])
+    return list(torch.load(run.checkpoint, weights_only=True)["datamodule_hyper_parameters"]["transforms"]["mean"])
 
 
 class _Payload:

@@ -324,6 +324,18 @@ def test_parity_clip_skips_unlisted_files_at_the_root(model, data_copy):
     assert clip.shape == (1, 3, 8, 48, 48) and torch.isfinite(clip).all()
 
 
+def test_parity_clip_from_a_checkpoint_with_flat_datamodule_arguments(model, data_copy):
+    """Checkpoints written before the datamodule's arguments were grouped record them flat."""
+    from softpool_video.datamodules import flatten_arguments
+
+    assert "sampling" in model.data and "clip_len" not in model.data
+    flat = {**flatten_arguments(model.data), "root": str(data_copy)}
+    old = replace(model, data=flat)
+    assert old.protocol == model.protocol
+    clip, source = example_clip(old)
+    assert Path(source) == _listed(data_copy, "testlist01.txt")[0] and clip.shape == (1, 3, 8, 48, 48)
+
+
 def test_parity_clip_falls_back_to_the_next_listed_video(model, data_copy, caplog):
     first, second = _listed(data_copy, "testlist01.txt")[:2]
     first.unlink()  # replace the file, never write through a link into the shared data

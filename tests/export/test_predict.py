@@ -23,9 +23,9 @@ def test_views_are_the_test_datamodule_views(run, model):
     """Same frames, resize, crops and normalisation as the test set of the DataModule."""
     from softpool_video.datamodules import UCF101DataModule
 
-    data = {k: model.data[k] for k in ("clip_len", "frame_interval", "crop_size", "resize_short",
-                                       "test_clips", "test_crops")}
-    dm = UCF101DataModule(str(run.data_root), split=1, num_workers=0, **data)
+    # the checkpoint's groups as they are, loading changed
+    data = {k: model.data[k] for k in ("sampling", "transforms")}
+    dm = UCF101DataModule(str(run.data_root), split=1, loading={"num_workers": 0}, **data)
     dm.setup("test")
     assert EvaluationProtocol.from_datamodule(dm, model.aggregation) == model.protocol
     dataset = dm.datasets["test"]

@@ -193,7 +193,8 @@ def demo_batches(tmp_path_factory) -> list[dict[str, torch.Tensor]]:
     # the same demo as test_cli / test_benchmark_runner, so a full run writes it once
     root = make_demo_dataset(tmp_path_factory.getbasetemp() / "training_demo_tiny", groups=22, clips_per_group=1,
                              width=32, height=32)
-    dm = UCF101DataModule(Path(root), clip_len=16, crop_size=32, resize_short=32, batch_size=12, num_workers=0)
+    dm = UCF101DataModule(Path(root), sampling={"clip_len": 16}, transforms={"crop_size": 32, "resize_short": 32},
+                          loading={"batch_size": 12, "num_workers": 0})
     dm.setup("fit")
     batches = []
     for batch in dm.train_dataloader():

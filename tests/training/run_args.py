@@ -8,10 +8,11 @@ TEST_CLIPS, TEST_CROPS, BATCH = 2, 1, 4
 
 
 def tiny_args(root: Path, out: Path, epochs: int = 1) -> list[str]:
-    return ["--config", "demo", "--data.init_args.root", str(root), "--data.init_args.num_workers", "0",
-            "--data.init_args.clip_len", "4", "--data.init_args.crop_size", "32",
-            "--data.init_args.resize_short", "32", "--data.init_args.batch_size", str(BATCH),
-            "--data.init_args.test_clips", str(TEST_CLIPS), "--data.init_args.test_crops", str(TEST_CROPS),
+    return ["--config", "demo", "--data.init_args.root", str(root), "--data.init_args.loading.num_workers", "0",
+            "--data.init_args.sampling.clip_len", "4", "--data.init_args.transforms.crop_size", "32",
+            "--data.init_args.transforms.resize_short", "32", "--data.init_args.loading.batch_size", str(BATCH),
+            "--data.init_args.sampling.test_clips", str(TEST_CLIPS),
+            "--data.init_args.transforms.test_crops", str(TEST_CROPS),
             "--trainer.max_epochs", str(epochs), "--trainer.limit_train_batches", "2",
             "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "2",
             "--trainer.limit_predict_batches", "2", "--trainer.log_every_n_steps", "1",

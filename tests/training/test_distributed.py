@@ -1,4 +1,4 @@
-"""Distributed: strategy fragments, the resumable seeded train sampler, and a real 2-process
+"""Distributed: strategy fragments, the seeded train sampler, and a real 2-process
 DDP fit + test on CPU (gloo) whose video-level test metrics equal a 1-process test."""
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from softpool_video.commands import test as test_command
 from softpool_video.datamodules.samplers import (
-    ResumableTrainSampler,
     SeededItems,
+    SeededTrainSampler,
     item_seed,
 )
 from softpool_video.training import available_configs
@@ -34,25 +34,22 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 # ---- the train sampler -------------------------------------------------------------------
 def test_train_order_is_fixed_by_seed_and_epoch_and_ranks_split_it():
     data = range(23)
-    one = ResumableTrainSampler(data, seed=3)
-    assert one.indices() == ResumableTrainSampler(data, seed=3).indices()
+    one = SeededTrainSampler(data, seed=3)
+    assert one.indices() == SeededTrainSampler(data, seed=3).indices()
     epoch0 = one.indices()
     one.set_epoch(1)
     assert sorted(epoch0) == sorted(one.indices()) == list(range(23)) and epoch0 != one.indices()
-    assert ResumableTrainSampler(data, seed=4).indices() != epoch0
-    ranks = [ResumableTrainSampler(data, 2, r, seed=3) for r in range(2)]
+    assert SeededTrainSampler(data, seed=4).indices() != epoch0
+    ranks = [SeededTrainSampler(data, 2, r, seed=3) for r in range(2)]
     assert [len(r) for r in ranks] == [12, 12]  # padded to equal length, as DDP training needs
     assert set(ranks[0].indices()) | set(ranks[1].indices()) == set(range(23))
 
 
-def test_resume_skips_the_done_items_of_that_epoch_only():
-    sampler = ResumableTrainSampler(range(20), seed=0)
+def test_each_training_item_carries_its_own_seed():
+    sampler = SeededTrainSampler(range(20), seed=0)
     sampler.set_epoch(2)
     whole = list(sampler)
-    sampler.resume(2, 8)
-    assert list(sampler) == whole[8:] and len(sampler) == 20  # the length stays the whole epoch
-    sampler.set_epoch(3)
-    assert len(list(sampler)) == 20
+    assert len(whole) == len(sampler) == 20
     assert [seed for _, seed in whole] == [item_seed(0, 2, i) for i, _ in whole]
 
 
@@ -69,7 +66,7 @@ class NoisyItems(Dataset):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_item_randomness_depends_on_seed_epoch_index_only(workers):
     def epoch(num_workers: int, replicas: int = 1, rank: int = 0) -> dict[int, torch.Tensor]:
-        sampler = ResumableTrainSampler(NoisyItems(), replicas, rank, seed=5)
+        sampler = SeededTrainSampler(NoisyItems(), replicas, rank, seed=5)
         sampler.set_epoch(1)
         # a generator, as the datamodule passes: else DataLoader draws its worker base seed globally
         loader = DataLoader(SeededItems(NoisyItems()), sampler=sampler, batch_size=4, num_workers=num_workers,

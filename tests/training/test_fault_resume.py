@@ -16,6 +16,7 @@ import torch
 from run_args import tiny_args
 
 from softpool_video.checkpoint.io import AtomicCheckpointIO, remove_stale_partials
+from softpool_video.datamodules.resilient import _yielded
 from softpool_video.training.cli import with_atomic_checkpoints
 
 
@@ -32,7 +33,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
 def fit_command(root: Path, out: Path, workers: int, *extra: str) -> list[str]:
     args = tiny_args(root, out, epochs=EPOCHS)
-    args[args.index("--data.init_args.num_workers") + 1] = str(workers)
+    args[args.index("--data.init_args.loading.num_workers") + 1] = str(workers)
     args[args.index("--trainer.limit_train_batches") + 1] = str(STEPS_PER_EPOCH)
     return [sys.executable, "-m", "softpool_video.cli", "fit", *args, "--trainer.deterministic", "true",
             "--checkpoint.every_n_train_steps", "1", *extra]
@@ -77,10 +78,11 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(demo_root, t
     last = killed / "checkpoints" / "last.ckpt"
     step = kill_when_checkpointed(fit_command(demo_root, killed, 2), last, KILL_AT_STEP)
     assert step % STEPS_PER_EPOCH != 0 and step < EPOCHS * STEPS_PER_EPOCH, f"killed at step {step}, not mid-epoch"
-    position = next(v["train_position"] for v in load(last).values()
-                    if isinstance(v, dict) and "train_position" in v)
-    assert position == {"epoch": step // STEPS_PER_EPOCH, "batches": step % STEPS_PER_EPOCH, "batch_size": 4,
-                        "num_replicas": 1, "seed": 0}
+    # the training loader's state (a StatefulDataLoader), kept by Lightning and the datamodule
+    (loader_state,) = load(last)["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    assert load(last)["UCF101DataModule"] == {"train_loader": loader_state}
+    assert loader_state["order"] == {"batch_size": 4, "num_replicas": 1, "seed": 0}
+    assert _yielded(loader_state["loader"]) == step % STEPS_PER_EPOCH
 
     resumed = subprocess.run(fit_command(demo_root, killed, 2, "--ckpt_path", "last"), env=ENV,
                              capture_output=True, text=True)

@@ -49,10 +49,10 @@ def kinetics_files(tmp_path_factory) -> dict[str, Path]:
 
 def data_args(root: Path) -> list[str]:
     return ["--data.class_path", "softpool_video.datamodules.UCF101DataModule", "--data.init_args.root", str(root),
-            "--data.init_args.num_workers", "0", "--data.init_args.clip_len", "4",
-            "--data.init_args.frame_interval", "1", "--data.init_args.crop_size", "32",
-            "--data.init_args.resize_short", "32", "--data.init_args.batch_size", "2",
-            "--data.init_args.test_clips", "1", "--data.init_args.test_crops", "1"]
+            "--data.init_args.loading.num_workers", "0", "--data.init_args.sampling.clip_len", "4",
+            "--data.init_args.sampling.frame_interval", "1", "--data.init_args.transforms.crop_size", "32",
+            "--data.init_args.transforms.resize_short", "32", "--data.init_args.loading.batch_size", "2",
+            "--data.init_args.sampling.test_clips", "1", "--data.init_args.transforms.test_crops", "1"]
 
 
 @pytest.mark.filterwarnings("ignore:.*LightningCLI's args parameter")
@@ -126,8 +126,9 @@ def test_warmup_and_cosine_scale_both_lrs_alike(demo_root, tmp_path):
 
     model = VideoClassifier(num_classes=DEMO_CLASSES, lr=0.2, backbone_lr_scale=0.25, warmup_epochs=1,
                             optimizer="sgd")
-    data = UCF101DataModule(root=str(demo_root), num_workers=0, clip_len=4, crop_size=32, resize_short=32,
-                            batch_size=8)
+    data = UCF101DataModule(root=str(demo_root), sampling={"clip_len": 4},
+                            transforms={"crop_size": 32, "resize_short": 32},
+                            loading={"batch_size": 8, "num_workers": 0})
     trainer = pl.Trainer(accelerator="cpu", max_epochs=2, limit_train_batches=3, limit_val_batches=0,
                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)

@@ -141,9 +141,9 @@ def test_fit_with_mixing_runs_and_validation_is_not_mixed(demo_root, tmp_path, m
         return real_call(self, video, label)
 
     monkeypatch.setattr(BatchMixer, "__call__", counting)
-    args = ["--config", "demo", "--data.init_args.root", str(demo_root), "--data.init_args.num_workers", "0",
-            "--data.init_args.clip_len", "4", "--data.init_args.crop_size", "32",
-            "--data.init_args.resize_short", "32", "--data.init_args.batch_size", "4",
+    args = ["--config", "demo", "--data.init_args.root", str(demo_root), "--data.init_args.loading.num_workers", "0",
+            "--data.init_args.sampling.clip_len", "4", "--data.init_args.transforms.crop_size", "32",
+            "--data.init_args.transforms.resize_short", "32", "--data.init_args.loading.batch_size", "4",
             "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2",
             "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
             "--trainer.default_root_dir", str(tmp_path), *mixing]

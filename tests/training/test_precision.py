@@ -181,10 +181,10 @@ def demo_root(tmp_path_factory) -> Path:
 
 
 def test_bf16_mixed_fit_of_the_demo_with_softpool_and_cutmix(demo_root, tmp_path, capsys):
-    args = ["--config", "demo", "--data.init_args.root", str(demo_root), "--data.init_args.num_workers", "0",
-            "--data.init_args.clip_len", "4", "--data.init_args.crop_size", "32",
-            "--data.init_args.resize_short", "32", "--data.init_args.batch_size", "4", "--model.pooling", "softpool",
-            "--model.cutmix_alpha", "1.0",  # soft targets under autocast too
+    args = ["--config", "demo", "--data.init_args.root", str(demo_root), "--data.init_args.loading.num_workers", "0",
+            "--data.init_args.sampling.clip_len", "4", "--data.init_args.transforms.crop_size", "32",
+            "--data.init_args.transforms.resize_short", "32", "--data.init_args.loading.batch_size", "4",
+            "--model.pooling", "softpool", "--model.cutmix_alpha", "1.0",  # soft targets under autocast too
             "--trainer.precision", "bf16-mixed", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "4",
             "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
             "--trainer.default_root_dir", str(tmp_path)]

@@ -30,7 +30,8 @@ def fails(argv: list[str], capsys, subcommand: str = "fit") -> str:
 @pytest.mark.parametrize("yaml_text,names", [
     ("model:\n  archh: r3d_tiny\n", ["model.archh"]),  # unknown key
     ("trainer:\n  max_epochs: lots\n", ["trainer.max_epochs", "lots"]),  # wrong type
-    ("data:\n  init_args:\n    batch_size: two\n", ["batch_size", "two"]),  # wrong type, nested
+    ("data:\n  init_args:\n    loading:\n      batch_size: two\n", ["batch_size", "two"]),  # wrong type, nested
+    ("data:\n  init_args:\n    batch_size: 4\n", ["batch_size"]),  # a data option outside its group
 ])
 def test_bad_config_file_names_the_key(demo_root, tmp_path, capsys, yaml_text, names):
     config = tmp_path / "bad.yaml"

@@ -86,7 +86,8 @@ def test_every_config_parses(fit_parser, name):
     assert cfg.data.init_args.root
     assert isinstance(cfg.seed_everything, int)
     if not name.startswith("demo"):  # the CPU demos are small on purpose
-        assert cfg.trainer.max_epochs > 1 and cfg.data.init_args.test_clips * cfg.data.init_args.test_crops == 30
+        data = cfg.data.init_args
+        assert cfg.trainer.max_epochs > 1 and data.sampling.test_clips * data.transforms.test_crops == 30
 
 
 @pytest.mark.parametrize("name", available_configs())

@@ -29,7 +29,8 @@ def test_every_dataset_validates_on_a_holdout_by_default(cls):
 
 
 def test_the_holdout_leaves_the_test_list_alone_and_only_the_test_list_leaks(demo_root):
-    small = {"num_workers": 0, "clip_len": 4, "crop_size": 32, "resize_short": 32}
+    small = {"loading": {"num_workers": 0}, "sampling": {"clip_len": 4},
+             "transforms": {"crop_size": 32, "resize_short": 32}}
     held = UCF101DataModule(demo_root, **small)
     assert not held.validates_on_test and held.protocol()["val_source"] == "holdout"
     val, test = held.subset("val").records, held.subset("test").records

@@ -198,6 +198,7 @@ prepare.prepare_dataset(sys.argv[1], sys.argv[2], short_side=32, workers=1, prog
 """
 
 
+@pytest.mark.slow  # SIGKILL
 def test_killed_run_leaves_no_partial_video_and_resumes(tmp_path: Path) -> None:
     src = tmp_path / "src"
     for i in range(5):

@@ -44,14 +44,17 @@ def _tiny_kwargs(name: str) -> dict:
     return kwargs
 
 
-def _cases() -> list[tuple[str, str]]:
+def _cases() -> list:
     cases = []
     for name in list_models():
         with torch.device("meta"):
             sites = pool_sites(create_model(name, NUM_CLASSES, **_tiny_kwargs(name)))
         # a model without pooling sites is the same network for every method: test it once
         methods = list(available_pools()) if any(not s.adaptive for s in sites) else ["max"]
-        cases += [(name, method) for method in methods]
+        # torchvision's S3D at full width is the slowest network here: its cases run in
+        # `make test`, not in `make test-fast`
+        marks = [pytest.mark.slow] if name == "tv_s3d" else []
+        cases += [pytest.param(name, method, marks=marks) for method in methods]
     return cases
 
 

@@ -119,6 +119,7 @@ SLOW_SAVE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # SIGKILL
 def test_sigkill_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path):
     script, marker = tmp_path / "slow_save.py", tmp_path / "saving"
     script.write_text(SLOW_SAVE)

@@ -78,13 +78,39 @@ def silence_cloud_tips() -> None:
             logger.addFilter(_NoCloudTips())
 
 
+def _one_line(message: str) -> str:
+    """jsonargparse reports a bad `data`/`model`/`trainer` value as a Union mismatch over a
+    dozen lines, with every subtype and the whole namespace; keep the key, what was wrong
+    (not the "Expected a NoneType" of the Optional) and a short given value, on one line."""
+    if "Does not validate against any of the Union subtypes" not in message:
+        return message.rstrip()
+    key, reasons, given = "", [], ""
+    in_errors = False
+    for line in message.splitlines():
+        text = line.strip()
+        if text.startswith("Parser key") and not key and not in_errors:
+            key = text.rstrip(":")
+        elif text == "Errors:":
+            in_errors = True
+        elif text.startswith("Given value type"):
+            in_errors = False
+        elif text.startswith("Given value:") and len(text) <= 80:
+            given = text
+        elif in_errors and text.startswith("- "):
+            reasons.append(text[2:])
+        elif in_errors and text and reasons:
+            reasons[-1] += f" {text}"  # a reason's own nested lines
+    reasons = [r for r in reasons if not r.startswith("Expected a <class 'NoneType'>")]
+    return "; ".join(part for part in (key, *reasons, given) if part) or message.rstrip()
+
+
 class VideoArgumentParser(LightningArgumentParser):
     """Parse errors as two lines (the error, where to find the options), not the whole usage."""
 
     def error(self, message: str, ex: Exception | None = None) -> Any:
         if not self.exit_on_error:
             return super().error(message, ex)
-        sys.stderr.write(f"error: {message.rstrip()}\ntip: add --help to list the accepted options\n")
+        sys.stderr.write(f"error: {_one_line(message)}\ntip: add --help to list the accepted options\n")
         raise SystemExit(2)
 
 
@@ -221,7 +247,7 @@ def run_cli(subcommand: str | None, argv: list[str], command: str | None = None)
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
     except INPUT_ERRORS as err:
         log.debug("%s failed", name, exc_info=True)
-        print(f"softpool-video {name}: error: {err}", file=sys.stderr)
+        print(f"softpool-video {name}: error: {_one_line(str(err))}", file=sys.stderr)
         return 1 if isinstance(err, FloatingPointError) else 2
     return 0
 

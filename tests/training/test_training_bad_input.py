@@ -42,6 +42,15 @@ def test_bad_config_file_names_the_key(demo_root, tmp_path, capsys, yaml_text, n
     assert not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.parametrize("flag,value,message", [
+    ("--data.init_args.loading.batch_size", "0", "loading.batch_size must be a positive integer, got 0"),
+    ("--data.init_args.val_source", "bogus", "val_source='bogus' is not supported for UCF-101"),
+])
+def test_a_value_the_datamodule_refuses_is_one_line(demo_root, tmp_path, capsys, flag, value, message):
+    err = fails([*tiny_args(demo_root, tmp_path), flag, value], capsys)
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_unknown_command_line_key_is_named(demo_root, tmp_path, capsys):
     err = fails([*tiny_args(demo_root, tmp_path), "--trainer.max_epocs", "3"], capsys)
     assert "--trainer.max_epocs" in err

@@ -1,6 +1,6 @@
 """Callbacks of the training runs: throughput (Lightning's ThroughputMonitor, counting clips) and
-the fit's summary with peak memory, the run record, per-class results of test/validate, and video
-predictions (a Lightning BasePredictionWriter)."""
+the fit's summary with peak memory, the run record, the newest weights as last.ckpt, per-class
+results of test/validate, and video predictions (a Lightning BasePredictionWriter)."""
 from __future__ import annotations
 
 import csv
@@ -96,6 +96,36 @@ class TrainingStats(Callback):
         self.summary = {"train_clips_per_s": per_rank * trainer.world_size, "train_steps": self._batches,
                         "train_clips": self._all[1], "peak_memory_mib": mib, "peak_memory_kind": kind,
                         "world_size": trainer.world_size}
+
+
+class LastCheckpoint(Callback):
+    """Writes `last.ckpt` beside the selected checkpoints after every training epoch (and
+    every `every_n_train_steps` steps when set): the newest weights, for `--ckpt_path last`
+    and the benchmark's last-epoch test. Lightning's own `save_last` writes it only when the
+    monitored checkpoint is saved too, so after the last improvement it stays behind."""
+
+    FILENAME = "last.ckpt"
+
+    def __init__(self, every_n_train_steps: int | None = None) -> None:
+        self.every_n_train_steps = every_n_train_steps or 0
+        self._saved_step: int | None = None
+
+    def _save(self, trainer: pl.Trainer) -> None:
+        selected = trainer.checkpoint_callback
+        dirpath = getattr(selected, "dirpath", None)
+        if (dirpath is None or trainer.fast_dev_run or trainer.sanity_checking
+                or self._saved_step == trainer.global_step):
+            return
+        self._saved_step = trainer.global_step
+        trainer.save_checkpoint(str(Path(dirpath) / self.FILENAME))  # every rank calls it (a barrier)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        n = self.every_n_train_steps
+        if n and trainer.global_step % n == 0:
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._save(trainer)
 
 
 def _scalars(metrics: dict[str, Any], prefix: str) -> dict[str, float]:

@@ -44,7 +44,7 @@ from pytorch_lightning.utilities.model_helpers import is_overridden
 from softpool_video.checkpoint.io import AtomicCheckpointIO
 from softpool_video.checkpoint.reader import read_checkpoint
 
-from .callbacks import RunRecorder, TrainingStats, VideoPredictionWriter, throughput_monitor
+from .callbacks import LastCheckpoint, RunRecorder, TrainingStats, VideoPredictionWriter, throughput_monitor
 from .configs import config_name, expand_config_args, is_fragment
 from .module import VideoClassifier, check_checkpoint_matches
 from .precision import CPUBf16Guard
@@ -141,7 +141,8 @@ class VideoCLI(LightningCLI):
             parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({
-            "checkpoint.monitor": "val/video_acc1", "checkpoint.mode": "max", "checkpoint.save_last": True,
+            # last.ckpt comes from LastCheckpoint: Lightning's save_last lags behind the last epoch
+            "checkpoint.monitor": "val/video_acc1", "checkpoint.mode": "max", "checkpoint.save_last": False,
             "checkpoint.filename": "best-epoch{epoch:03d}-step{step}", "checkpoint.auto_insert_metric_name": False,
         })
 
@@ -197,7 +198,8 @@ class VideoCLI(LightningCLI):
         configured = trainer_config.get("callbacks") or []
         callbacks = [*(configured if isinstance(configured, list) else [configured]),
                      SelectionProtocol(), throughput_monitor(), TrainingStats(), RunRecorder(self.resolved_config()),
-                     VideoPredictionWriter(), CPUBf16Guard()]
+                     VideoPredictionWriter(), CPUBf16Guard(),
+                     LastCheckpoint(self._section(self.config).get("checkpoint", {}).get("every_n_train_steps"))]
         if trainer_config.get("enable_progress_bar", True) is not False and not any(
                 isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(RichProgressBar())

@@ -66,6 +66,19 @@ def test_resume_from_last_continues_at_the_same_step(demo_root, tmp_path):
     assert fit["global_step"] == 4 and fit["train_steps"] == 2
 
 
+def test_last_checkpoint_holds_the_last_epoch_when_the_selected_one_is_earlier(demo_root, tmp_path):
+    # "step" in mode min: the first validated checkpoint stays the selected one
+    assert fit_main([*tiny_args(demo_root, tmp_path, epochs=3), "--checkpoint.monitor", "step",
+                     "--checkpoint.mode", "min"]) == 0
+    from softpool_video.checkpoint.reader import read_checkpoint
+    checkpoints = tmp_path / "checkpoints"
+    (selected,) = checkpoints.glob("best-*.ckpt")
+    assert read_checkpoint(selected)["global_step"] == 2
+    last = read_checkpoint(checkpoints / "last.ckpt")
+    assert last["global_step"] == 6 and last["epoch"] == 2
+    assert sorted(p.name for p in checkpoints.iterdir()) == sorted([selected.name, "last.ckpt"])
+
+
 def test_predict_writes_one_row_per_video(trained, demo_root):
     assert predict_main([*tiny_args(demo_root, trained), "--ckpt_path", "last"]) == 0
     rows = read_csv(sorted(trained.glob("logs/version_*/predictions.csv"))[-1])

@@ -361,6 +361,11 @@ class VideoDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         loader = self._resilient(self._loader(self._dataset("train"), train=True), "train")
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            # with limit_train_batches an epoch ends before the loader runs out: a checkpoint
+            # saved then must resume with the next epoch, not the rest of this one
+            loader.batches_per_epoch = lambda: trainer.num_training_batches
         state, self._train_loader_state = getattr(self, "_train_loader_state", None), None
         if state:
             loader.load_state_dict(state)  # a run resumed from a checkpoint (see state_dict)

@@ -52,7 +52,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -265,6 +265,10 @@ class ResilientDataLoader(StatefulDataLoader):
         self._waiting = False  # inside next() on the worker pool
         self._primed: int | None = None  # the epoch whose pass was started ahead
         self._epoch_done = False  # the last pass delivered its whole epoch
+        self._taken = 0  # batches of the current pass handed out (a resumed pass counts the earlier)
+        # The consumer's epoch length when it stops early (Lightning's limit_train_batches):
+        # a state saved once that many batches were taken is an end-of-epoch state.
+        self.batches_per_epoch: Callable[[], float] | None = None
         _LOADERS.add(self)
 
     @classmethod
@@ -304,7 +308,8 @@ class ResilientDataLoader(StatefulDataLoader):
 
     def state_dict(self) -> dict[str, Any]:
         epoch = getattr(self.sampler, "epoch", None)
-        if self._epoch_done and self._primed is None:
+        limit = self.batches_per_epoch() if self.batches_per_epoch is not None else None
+        if self._primed is None and (self._epoch_done or (limit is not None and self._taken >= limit)):
             # the pass is over: what comes next is the whole of the next epoch
             return {"order": self._order(), "epoch_done": True,
                     "next_epoch": epoch + 1 if isinstance(epoch, int) else None}
@@ -341,6 +346,7 @@ class ResilientDataLoader(StatefulDataLoader):
     # ---- the pass --------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Any]:
         self.report = EpochReport()
+        self._taken = 0  # a new pass (a resumed one counts its earlier batches at the start)
         return self._deliver(self.report)
 
     def _deliver(self, report: EpochReport) -> Iterator[Any]:
@@ -381,7 +387,7 @@ class ResilientDataLoader(StatefulDataLoader):
             _contain_sigchld()
         attempts: dict[int, int] = {}
         snapshot = super().state_dict()  # where the pass resumes after a worker failure
-        yielded = _yielded(snapshot)  # more than 0 in a pass resumed from a checkpoint
+        yielded = self._taken = _yielded(snapshot)  # more than 0 in a pass resumed from a checkpoint
         while True:
             failure, err = None, None
             if multi and self._deaths:  # a worker died while the batch before was in use
@@ -409,7 +415,7 @@ class ResilientDataLoader(StatefulDataLoader):
                 self._forget_pool()
                 box.append(super().__iter__())
                 continue
-            yielded += 1
+            yielded = self._taken = yielded + 1
             snapshot = super().state_dict()
             batch = self._account(batch, report)
             if yielded >= len(self):

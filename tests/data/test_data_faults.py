@@ -152,6 +152,38 @@ def test_each_epoch_under_lightning_trains_in_that_epochs_order(ucf_root: Path, 
         assert model.seen[epoch] == sampler.indices(), epoch
 
 
+def test_a_checkpoint_at_the_end_of_a_limited_epoch_resumes_with_the_next(ucf_root: Path, tmp_path: Path) -> None:
+    import pytorch_lightning as pl
+
+    class Recorder(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(1, 1)
+            self.seen: dict[int, list[int]] = {}
+
+        def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+            self.seen.setdefault(self.current_epoch, []).extend(batch["video_index"].tolist())
+            return self.lin(batch["video"].mean().reshape(1, 1)).sum()
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    def trainer(epochs: int) -> pl.Trainer:  # Lightning stops each epoch after 2 of its batches
+        return pl.Trainer(accelerator="cpu", max_epochs=epochs, limit_train_batches=2, logger=False,
+                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                          limit_val_batches=0, num_sanity_val_steps=0)
+
+    first = trainer(1)
+    root = str(ucf_root)  # hyperparameters a weights-only load accepts, as the CLI's are
+    first.fit(Recorder(), datamodule=small_dm(root, num_workers=2))
+    first.save_checkpoint(tmp_path / "epoch0.ckpt")
+    model, dm = Recorder(), small_dm(root, num_workers=2)
+    trainer(2).fit(model, datamodule=dm, ckpt_path=tmp_path / "epoch0.ckpt")
+    sampler = SeededTrainSampler(dm.datasets["train"], seed=0)
+    sampler.set_epoch(1)
+    assert list(model.seen) == [1] and model.seen[1] == sampler.indices()[:8]  # not epoch 0's rest
+
+
 def _segfault_on(rel: str):
     real = dataset_module.read_frames
 

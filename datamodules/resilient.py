@@ -352,6 +352,8 @@ class ResilientDataLoader(StatefulDataLoader):
     def _deliver(self, report: EpochReport) -> Iterator[Any]:
         # A generator: the pass starts at the first next(), as a DataLoader's workers do.
         # Lightning asks for an epoch's iterator before it sets the sampler's epoch.
+        if self.num_workers > 0 and self._note_deaths():
+            self._idle_death(report)
         primed, self._primed = self._primed, None
         self._epoch_done = False
         if primed is not None and primed == getattr(self.sampler, "epoch", None):
@@ -502,6 +504,19 @@ class ResilientDataLoader(StatefulDataLoader):
             return None
         item = int(slots[2 * w + 1])
         return WorkerFailure(pid, cause, item if item >= 0 else None)
+
+    def _idle_death(self, report: EpochReport) -> None:
+        """A worker of a persistent pool died between passes (say, the OOM killer while
+        validation ran): no batch is missing, but the pool cannot serve this pass (torch's
+        reset would wait for the dead worker), so it gets a new one."""
+        failure = self._failure(None)
+        self._drop_pool()
+        self._forget_pool()
+        if failure is not None:
+            report.worker_failures.append(failure)
+            self.failures_total += 1
+            log.warning("%s: DataLoader worker pid %s %s between passes; none lost, this pass "
+                        "starts a new pool", self.name or "DataLoader", failure.pid, failure.cause)
 
     def _forget_pool(self) -> None:
         """After the old pool stopped: its pids are no longer ours (the new pool writes its

@@ -399,6 +399,27 @@ def test_a_state_saved_at_the_end_of_an_epoch_starts_the_next_whole() -> None:
     assert torch.cat([b["x"] for b in it]).tolist() == _take_epoch(_numbers_loader(0, seeded=True), 5)
 
 
+@pytest.mark.parametrize("prime", [False, True])
+def test_a_persistent_worker_dying_between_passes_is_reported_and_replaced(prime: bool) -> None:
+    import time
+
+    from torch.utils.data import DistributedSampler
+
+    sampler = DistributedSampler(_Numbers(), num_replicas=1, rank=0, shuffle=False)
+    loader = ResilientDataLoader(_Numbers(), sampler=sampler, batch_size=4, num_workers=2,
+                                 persistent_workers=True, prime_next_epoch=prime)
+    everything = list(range(len(_Numbers())))
+    assert torch.cat([b["x"] for b in loader]).tolist() == everything
+    victim = loader.worker_pids()[0]
+    os.kill(victim, signal.SIGKILL)  # while the pool waits for the next pass (validation, say)
+    time.sleep(0.5)
+    assert torch.cat([b["x"] for b in loader]).tolist() == everything  # torch's reset would wait
+    assert [(f.pid, f.cause) for f in loader.report.worker_failures] == [(victim, "killed by signal SIGKILL")]
+    assert torch.cat([b["x"] for b in loader]).tolist() == everything and loader.report.clean
+    assert victim not in loader.worker_pids() and len(loader.worker_pids()) == 2
+    loader.shutdown()
+
+
 def test_lightning_reinstantiates_it_as_itself(ucf_root: Path) -> None:
     from lightning_fabric.utilities.data import _replace_dunder_methods
     from pytorch_lightning.trainer.states import RunningStage

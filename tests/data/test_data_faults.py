@@ -90,34 +90,46 @@ def test_killed_worker_is_replaced_and_the_epoch_completes(ucf_root: Path, persi
         assert loader.worker_pids() == []
 
 
-def test_training_epoch_survives_a_worker_killed_under_lightning(ucf_root: Path) -> None:
+def _recorder(kill_at_batch: int | None = None):
+    """A LightningModule that records the video indices it trains on, per epoch; with
+    `kill_at_batch` it SIGKILLs a loader worker in that step (the signal lands while
+    Lightning runs the step) and keeps its pid in `killed`."""
     import pytorch_lightning as pl
 
     class Recorder(pl.LightningModule):
         def __init__(self) -> None:
             super().__init__()
             self.lin = torch.nn.Linear(1, 1)
-            self.seen: list[int] = []
+            self.seen: dict[int, list[int]] = {}
             self.killed: int | None = None
 
         def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-            self.seen += batch["video_index"].tolist()
-            if batch_idx == 1:  # the signal lands while Lightning runs the step
-                loader = self.trainer.train_dataloader
-                self.killed = loader.worker_pids()[0]
+            self.seen.setdefault(self.current_epoch, []).extend(batch["video_index"].tolist())
+            if batch_idx == kill_at_batch:
+                self.killed = self.trainer.train_dataloader.worker_pids()[0]
                 os.kill(self.killed, signal.SIGKILL)
             return self.lin(batch["video"].mean().reshape(1, 1)).sum()
 
         def configure_optimizers(self) -> torch.optim.Optimizer:
             return torch.optim.SGD(self.parameters(), lr=0.01)
 
+    return Recorder()
+
+
+def _trainer(epochs: int, **kwargs):
+    import pytorch_lightning as pl
+
+    return pl.Trainer(accelerator="cpu", max_epochs=epochs, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False,
+                      limit_val_batches=0, num_sanity_val_steps=0, **kwargs)
+
+
+def test_training_epoch_survives_a_worker_killed_under_lightning(ucf_root: Path) -> None:
     dm = small_dm(ucf_root, num_workers=2, drop_last=False)
-    model = Recorder()
-    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0, num_sanity_val_steps=0)
+    model = _recorder(kill_at_batch=1)
+    trainer = _trainer(1)
     trainer.fit(model, datamodule=dm)
-    assert Counter(model.seen) == Counter(range(dm.datasets["train"].num_videos))
+    assert Counter(model.seen[0]) == Counter(range(dm.datasets["train"].num_videos))
     loader = trainer.train_dataloader
     assert [f.pid for f in loader.report.worker_failures] == [model.killed]
     assert loader.worker_pids() == [] and loader._iterator is None  # Lightning's teardown
@@ -125,27 +137,9 @@ def test_training_epoch_survives_a_worker_killed_under_lightning(ucf_root: Path)
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_each_epoch_under_lightning_trains_in_that_epochs_order(ucf_root: Path, workers: int) -> None:
-    import pytorch_lightning as pl
-
-    class Recorder(pl.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.lin = torch.nn.Linear(1, 1)
-            self.seen: dict[int, list[int]] = {}
-
-        def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-            self.seen.setdefault(self.current_epoch, []).extend(batch["video_index"].tolist())
-            return self.lin(batch["video"].mean().reshape(1, 1)).sum()
-
-        def configure_optimizers(self) -> torch.optim.Optimizer:
-            return torch.optim.SGD(self.parameters(), lr=0.01)
-
     dm = small_dm(ucf_root, num_workers=workers, drop_last=False)
-    model = Recorder()
-    trainer = pl.Trainer(accelerator="cpu", max_epochs=3, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0, num_sanity_val_steps=0)
-    trainer.fit(model, datamodule=dm)
+    model = _recorder()
+    _trainer(3).fit(model, datamodule=dm)
     sampler = SeededTrainSampler(dm.datasets["train"], seed=0)
     for epoch in range(3):  # Lightning asks for each pass before it sets the epoch
         sampler.set_epoch(epoch)
@@ -153,32 +147,12 @@ def test_each_epoch_under_lightning_trains_in_that_epochs_order(ucf_root: Path, 
 
 
 def test_a_checkpoint_at_the_end_of_a_limited_epoch_resumes_with_the_next(ucf_root: Path, tmp_path: Path) -> None:
-    import pytorch_lightning as pl
-
-    class Recorder(pl.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.lin = torch.nn.Linear(1, 1)
-            self.seen: dict[int, list[int]] = {}
-
-        def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-            self.seen.setdefault(self.current_epoch, []).extend(batch["video_index"].tolist())
-            return self.lin(batch["video"].mean().reshape(1, 1)).sum()
-
-        def configure_optimizers(self) -> torch.optim.Optimizer:
-            return torch.optim.SGD(self.parameters(), lr=0.01)
-
-    def trainer(epochs: int) -> pl.Trainer:  # Lightning stops each epoch after 2 of its batches
-        return pl.Trainer(accelerator="cpu", max_epochs=epochs, limit_train_batches=2, logger=False,
-                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                          limit_val_batches=0, num_sanity_val_steps=0)
-
-    first = trainer(1)
     root = str(ucf_root)  # hyperparameters a weights-only load accepts, as the CLI's are
-    first.fit(Recorder(), datamodule=small_dm(root, num_workers=2))
+    first = _trainer(1, limit_train_batches=2)  # Lightning stops each epoch after 2 of its batches
+    first.fit(_recorder(), datamodule=small_dm(root, num_workers=2))
     first.save_checkpoint(tmp_path / "epoch0.ckpt")
-    model, dm = Recorder(), small_dm(root, num_workers=2)
-    trainer(2).fit(model, datamodule=dm, ckpt_path=tmp_path / "epoch0.ckpt")
+    model, dm = _recorder(), small_dm(root, num_workers=2)
+    _trainer(2, limit_train_batches=2).fit(model, datamodule=dm, ckpt_path=tmp_path / "epoch0.ckpt")
     sampler = SeededTrainSampler(dm.datasets["train"], seed=0)
     sampler.set_epoch(1)
     assert list(model.seen) == [1] and model.seen[1] == sampler.indices()[:8]  # not epoch 0's rest

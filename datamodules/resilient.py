@@ -264,7 +264,6 @@ class ResilientDataLoader(StatefulDataLoader):
         self._deaths: dict[int, str] = {}  # pid -> cause, recorded by the SIGCHLD handler
         self._waiting = False  # inside next() on the worker pool
         self._primed: int | None = None  # the epoch whose pass was started ahead
-        self._epoch_done = False  # the last pass delivered its whole epoch
         self._taken = 0  # batches of the current pass handed out (a resumed pass counts the earlier)
         # The consumer's epoch length when it stops early (Lightning's limit_train_batches):
         # a state saved once that many batches were taken is an end-of-epoch state.
@@ -308,15 +307,15 @@ class ResilientDataLoader(StatefulDataLoader):
 
     def state_dict(self) -> dict[str, Any]:
         epoch = getattr(self.sampler, "epoch", None)
-        limit = self.batches_per_epoch() if self.batches_per_epoch is not None else None
-        if self._primed is None and (self._epoch_done or (limit is not None and self._taken >= limit)):
+        end = len(self) if self.batches_per_epoch is None else min(len(self), self.batches_per_epoch())
+        if self._primed is None and self._taken >= end:
             # the pass is over: what comes next is the whole of the next epoch
             return {"order": self._order(), "epoch_done": True,
                     "next_epoch": epoch + 1 if isinstance(epoch, int) else None}
         return {"order": self._order(), "loader": super().state_dict()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._primed, self._epoch_done = None, False
+        self._primed, self._taken = None, 0
         next_epoch = state_dict.get("next_epoch")
         if next_epoch is not None and callable(getattr(self.sampler, "set_epoch", None)):
             # Lightning asks for the resumed pass's iterator before it sets the epoch
@@ -355,7 +354,6 @@ class ResilientDataLoader(StatefulDataLoader):
         if self.num_workers > 0 and self._note_deaths():
             self._idle_death(report)
         primed, self._primed = self._primed, None
-        self._epoch_done = False
         if primed is not None and primed == getattr(self.sampler, "epoch", None):
             box = [self._iterator]
         else:
@@ -389,7 +387,7 @@ class ResilientDataLoader(StatefulDataLoader):
             _contain_sigchld()
         attempts: dict[int, int] = {}
         snapshot = super().state_dict()  # where the pass resumes after a worker failure
-        yielded = self._taken = _yielded(snapshot)  # more than 0 in a pass resumed from a checkpoint
+        self._taken = _yielded(snapshot)  # more than 0 in a pass resumed from a checkpoint
         while True:
             failure, err = None, None
             if multi and self._deaths:  # a worker died while the batch before was in use
@@ -417,10 +415,10 @@ class ResilientDataLoader(StatefulDataLoader):
                 self._forget_pool()
                 box.append(super().__iter__())
                 continue
-            yielded = self._taken = yielded + 1
+            self._taken += 1
             snapshot = super().state_dict()
             batch = self._account(batch, report)
-            if yielded >= len(self):
+            if self._taken >= len(self):
                 # Lightning stops asking once it holds the epoch's last batch (it knows the
                 # length), so the end of the epoch is handled before that batch is handed over.
                 self._finish(report)
@@ -453,7 +451,6 @@ class ResilientDataLoader(StatefulDataLoader):
 
     def _prime(self) -> None:
         """Start the next epoch's prefetch now (see `prime_next_epoch`)."""
-        self._epoch_done = True
         epoch = getattr(self.sampler, "epoch", None)
         if not (self.prime_next_epoch and self.persistent_workers and self.num_workers > 0
                 and isinstance(epoch, int) and callable(getattr(self.sampler, "set_epoch", None))):

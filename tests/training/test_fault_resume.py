@@ -48,23 +48,19 @@ def fit_results(out: Path) -> dict:
     return json.loads(record.read_text())["results"]["fit"]
 
 
-def kill_when_checkpointed(cmd: list[str], last: Path, step: int, timeout: float = 120.0) -> int:
-    """Start `cmd`, SIGKILL its whole process group once last.ckpt has reached `step`;
-    returns the step of the last.ckpt the killed run left behind."""
-    proc = subprocess.Popen(cmd, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
+def run_until_killed(cmd: list[str], last: Path, step: int, timeout: float = 120.0) -> int:
+    """Run `cmd` with a callback that SIGKILLs its process group in training step `step`
+    (kill_at_step.py); returns the step of the last.ckpt the killed run left behind."""
+    env = {**ENV, "SOFTPOOL_TEST_KILL_AT_STEP": str(step),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), ENV.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([*cmd, "--trainer.callbacks+=kill_at_step.KillAtStep"], env=env,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        while proc.poll() is None and time.monotonic() < deadline:
-            if last.exists() and load(last)["global_step"] >= step:
-                os.killpg(proc.pid, signal.SIGSTOP)  # freeze first, so the file cannot move on
-                os.killpg(proc.pid, signal.SIGKILL)
-                break
-            time.sleep(0.02)
+        proc.wait(timeout)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+            proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     return load(last)["global_step"]
 
@@ -76,7 +72,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(demo_root, t
     # index), so the worker count must not matter either
     subprocess.run(fit_command(demo_root, reference, 0), env=ENV, check=True, capture_output=True)
     last = killed / "checkpoints" / "last.ckpt"
-    step = kill_when_checkpointed(fit_command(demo_root, killed, 2), last, KILL_AT_STEP)
+    step = run_until_killed(fit_command(demo_root, killed, 2), last, KILL_AT_STEP)
     assert step % STEPS_PER_EPOCH != 0 and step < EPOCHS * STEPS_PER_EPOCH, f"killed at step {step}, not mid-epoch"
     # the training loader's state (a StatefulDataLoader), kept by Lightning and the datamodule
     (loader_state,) = load(last)["loops"]["fit_loop"]["state_dict"]["combined_loader"]

@@ -6,7 +6,8 @@ transforms, Lightning DataModules and the built-in demo data.
     dm = UCF101DataModule(root, split=1, loading={"batch_size": 8, "num_workers": 2})
 
 One file per dataset (ucf101.py, hmdb51.py, kinetics.py) holds its annotation parser and
-its DataModule; datamodule.py holds the base they share, options.py its argument groups
+its DataModule; datamodule.py holds the base they share, split_lists.py what UCF-101 and
+HMDB-51 share beyond it (a video folder, split lists, three splits), options.py the argument groups
 (Decoding, ClipSampling, Transforms, Loading); demo.py (with demo_hard.py)
 writes the built-in demo, which is UCF-101 on disk. video_files.py says which files are
 videos and walks a dataset folder; clip_sampling.py picks frames, samplers.py orders items
@@ -31,6 +32,7 @@ _LAZY: dict[str, str] = {
     "VideoDataModule": "datamodule", "split_holdout": "datamodule",
     "UCF101DataModule": "ucf101", "UCF101Annotations": "ucf101", "read_class_index": "ucf101",
     "read_split_list": "ucf101",
+    "SplitListAnnotations": "split_lists", "SplitListDataModule": "split_lists",
     "HMDB51DataModule": "hmdb51", "HMDB51Annotations": "hmdb51", "read_hmdb51_splits": "hmdb51",
     "KineticsDataModule": "kinetics", "KineticsAnnotations": "kinetics",
     "kinetics_file_stem": "kinetics", "read_kinetics_csv": "kinetics",
@@ -50,7 +52,8 @@ __all__ = [
     "BACKENDS", "CACHE_DIRNAME", "DEMO_CLASSES", "DEMO_VARIANTS", "HARD_CLASSES", "KINETICS_MEAN", "KINETICS_STD",
     "VIDEO_EXTENSIONS", "ClipSampler", "ClipSampling", "DecodeError", "Decoding", "DecordReader", "EvalTransform",
     "HMDB51Annotations", "HMDB51DataModule", "KineticsAnnotations", "KineticsDataModule", "Loading",
-    "MultiScaleCrop", "PyAVReader", "ReadFailureLog", "Subset", "TrainTransform", "Transforms", "UCF101Annotations",
+    "MultiScaleCrop", "PyAVReader", "ReadFailureLog", "SplitListAnnotations",
+    "SplitListDataModule", "Subset", "TrainTransform", "Transforms", "UCF101Annotations",
     "UCF101DataModule", "VideoClipDataset", "VideoDataModule", "VideoIndex", "VideoMeta", "VideoReader",
     "VideoRecord", "VideoShardSampler", "clip_at", "clip_span", "find_videos", "flatten_arguments",
     "group_arguments", "is_video_file", "kinetics_file_stem", "make_demo_dataset", "open_video", "probe_video",

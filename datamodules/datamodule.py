@@ -44,7 +44,7 @@ from .collate import collate_clips
 from .dataset import VideoClipDataset
 from .index_cache import VideoIndex, VideoMeta
 from .options import GROUPS, ClipSampling, Decoding, Loading, Transforms, as_group, group_hparams
-from .records import Subset, VideoRecord
+from .records import Subset, VideoRecord, existing_root
 from .resilient import ResilientDataLoader
 from .samplers import SeededItems, SeededTrainSampler, VideoShardSampler
 from .transforms import EvalTransform, TrainTransform
@@ -146,9 +146,7 @@ class VideoDataModule(pl.LightningDataModule):
         if val_source not in self.val_sources:
             raise ValueError(f"val_source={val_source!r} is not supported for {self.dataset_name}; "
                              f"choose one of {self.val_sources}")
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise FileNotFoundError(f"root={str(root)!r} is not a directory")
+        self.root = existing_root(root)
         self.split = split
         self.val_source, self.holdout_fraction = val_source, holdout_fraction
         self.allow_test_selection = bool(allow_test_selection)

@@ -8,31 +8,16 @@ with 1 = train, 2 = test, 0 = not used in this split. Labels are the class's pos
 sorted class order (brush_hair = 0, ...).
 
 This file holds the parser (`HMDB51Annotations`) and the dataset's LightningDataModule
-(`HMDB51DataModule`, on the shared base in datamodule.py).
+(`HMDB51DataModule`), on the split-list bases it shares with UCF-101 (split_lists.py).
 """
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
-from typing import Any
 
-from .datamodule import VideoDataModule
-from .records import (
-    PathResolver,
-    Subset,
-    VideoRecord,
-    check_listed_path,
-    find_dir,
-    summarise_missing,
-)
+from .records import check_listed_path
+from .split_lists import SplitListAnnotations, SplitListDataModule
 
-log = logging.getLogger(__name__)
-
-HMDB51_SPLITS: tuple[int, ...] = (1, 2, 3)
-VIDEO_DIRS: tuple[str, ...] = ("hmdb51_org", "hmdb51", "HMDB51", "videos")
-ANNOTATION_DIRS: tuple[str, ...] = ("testTrainMulti_7030_splits", "test_train_splits", "splits",
-                                    "annotations")
 _SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<split>\d+)\.txt$")
 _TAGS = {"0": "unused", "1": "train", "2": "test"}
 
@@ -67,49 +52,28 @@ def read_hmdb51_splits(annotation_dir: str | Path, split: int) -> tuple[list[str
     return sorted(files), subsets
 
 
-class HMDB51Annotations:
-    """Class names and train/test subsets of one official split."""
+class HMDB51Annotations(SplitListAnnotations):
+    """Class names and the train/test subsets of one official split."""
 
     dataset = "HMDB-51"
+    video_dirs = ("hmdb51_org", "hmdb51", "HMDB51", "videos")
+    annotation_dirs = ("testTrainMulti_7030_splits", "test_train_splits", "splits", "annotations")
+    annotation_folder = "HMDB-51 split folder"
 
-    def __init__(self, root: str | Path, split: int = 1, video_dir: str | Path | None = None,
-                 annotation_dir: str | Path | None = None) -> None:
-        if split not in HMDB51_SPLITS:
-            raise ValueError(f"split={split!r} is not an official HMDB-51 split; choose one of "
-                             f"{HMDB51_SPLITS}")
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise FileNotFoundError(f"root={str(root)!r} is not a directory")
-        self.split = split
-        self.video_dir = (self.root / video_dir if video_dir is not None
-                          else find_dir(self.root, VIDEO_DIRS, "HMDB-51 video folder", "video_dir"))
-        self.annotation_dir = (self.root / annotation_dir if annotation_dir is not None
-                               else find_dir(self.root, ANNOTATION_DIRS, "HMDB-51 split folder",
-                                             "annotation_dir"))
-        self.class_names, self._items = read_hmdb51_splits(self.annotation_dir, split)
-        self._resolver = PathResolver(self.root, self.video_dir)
+    def _read_lists(self) -> list[str]:
+        class_names, self._items = read_hmdb51_splits(self.annotation_dir, self.split)
+        return class_names
 
-    def subset(self, subset: str) -> Subset:
-        if subset not in ("train", "test"):
-            raise ValueError(f"subset={subset!r}: HMDB-51 splits have 'train' and 'test'")
+    def _listed(self, subset: str) -> list[tuple[str, int]]:
         label_of = {c: i for i, c in enumerate(self.class_names)}
-        items = self._items[subset]
-        records, missing = [], []
-        for listed, cls in items:
-            rel = self._resolver.resolve(listed)
-            if rel is None:
-                missing.append(listed)
-                continue
-            # Clips cut from one source video share the name up to the trailing clip number.
-            group = re.sub(r"_\d+\.avi$", "", listed, flags=re.IGNORECASE)
-            records.append(VideoRecord(rel, label_of[cls], group))
-        out = Subset(subset, records, missing)
-        summarise_missing(self.dataset, out, len(items), self.video_dir)
-        return out
+        return [(listed, label_of[cls]) for listed, cls in self._items[subset]]
+
+    def _group(self, listed: str, label: int) -> str:
+        # Clips cut from one source video share the name up to the trailing clip number.
+        return re.sub(r"_\d+\.avi$", "", listed, flags=re.IGNORECASE)
 
 
-# ---- the DataModule ----------------------------------------------------------------------
-class HMDB51DataModule(VideoDataModule):
+class HMDB51DataModule(SplitListDataModule):
     """HMDB-51 from `hmdb51_org/<class>/*.avi` and `testTrainMulti_7030_splits/`.
 
     Args:
@@ -120,12 +84,4 @@ class HMDB51DataModule(VideoDataModule):
     """
 
     dataset_name = "HMDB-51"
-
-    def __init__(self, root: str | Path, split: int = 1, video_dir: str | None = None,
-                 annotation_dir: str | None = None, **kwargs: Any) -> None:
-        super().__init__(root, split, **kwargs)
-        self.video_dir, self.annotation_dir = video_dir, annotation_dir
-        _ = self.annotations  # fail fast on a wrong root or split
-
-    def _make_annotations(self) -> HMDB51Annotations:
-        return HMDB51Annotations(self.root, self.split, self.video_dir, self.annotation_dir)
+    annotations_class = HMDB51Annotations

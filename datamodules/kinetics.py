@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .datamodule import VideoDataModule
-from .records import Subset, VideoRecord, check_listed_path, summarise_missing
+from .records import Subset, VideoRecord, check_listed_path, existing_root, summarise_missing
 from .video_files import CACHE_DIRNAME, is_video_file, walk_dataset
 
 log = logging.getLogger(__name__)
@@ -134,9 +134,7 @@ class KineticsAnnotations:
         if annotation_format not in ANNOTATION_FORMATS:
             raise ValueError(f"annotation_format={annotation_format!r} is not supported; "
                              f"choose one of {ANNOTATION_FORMATS}")
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise FileNotFoundError(f"root={str(root)!r} is not a directory")
+        self.root = existing_root(root)
         self.format = annotation_format
         self.video_dir = self.root / video_dir if video_dir is not None else self.root
         self._given = {"train": train_annotations, "val": val_annotations, "test": test_annotations}

@@ -98,6 +98,14 @@ def summarise_missing(dataset: str, subset: Subset, total: int, where: Path) -> 
                 "(e.g. %s)", dataset, subset.name, len(subset.missing), total, where, shown)
 
 
+def existing_root(root: str | Path) -> Path:
+    """`root` as a Path, after checking that it is a folder."""
+    path = Path(root)
+    if not path.is_dir():
+        raise FileNotFoundError(f"root={str(root)!r} is not a directory")
+    return path
+
+
 def find_dir(root: Path, candidates: tuple[str, ...], what: str, argument: str) -> Path:
     """The first existing `root/candidate`, or a clear error naming what was tried."""
     for name in candidates:

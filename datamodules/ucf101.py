@@ -10,31 +10,16 @@ the files of class `HandstandPushups` are named `v_HandStandPushups_*`, and some
 renamed the folder to match.
 
 This file holds the parser (`UCF101Annotations`) and the dataset's LightningDataModule
-(`UCF101DataModule`, on the shared base in datamodule.py).
+(`UCF101DataModule`), on the split-list bases it shares with HMDB-51 (split_lists.py).
 """
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
-from typing import Any
 
-from .datamodule import VideoDataModule
-from .records import (
-    PathResolver,
-    Subset,
-    VideoRecord,
-    check_listed_path,
-    find_dir,
-    summarise_missing,
-)
+from .records import check_listed_path
+from .split_lists import SplitListAnnotations, SplitListDataModule
 
-log = logging.getLogger(__name__)
-
-UCF101_SPLITS: tuple[int, ...] = (1, 2, 3)
-VIDEO_DIRS: tuple[str, ...] = ("UCF-101", "UCF101", "videos")
-ANNOTATION_DIRS: tuple[str, ...] = ("ucfTrainTestlist", "UCF101TrainTestSplits-RecognitionTask",
-                                    "splits", "annotations")
 _GROUP = re.compile(r"_g(\d+)_c\d+", re.IGNORECASE)
 
 
@@ -94,52 +79,31 @@ def read_split_list(path: str | Path, class_names: list[str],
     return items
 
 
-class UCF101Annotations:
-    """Class names and train/test subsets of one official split."""
+class UCF101Annotations(SplitListAnnotations):
+    """Class names (classInd.txt) and the train/test lists of one official split."""
 
     dataset = "UCF-101"
+    video_dirs = ("UCF-101", "UCF101", "videos")
+    annotation_dirs = ("ucfTrainTestlist", "UCF101TrainTestSplits-RecognitionTask", "splits", "annotations")
+    annotation_folder = "ucfTrainTestlist folder"
 
-    def __init__(self, root: str | Path, split: int = 1, video_dir: str | Path | None = None,
-                 annotation_dir: str | Path | None = None) -> None:
-        if split not in UCF101_SPLITS:
-            raise ValueError(f"split={split!r} is not an official UCF-101 split; choose one of "
-                             f"{UCF101_SPLITS}")
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise FileNotFoundError(f"root={str(root)!r} is not a directory")
-        self.split = split
-        self.video_dir = (self.root / video_dir if video_dir is not None
-                          else find_dir(self.root, VIDEO_DIRS, "UCF-101 video folder", "video_dir"))
-        self.annotation_dir = (self.root / annotation_dir if annotation_dir is not None
-                               else find_dir(self.root, ANNOTATION_DIRS, "ucfTrainTestlist folder",
-                                             "annotation_dir"))
-        self.class_names = read_class_index(self.annotation_dir / "classInd.txt")
-        self._resolver = PathResolver(self.root, self.video_dir)
+    def _read_lists(self) -> list[str]:
+        return read_class_index(self.annotation_dir / "classInd.txt")
 
     def list_file(self, subset: str) -> Path:
-        if subset not in ("train", "test"):
-            raise ValueError(f"subset={subset!r}: UCF-101 has 'train' and 'test' lists")
+        self.check_subset(subset)
         return self.annotation_dir / f"{subset}list0{self.split}.txt"
 
-    def subset(self, subset: str) -> Subset:
-        items = read_split_list(self.list_file(subset), self.class_names, labelled=subset == "train")
-        records, missing = [], []
-        for listed, label in items:
-            rel = self._resolver.resolve(listed)
-            if rel is None:
-                missing.append(listed)
-                continue
-            match = _GROUP.search(listed)
-            # Clips of one group come from one long video: keep them together in holdouts.
-            group = f"{self.class_names[label]}/g{match.group(1)}" if match else listed
-            records.append(VideoRecord(rel, label, group))
-        out = Subset(subset, records, missing)
-        summarise_missing(self.dataset, out, len(items), self.video_dir)
-        return out
+    def _listed(self, subset: str) -> list[tuple[str, int]]:
+        return read_split_list(self.list_file(subset), self.class_names, labelled=subset == "train")
+
+    def _group(self, listed: str, label: int) -> str:
+        # `_gXX_` names the long source video the clip was cut from.
+        match = _GROUP.search(listed)
+        return f"{self.class_names[label]}/g{match.group(1)}" if match else listed
 
 
-# ---- the DataModule ----------------------------------------------------------------------
-class UCF101DataModule(VideoDataModule):
+class UCF101DataModule(SplitListDataModule):
     """UCF-101 from the official `UCF-101/` folder and `ucfTrainTestlist/`.
 
     Args:
@@ -150,12 +114,4 @@ class UCF101DataModule(VideoDataModule):
     """
 
     dataset_name = "UCF-101"
-
-    def __init__(self, root: str | Path, split: int = 1, video_dir: str | None = None,
-                 annotation_dir: str | None = None, **kwargs: Any) -> None:
-        super().__init__(root, split, **kwargs)
-        self.video_dir, self.annotation_dir = video_dir, annotation_dir
-        _ = self.annotations  # fail fast on a wrong root or split, and know the classes now
-
-    def _make_annotations(self) -> UCF101Annotations:
-        return UCF101Annotations(self.root, self.split, self.video_dir, self.annotation_dir)
+    annotations_class = UCF101Annotations

@@ -89,6 +89,40 @@ at::ScalarType lse_dtype(at::ScalarType input) {
   return input == at::kDouble ? at::kDouble : at::kFloat;
 }
 
+ForwardBuffers forward_buffers(const at::Tensor& x, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                               at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
+  ForwardBuffers b;
+  b.g = make_geometry(x, kernel_size, stride, padding, dilation, ceil_mode);
+  b.spatial_dims = static_cast<int64_t>(kernel_size.size());
+  b.format = x.suggest_memory_format();
+  b.x = x.contiguous(b.format);
+  const auto shape = output_shape(b.x, b.g, b.spatial_dims);
+  b.out = at::empty(shape, b.x.options().memory_format(b.format));
+  b.lse = at::empty(shape, b.x.options().dtype(lse_dtype(b.x.scalar_type())).memory_format(b.format));
+  return b;
+}
+
+BackwardBuffers backward_buffers(const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& out,
+                                 const at::Tensor& lse, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                 at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
+  BackwardBuffers b;
+  b.g = make_geometry(x, kernel_size, stride, padding, dilation, ceil_mode);
+  b.spatial_dims = static_cast<int64_t>(kernel_size.size());
+  const auto shape = output_shape(x, b.g, b.spatial_dims);
+  TORCH_CHECK(grad_out.sizes() == at::IntArrayRef(shape) && out.sizes() == at::IntArrayRef(shape) &&
+                  lse.sizes() == at::IntArrayRef(shape),
+              "softpool backward: grad_out, out and lse must have the pooled shape ", shape);
+  TORCH_CHECK(lse.scalar_type() == lse_dtype(x.scalar_type()),
+              "softpool backward: lse must be ", lse_dtype(x.scalar_type()), ", got ", lse.scalar_type());
+  b.format = x.suggest_memory_format();
+  b.x = x.contiguous(b.format);
+  b.grad_out = grad_out.to(b.x.scalar_type()).contiguous(b.format);
+  b.out = out.to(b.x.scalar_type()).contiguous(b.format);
+  b.lse = lse.contiguous(b.format);
+  b.grad_in = at::empty_like(b.x, b.format);
+  return b;
+}
+
 TORCH_LIBRARY(softpool, m) {
   m.def("forward(Tensor x, int[] kernel_size, int[] stride, int[] padding, int[] dilation, bool ceil_mode)"
         " -> (Tensor, Tensor)");

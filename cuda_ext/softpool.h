@@ -23,6 +23,35 @@ at::Tensor as_5d(const at::Tensor& t, int64_t spatial_dims);
 // dtype of the saved log-sum-exp: fp32 for fp16/bf16/fp32 inputs, fp64 for fp64.
 at::ScalarType lse_dtype(at::ScalarType input);
 
+// What every forward kernel (CPU, CUDA, emulated) starts from: the checked geometry, the
+// input made contiguous in its suggested memory format, and `out` and `lse` allocated with
+// the pooled shape in that same format, so that `out` and `lse` share strides.
+struct ForwardBuffers {
+  PoolGeometry g;
+  int64_t spatial_dims;
+  at::MemoryFormat format;
+  at::Tensor x, out, lse;
+};
+ForwardBuffers forward_buffers(const at::Tensor& x, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                               at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode);
+
+// Likewise for backward: shapes and the lse dtype checked; x, grad_out, out and lse
+// contiguous in x's memory format (grad_out and out in x's dtype), so grad_out, out and
+// lse are indexed with one set of strides; `grad_in` allocated like x.
+struct BackwardBuffers {
+  PoolGeometry g;
+  int64_t spatial_dims;
+  at::MemoryFormat format;
+  at::Tensor x, grad_out, out, lse, grad_in;
+};
+BackwardBuffers backward_buffers(const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& out,
+                                 const at::Tensor& lse, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                 at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode);
+
+inline bool is_channels_last(at::MemoryFormat fmt) {
+  return fmt == at::MemoryFormat::ChannelsLast || fmt == at::MemoryFormat::ChannelsLast3d;
+}
+
 std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x, at::IntArrayRef kernel_size,
                                                at::IntArrayRef stride, at::IntArrayRef padding,
                                                at::IntArrayRef dilation, bool ceil_mode);

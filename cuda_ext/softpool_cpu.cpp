@@ -191,17 +191,13 @@ bool windows_overlap(const PoolGeometry& g) {
 std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x_in, at::IntArrayRef kernel_size,
                                                at::IntArrayRef stride, at::IntArrayRef padding,
                                                at::IntArrayRef dilation, bool ceil_mode) {
-  const PoolGeometry g = make_geometry(x_in, kernel_size, stride, padding, dilation, ceil_mode);
-  const int64_t nsp = static_cast<int64_t>(kernel_size.size());
-  const auto fmt = x_in.suggest_memory_format();
-  const at::Tensor x = x_in.contiguous(fmt);
-  const auto shape = output_shape(x, g, nsp);
-  at::Tensor out = at::empty(shape, x.options().memory_format(fmt));
-  at::Tensor lse = at::empty(shape, x.options().dtype(lse_dtype(x.scalar_type())).memory_format(fmt));
+  const ForwardBuffers b = forward_buffers(x_in, kernel_size, stride, padding, dilation, ceil_mode);
+  const at::Tensor &x = b.x, &out = b.out, &lse = b.lse;
+  const PoolGeometry& g = b.g;
   if (out.numel() == 0) return {out, lse};
 
-  const at::Tensor x5 = as_5d(x, nsp);
-  const at::Tensor o5 = as_5d(out, nsp);
+  const at::Tensor x5 = as_5d(x, b.spatial_dims);
+  const at::Tensor o5 = as_5d(out, b.spatial_dims);
   std::vector<Span> spans[2];
   for (int i = 0; i < 2; ++i) {
     for (int64_t o = 0; o < g.out[i]; ++o)
@@ -248,26 +244,16 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x_in, at::IntAr
 at::Tensor backward_cpu(const at::Tensor& grad_out_in, const at::Tensor& x_in, const at::Tensor& out_in,
                         const at::Tensor& lse_in, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                         at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
-  const PoolGeometry g = make_geometry(x_in, kernel_size, stride, padding, dilation, ceil_mode);
-  const int64_t nsp = static_cast<int64_t>(kernel_size.size());
-  const auto shape = output_shape(x_in, g, nsp);
-  TORCH_CHECK(grad_out_in.sizes() == at::IntArrayRef(shape) && out_in.sizes() == at::IntArrayRef(shape) &&
-                  lse_in.sizes() == at::IntArrayRef(shape),
-              "softpool backward: grad_out, out and lse must have the pooled shape ", shape);
-  TORCH_CHECK(lse_in.scalar_type() == lse_dtype(x_in.scalar_type()),
-              "softpool backward: lse must be ", lse_dtype(x_in.scalar_type()), ", got ", lse_in.scalar_type());
-  const auto fmt = x_in.suggest_memory_format();
-  const at::Tensor x = x_in.contiguous(fmt);
-  // grad_out, out and lse are indexed with one set of strides.
-  const at::Tensor grad_out = grad_out_in.to(x.scalar_type()).contiguous(fmt);
-  const at::Tensor out = out_in.contiguous(fmt);
-  const at::Tensor lse = lse_in.contiguous(fmt);
-  at::Tensor grad_in = at::empty_like(x, fmt);
+  const BackwardBuffers b =
+      backward_buffers(grad_out_in, x_in, out_in, lse_in, kernel_size, stride, padding, dilation, ceil_mode);
+  const at::Tensor &x = b.x, &out = b.out, &lse = b.lse;
+  const at::Tensor& grad_in = b.grad_in;
+  const PoolGeometry& g = b.g;
   if (x.numel() == 0) return grad_in;
 
-  const at::Tensor x5 = as_5d(x, nsp);
-  const at::Tensor gi5 = as_5d(grad_in, nsp);
-  const at::Tensor go5 = as_5d(grad_out, nsp);
+  const at::Tensor x5 = as_5d(x, b.spatial_dims);
+  const at::Tensor gi5 = as_5d(grad_in, b.spatial_dims);
+  const at::Tensor go5 = as_5d(b.grad_out, b.spatial_dims);
   std::vector<OutRange> ranges[3];
   for (int i = 0; i < 3; ++i) {
     for (int64_t p = 0; p < g.in[i]; ++p)

@@ -29,27 +29,19 @@ inline Strides5 strides_of(const at::Tensor& t5) {
   return {t5.stride(0), t5.stride(1), t5.stride(2), t5.stride(3), t5.stride(4)};
 }
 
-inline bool is_channels_last(at::MemoryFormat fmt) {
-  return fmt == at::MemoryFormat::ChannelsLast || fmt == at::MemoryFormat::ChannelsLast3d;
-}
-
 template <typename Launcher>
 std::tuple<at::Tensor, at::Tensor> launch_forward(const Launcher& launcher, const at::Tensor& x_in,
                                                   at::IntArrayRef kernel_size, at::IntArrayRef stride,
                                                   at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
-  const PoolGeometry g = make_geometry(x_in, kernel_size, stride, padding, dilation, ceil_mode);
-  const int64_t nsp = static_cast<int64_t>(kernel_size.size());
-  const auto fmt = x_in.suggest_memory_format();
-  const at::Tensor x = x_in.contiguous(fmt);
-  const auto shape = output_shape(x, g, nsp);
-  at::Tensor out = at::empty(shape, x.options().memory_format(fmt));
-  at::Tensor lse = at::empty(shape, x.options().dtype(lse_dtype(x.scalar_type())).memory_format(fmt));
+  ForwardBuffers b = forward_buffers(x_in, kernel_size, stride, padding, dilation, ceil_mode);
+  const at::Tensor &x = b.x, &out = b.out, &lse = b.lse;
+  const PoolGeometry& g = b.g;
   const int64_t total = out.numel();
   if (total == 0) return {out, lse};
-  launcher.prepare_output(out);
-  launcher.prepare_output(lse);
-  const at::Tensor x5 = as_5d(x, nsp);
-  const at::Tensor o5 = as_5d(out, nsp);
+  launcher.prepare_output(b.out);
+  launcher.prepare_output(b.lse);
+  const at::Tensor x5 = as_5d(x, b.spatial_dims);
+  const at::Tensor o5 = as_5d(out, b.spatial_dims);
   const LaunchDims dims = launch_dims(total, launcher.sm_count());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "softpool_forward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -62,7 +54,7 @@ std::tuple<at::Tensor, at::Tensor> launch_forward(const Launcher& launcher, cons
     p.total = total;
     p.xs = strides_of(x5);
     p.os = strides_of(o5);
-    p.channels_last = is_channels_last(fmt);
+    p.channels_last = is_channels_last(b.format);
     launcher.template forward<scalar_t, acc_t>(dims, p);
   });
   return {out, lse};
@@ -73,25 +65,17 @@ at::Tensor launch_backward(const Launcher& launcher, const at::Tensor& grad_out_
                            const at::Tensor& out_in, const at::Tensor& lse_in, at::IntArrayRef kernel_size,
                            at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
                            bool ceil_mode) {
-  const PoolGeometry g = make_geometry(x_in, kernel_size, stride, padding, dilation, ceil_mode);
-  const int64_t nsp = static_cast<int64_t>(kernel_size.size());
-  const auto shape = output_shape(x_in, g, nsp);
-  TORCH_CHECK(grad_out_in.sizes() == at::IntArrayRef(shape) && out_in.sizes() == at::IntArrayRef(shape) &&
-                  lse_in.sizes() == at::IntArrayRef(shape),
-              "softpool backward: grad_out, out and lse must have the pooled shape ", shape);
-  const auto fmt = x_in.suggest_memory_format();
-  const at::Tensor x = x_in.contiguous(fmt);
-  // grad_out, out and lse are indexed with one set of strides.
-  const at::Tensor grad_out = grad_out_in.to(x.scalar_type()).contiguous(fmt);
-  const at::Tensor out = out_in.to(x.scalar_type()).contiguous(fmt);
-  const at::Tensor lse = lse_in.to(lse_dtype(x.scalar_type())).contiguous(fmt);
-  at::Tensor grad_in = at::empty_like(x, fmt);
+  BackwardBuffers b =
+      backward_buffers(grad_out_in, x_in, out_in, lse_in, kernel_size, stride, padding, dilation, ceil_mode);
+  const at::Tensor &x = b.x, &out = b.out, &lse = b.lse;
+  const at::Tensor& grad_in = b.grad_in;
+  const PoolGeometry& g = b.g;
   const int64_t total = x.numel();
   if (total == 0) return grad_in;
-  launcher.prepare_output(grad_in);
-  const at::Tensor x5 = as_5d(x, nsp);
-  const at::Tensor gi5 = as_5d(grad_in, nsp);
-  const at::Tensor go5 = as_5d(grad_out, nsp);
+  launcher.prepare_output(b.grad_in);
+  const at::Tensor x5 = as_5d(x, b.spatial_dims);
+  const at::Tensor gi5 = as_5d(grad_in, b.spatial_dims);
+  const at::Tensor go5 = as_5d(b.grad_out, b.spatial_dims);
   const LaunchDims dims = launch_dims(total, launcher.sm_count());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "softpool_backward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -107,7 +91,7 @@ at::Tensor launch_backward(const Launcher& launcher, const at::Tensor& grad_out_
     p.xs = strides_of(x5);
     p.gs = strides_of(gi5);
     p.os = strides_of(go5);
-    p.channels_last = is_channels_last(fmt);
+    p.channels_last = is_channels_last(b.format);
     launcher.template backward<scalar_t, acc_t>(dims, p);
   });
   return grad_in;

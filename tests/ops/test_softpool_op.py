@@ -455,6 +455,20 @@ def test_compiled_op_rejects_bad_arguments_itself():
         torch.ops.softpool.forward(x, [5, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1], False)
 
 
+def test_compiled_backward_checks_what_it_is_handed():
+    x = torch.randn(1, 2, 4, 4, 4)
+    args = ([2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1], False)
+    out, lse = torch.ops.softpool.forward(x, *args)
+    grad = torch.randn_like(out)
+    with pytest.raises(RuntimeError, match="must have the pooled shape"):
+        torch.ops.softpool.backward(grad[..., :1], x, out, lse, *args)
+    with pytest.raises(RuntimeError, match="lse must be Float, got Double"):
+        torch.ops.softpool.backward(grad, x, out, lse.double(), *args)
+    # grad_out and out in another dtype are read in x's dtype
+    expected = torch.ops.softpool.backward(grad, x, out, lse, *args)
+    torch.testing.assert_close(torch.ops.softpool.backward(grad.double(), x, out.double(), lse, *args), expected)
+
+
 def test_reference_path_when_extension_is_missing():
     code = (
         "import warnings, torch\n"

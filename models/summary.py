@@ -65,7 +65,8 @@ def methods(sites: list[PoolSite]) -> str:
     return ", ".join(f"{m} x{n}" for m, n in counts.items()) or "-"
 
 
-def _cells(row: ModelRow) -> list[str]:
+def row_cells(row: ModelRow) -> list[str]:
+    """The table cells of `row`, in HEADER's order."""
     if row.error:
         return [row.name, row.family, "-", "-", "-", "-", f"error: {row.error}"]
     head = [s for s in row.sites if s.adaptive]
@@ -75,7 +76,7 @@ def _cells(row: ModelRow) -> list[str]:
             places + (f"; head: {where(head)}" if head else "")]
 
 
-def _site_geometry(site: PoolSite) -> str:
+def site_geometry(site: PoolSite) -> str:
     """The site's geometry; a head pool is "global", or its window when it has one (I3D's
     original head: clipped to the feature map)."""
     if not site.adaptive:
@@ -109,29 +110,5 @@ def table_title(pooling: str, batch: int, clip: tuple[int, int, int]) -> str:
 
 def markdown_table(title: str, rows: list[ModelRow]) -> str:
     lines = [f"<!-- {title} -->", "| " + " | ".join(HEADER) + " |", "|" + "|".join("---" for _ in HEADER) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(row)) + " |" for row in rows]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row_cells(row)) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def print_table(title: str, rows: list[ModelRow], sites: bool = False) -> None:
-    """The rich table of `rows`; with `sites`, one more table per model listing every pooling site."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    if not console.is_terminal:  # piped or captured: do not wrap at 80 columns
-        console = Console(width=200)
-    table = Table(title=title)
-    for i, column in enumerate(HEADER):
-        table.add_column(column, justify="right" if i in (2, 3, 4) else "left", overflow="fold")
-    for row in rows:
-        table.add_row(*_cells(row))
-    console.print(table)
-    if sites:
-        for row in rows:
-            detail = Table(title=f"{row.name}: pooling sites", show_edge=False)
-            for column in ("site", "method", "type", "geometry"):
-                detail.add_column(column)
-            for site in row.sites:
-                detail.add_row(site.name, site.method, site.type_name, _site_geometry(site))
-            console.print(detail)

@@ -11,12 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from softpool_video.training.benchmark import (
-    parse_list,
-    print_table,
-    run_benchmark,
-    split_passthrough,
-)
+from softpool_video.training.benchmark import parse_list, run_benchmark, split_passthrough
+
+from ._console import console, fail, setup_logging
+from ._tables import print_benchmark_table
 
 
 def default_out(config: str) -> Path:
@@ -43,23 +41,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv, passthrough = split_passthrough(list(sys.argv[1:] if argv is None else argv))
     args, unknown = build_parser().parse_known_args(argv)
+    setup_logging(verbose=False)
     try:
         poolings = parse_list("--pooling", args.pooling)
         splits = parse_list("--splits", args.splits, int)
         seeds = parse_list("--seeds", args.seeds, int)
-        out = Path(args.out) if args.out else default_out(args.config)
-        result = run_benchmark(args.config, poolings, splits, seeds, out, [*unknown, *passthrough], args.force)
+        folder = Path(args.out) if args.out else default_out(args.config)
+        result = run_benchmark(args.config, poolings, splits, seeds, folder, [*unknown, *passthrough], args.force)
     except (ValueError, FileNotFoundError, NotADirectoryError) as err:
-        print(f"softpool-video benchmark: error: {err}", file=sys.stderr)
-        return 2
-    except FloatingPointError as err:
-        print(f"softpool-video benchmark: error: {err}", file=sys.stderr)
-        return 1
+        return fail("benchmark", err)
+    except FloatingPointError as err:  # a cell diverged: the input was fine, the run failed
+        return fail("benchmark", err, code=1)
     except SystemExit as exit_:  # a cell's LightningCLI rejected its arguments
         return exit_.code if isinstance(exit_.code, int) else 2
-    print_table(result.rows, f"{args.config}: {result.ran} cells run, {result.skipped} skipped")
-    print(f"results: {result.files['markdown']}  {result.files['csv']}  {result.files['json']}  "
-          f"{result.files['plot']}")
-    if "class_diff_csv" in result.files:
-        print(f"per class: {result.files['class_diff_csv']}  {result.files['class_diff_plot']}")
+    print_benchmark_table(result.rows, f"{args.config}: {result.ran} cells run, {result.skipped} skipped")
+    out = console()
+    files = result.files
+    out.print(f"results: {files['markdown']}  {files['csv']}  {files['json']}  {files['plot']}", markup=False)
+    if "class_diff_csv" in files:
+        out.print(f"per class: {files['class_diff_csv']}  {files['class_diff_plot']}", markup=False)
     return 0

@@ -9,7 +9,7 @@ from softpool_video.datamodules.decoders import BACKENDS
 from softpool_video.datamodules.index_cache import PROBE_DEPTHS, VideoIndex
 from softpool_video.datamodules.video_files import find_videos
 
-from ._console import console, setup_logging
+from ._console import console, fail, setup_logging
 
 
 def main(argv: list[str]) -> int:
@@ -36,10 +36,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    out = console()
     if not args.root.is_dir():
-        out.print(f"[red]check-videos:[/red] ROOT={str(args.root)!r} is not a directory")
-        return 2
+        return fail("check-videos", f"ROOT={str(args.root)!r} is not a directory")
+    out = console()
     index = VideoIndex(args.root, backend=args.decoder, depth=args.depth, cache_dir=args.cache_dir,
                        workers=args.workers)
     if args.rebuild:

@@ -11,7 +11,6 @@ Rerunning reuses the data and skips finished runs. About 5-10 minutes on 2 CPU c
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,8 @@ from softpool_video.demo import (
     TARGET_VIDEO_ACC,
     export_checkpoint,
 )
+
+from ._console import console, fail, setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,49 +35,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from softpool_video.training.benchmark import (
-        parse_list,
-        print_table,
-        run_benchmark,
-        split_passthrough,
-    )
+    from softpool_video.datamodules import make_demo_dataset
+    from softpool_video.training.benchmark import parse_list, run_benchmark, split_passthrough
+
+    from ._tables import print_benchmark_table
 
     argv, passthrough = split_passthrough(list(sys.argv[1:] if argv is None else argv))
     args, unknown = build_parser().parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from rich.console import Console
-
-    from softpool_video.datamodules import make_demo_dataset
-
-    console = Console()
-    out = Path(args.out)
+    setup_logging(verbose=True)  # the runner logs each cell as it starts
+    out = console()
+    folder = Path(args.out)
     tic = time.perf_counter()
-    console.rule("[bold]1/3 demo data")
+    out.rule("[bold]1/3 demo data")
     # a demo dataset written by another version or seed is replaced; any other folder is left alone
-    data = out / "data"
+    data = folder / "data"
     root = make_demo_dataset(data, seed=args.seed, overwrite=(data / "demo_info.json").is_file())
-    console.print(f"demo dataset in {root} ({time.perf_counter() - tic:.0f} s)")
+    out.print(f"demo dataset in {root} ({time.perf_counter() - tic:.0f} s)", markup=False)
 
-    console.rule("[bold]2/3 train and test (benchmark runner)")
+    out.rule("[bold]2/3 train and test (benchmark runner)")
     try:
         result = run_benchmark(DEMO_CONFIG, parse_list("--pooling", args.pooling), [1], [args.seed],
-                               out / "benchmark", ["--data.init_args.root", str(root), *unknown, *passthrough],
+                               folder / "benchmark", ["--data.init_args.root", str(root), *unknown, *passthrough],
                                force=args.force)
     except (ValueError, FileNotFoundError) as err:
-        print(f"softpool-video demo: error: {err}", file=sys.stderr)
-        return 2
-    print_table(result.rows, f"demo: {result.ran} runs trained, {result.skipped} reused")
-    console.print(f"table: {result.files['markdown']}  {result.files['csv']}  plot: {result.files['plot']}")
+        return fail("demo", err)
+    print_benchmark_table(result.rows, f"demo: {result.ran} runs trained, {result.skipped} reused")
+    files = result.files
+    out.print(f"table: {files['markdown']}  {files['csv']}  plot: {files['plot']}", markup=False)
 
-    console.rule("[bold]3/3 export")
+    out.rule("[bold]3/3 export")
     best = max(result.cells, key=lambda c: c["metrics"].get("test/video_acc1", 0.0))
-    files = export_checkpoint(best["best_checkpoint"] or best["last_checkpoint"], out / "export",
-                              metrics=best["metrics"])
-    console.print(f"best: {best['name']} -> " + "  ".join(str(f) for f in files))
+    exported = export_checkpoint(best["best_checkpoint"] or best["last_checkpoint"], folder / "export",
+                                 metrics=best["metrics"])
+    out.print(f"best: {best['name']} -> " + "  ".join(str(f) for f in exported), markup=False)
 
     low = [c["name"] for c in result.cells if c["metrics"].get("test/video_acc1", 0.0) < TARGET_VIDEO_ACC]
-    console.print(f"demo finished in {time.perf_counter() - tic:.0f} s")
+    out.print(f"demo finished in {time.perf_counter() - tic:.0f} s")
     if low:
-        console.print(f"[red]video-level accuracy below {TARGET_VIDEO_ACC:.0%} for: {', '.join(low)}")
-        return 1
+        return fail("demo", f"video-level accuracy below {TARGET_VIDEO_ACC:.0%} for: {', '.join(low)}", code=1)
     return 0

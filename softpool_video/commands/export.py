@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
 from softpool_video.checkpoint import CheckpointError
 from softpool_video.export import FORMATS, ExportError, ParityClipError, export_checkpoint
+
+from ._console import console, fail, print_table, setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +51,7 @@ def _summary(result: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(verbose=False)
     formats = list(FORMATS) if "all" in args.formats else list(dict.fromkeys(args.formats))
     summaries, failed = [], []
     for fmt in formats:
@@ -58,10 +59,9 @@ def main(argv: list[str] | None = None) -> int:
             result = export_checkpoint(args.checkpoint, fmt, args.out, video=args.video, decompose=args.decompose,
                                        opset=args.opset, verify=not args.no_verify)
         except (CheckpointError, FileNotFoundError, ParityClipError) as err:  # the same for every format
-            print(f"softpool-video export: error: {err}", file=sys.stderr)
-            return 2
-        except ExportError as err:
-            print(f"softpool-video export: {fmt}: {err}", file=sys.stderr)
+            return fail("export", err)
+        except ExportError as err:  # this format failed; the others may not
+            fail("export", f"{fmt}: {err}", code=1)
             failed.append(fmt)
             continue
         summaries.append(_summary(result))
@@ -73,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_table(checkpoint: str, summaries: list[dict]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"export of {checkpoint}")
@@ -85,6 +84,7 @@ def _print_table(checkpoint: str, summaries: list[dict]) -> None:
             f"top-{s['top_k']} {'same' if s['top_k_match'] else 'differ'})")
         table.add_row(s["format"], "\n".join(s["files"]), diff,
                       f"{s['runtime']}, batch {s['batch_sizes']}" if s["runtime"] else "")
-    Console().print(table)
+    out = console()
+    print_table(table, out)
     if summaries:
-        Console().print(f"parity input: {summaries[0]['input']}")
+        out.print(f"parity input: {summaries[0]['input']}", markup=False)

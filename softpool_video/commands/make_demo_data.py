@@ -8,7 +8,7 @@ from pathlib import Path
 from softpool_video.datamodules.demo import DEMO_CLASSES, DEMO_VARIANTS, demo_spec, write_dataset
 from softpool_video.datamodules.demo_hard import HARD_CLASSES
 
-from ._console import console, setup_logging
+from ._console import console, fail, setup_logging
 
 
 def main(argv: list[str]) -> int:
@@ -44,8 +44,7 @@ def main(argv: list[str]) -> int:
                          width=args.width, height=args.height)
         root = write_dataset(args.out, spec, overwrite=args.overwrite, workers=args.workers)
     except (FileExistsError, ValueError) as err:
-        out.print(f"[red]make-demo-data:[/red] {err}")
-        return 2
+        return fail("make-demo-data", err)
     videos = sorted((root / "UCF-101").rglob("*.avi"))
     size = sum(p.stat().st_size for p in videos)
     out.print(f"demo dataset ({args.variant}): {root} ({len(videos)} videos, {size / 2**20:.1f} MiB, "

@@ -7,8 +7,19 @@ from __future__ import annotations
 
 import argparse
 
-from softpool_video.models.summary import markdown_table, measure, print_table, select_models, table_title
+from softpool_video.models.summary import (
+    HEADER,
+    ModelRow,
+    markdown_table,
+    measure,
+    row_cells,
+    select_models,
+    site_geometry,
+    table_title,
+)
 from softpool_video.pooling.registry import available_pools
+
+from ._console import console, fail, print_table, setup_logging
 
 
 def _input_shape(text: str) -> tuple[int, int, int, int, int]:
@@ -44,16 +55,37 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    setup_logging(verbose=False)
     try:
         names = select_models(args.names, args.family)
     except ValueError as err:
-        print(f"softpool-video models: {err}")
-        return 2
+        return fail("models", err)
     batch, clip = (args.input[0], tuple(args.input[2:])) if args.input else (1, tuple(args.clip))
     rows = [measure(n, args.pooling, args.num_classes, clip, args.device, batch) for n in names]
     title = table_title(args.pooling, batch, clip)
     if args.markdown:
-        print(markdown_table(title, rows))
+        print(markdown_table(title, rows))  # plain: meant to be pasted or parsed
     else:
-        print_table(title, rows, args.sites)
+        _print_table(title, rows, args.sites)
     return 1 if any(r.error for r in rows) else 0
+
+
+def _print_table(title: str, rows: list[ModelRow], sites: bool = False) -> None:
+    """The rich table of `rows`; with `sites`, one more table per model listing every pooling site."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for i, column in enumerate(HEADER):
+        table.add_column(column, justify="right" if i in (2, 3, 4) else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*row_cells(row))
+    out = console()
+    print_table(table, out)
+    if sites:
+        for row in rows:
+            detail = Table(title=f"{row.name}: pooling sites", show_edge=False)
+            for column in ("site", "method", "type", "geometry"):
+                detail.add_column(column)
+            for site in row.sites:
+                detail.add_row(site.name, site.method, site.type_name, site_geometry(site))
+            print_table(detail, out)

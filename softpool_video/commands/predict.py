@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +20,8 @@ import torch
 
 from softpool_video.checkpoint import CheckpointError, EvaluationProtocol, LoadedModel, load_model
 from softpool_video.inference import Prediction, predict_video
+
+from ._console import console, fail, print_table, setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +51,7 @@ def _positive(name: str, value: int | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(verbose=False)
     from softpool_video.datamodules import DecodeError
 
     try:
@@ -60,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         model = load_model(args.model)
     except (CheckpointError, FileNotFoundError, ValueError) as err:
-        print(f"softpool-video predict: error: {err}", file=sys.stderr)
-        return 2
+        return fail("predict", err)
     protocol = model.protocol
     protocol = replace(protocol, num_clips=args.clips or protocol.num_clips,
                        num_crops=args.crops or protocol.num_crops)
@@ -83,10 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_table(model: LoadedModel, protocol: EvaluationProtocol, results: list[Prediction], failures: list[dict]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
     table = Table(title=f"{model.arch} ({model.pooling}), {protocol.num_clips} clips x "
                         f"{protocol.num_crops} crops, {protocol.aggregation}")
     table.add_column("video")
@@ -97,6 +95,7 @@ def _print_table(model: LoadedModel, protocol: EvaluationProtocol, results: list
         for rank, (name, p) in enumerate(r.top, 1):
             table.add_row(r.video if rank == 1 else "", str(rank), name, f"{p:.4f}",
                           end_section=rank == len(r.top))
-    console.print(table)
-    for f in failures:
-        console.print(f"[red]skipped {f['video']}: {f['error']}")
+    out = console()
+    print_table(table, out)
+    for f in failures:  # part of the report, not an error of the command: the other videos were predicted
+        out.print(f"skipped {f['video']}: {f['error']}", style="red", markup=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from softpool_video.datamodules.prepare import FAILURES_FILE, X264_PRESETS, prepare_dataset
 
-from ._console import console, setup_logging
+from ._console import console, fail, setup_logging
 
 
 def _mib(n: int) -> str:
@@ -56,8 +56,7 @@ def main(argv: list[str]) -> int:
                                   qscale=args.qscale,
                                   overwrite=args.overwrite)
     except (FileNotFoundError, FileExistsError, ValueError) as err:
-        out.print(f"[red]prepare:[/red] {err}")
-        return 2
+        return fail("prepare", err)
     s = summary
     out.print(f"prepared {s.videos - len(s.failed)} of {s.videos} videos under {s.src} into {s.dst}: "
                   f"{s.prepared} encoded now, {s.skipped} already done, {len(s.failed)} left out; "

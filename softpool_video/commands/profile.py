@@ -16,6 +16,8 @@ import torch
 from softpool_video.profiling.model_profile import DEFAULT_METHODS, DTYPES, profile_model
 from softpool_video.profiling.report import markdown_table, write_outputs
 
+from ._console import console, fail, setup_logging
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="softpool-video profile",
@@ -82,26 +84,23 @@ def parse_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from rich.console import Console
-
-    console = Console()
+    setup_logging(verbose=False)
     try:
         options = parse_options(args)
     except ValueError as err:
-        console.print(f"[red]profile: {err}", soft_wrap=True)
-        return 2
+        return fail("profile", err)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     results, env = profile_model(**options)
     files = write_outputs(results, env, Path(args.out))
-    console.print(markdown_table(results, env), markup=False, highlight=False, soft_wrap=True)
-    console.print(f"wrote {', '.join(str(f) for f in files)}", soft_wrap=True)
+    print(markdown_table(results, env))  # markdown, plain: pasted into reports as it is
+    console().print(f"wrote {', '.join(str(f) for f in files)}", markup=False)
     failed = [r for r in results if not r.ok]
     if failed and len(failed) == len(results):
-        console.print(f"[red]profile: every method ran out of memory on {args.device} with --input {args.input} "
-                      f"({', '.join(f'{r.method}: {r.failed_phase}' for r in failed)}); try a smaller batch or "
-                      "resolution in --input, --amp or --dtype bfloat16, or another --device", soft_wrap=True)
-        return 1
+        phases = ", ".join(f"{r.method}: {r.failed_phase}" for r in failed)
+        return fail("profile", f"every method ran out of memory on {args.device} with --input {args.input} ({phases}); "
+                               "try a smaller batch or resolution in --input, --amp or --dtype bfloat16, "
+                               "or another --device", code=1)
     return 0
 
 

@@ -14,6 +14,8 @@ import torch
 from softpool_video.pooling.profile import DEFAULT_METHODS, markdown_table, profile_methods, write_outputs
 from softpool_video.pooling.registry import available_pools
 
+from ._console import console, fail, setup_logging
+
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
            "float64": torch.float64}
 
@@ -65,8 +67,7 @@ def _geometry(text: str | None, name: str, dims: int, allow_zero: bool = False) 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from rich.console import Console
-    console = Console()
+    setup_logging(verbose=False)
     try:
         shape = _int_list(args.input, "--input")
         if len(shape) not in (3, 4, 5):
@@ -94,11 +95,10 @@ def main(argv: list[str] | None = None) -> int:
                                   _geometry(args.padding, "padding", dims, allow_zero=True), args.warmup,
                                   args.repeats, args.seed, method_args)
     except ValueError as err:
-        console.print(f"[red]profile-pooling: {err}")
-        return 2
+        return fail("profile-pooling", err)
     files = write_outputs(results, args.out)
-    console.print(markdown_table(results), markup=False, highlight=False, soft_wrap=True)
-    console.print(f"wrote {', '.join(str(f) for f in files)}", soft_wrap=True)
+    print(markdown_table(results))  # markdown, plain: pasted into reports as it is
+    console().print(f"wrote {', '.join(str(f) for f in files)}", markup=False)
     return 0
 
 

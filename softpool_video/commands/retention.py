@@ -19,6 +19,8 @@ import torch
 from softpool_video.pooling.registry import available_pools
 from softpool_video.pooling.retention import DEFAULT_METHODS, markdown_table, measure, write_outputs
 
+from ._console import console, fail, setup_logging
+
 log = logging.getLogger(__name__)
 
 
@@ -115,8 +117,8 @@ def _parse(args: argparse.Namespace) -> tuple[list[str], list[int]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from rich.console import Console
-    console = Console()
+    setup_logging(verbose=False)
+    out = console()
     try:
         methods, kernels = _parse(args)
         if args.data is not None:
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             from softpool_video.datamodules import make_demo_dataset
             root = Path(args.demo_root)
             overwrite = (root / "demo_info.json").is_file()
-            console.print(f"demo dataset in {make_demo_dataset(root, seed=0, overwrite=overwrite)}")
+            out.print(f"demo dataset in {make_demo_dataset(root, seed=0, overwrite=overwrite)}", markup=False)
         paths = find_video_files(root)
         if not paths:
             raise ValueError(f"no video files under {str(root)!r}")
@@ -141,15 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         results = measure(clips, methods, kernels, args.temporal_kernel, args.seed, args.device, args.upsample,
                           args.scale)
     except ValueError as err:
-        console.print(f"[red]retention: {err}")
-        return 2
+        return fail("retention", err)
     meta = {"videos": used, "skipped": len(chosen) - len(used), "frames": args.frames, "seed": args.seed,
             "temporal_kernel": args.temporal_kernel, "upsample": args.upsample, "scale": args.scale,
             "torch": torch.__version__,
             "device": args.device, "dtype": "float32", "threads": torch.get_num_threads()}
     files = write_outputs(results, args.out, meta)
-    console.print(markdown_table(results), markup=False, highlight=False, soft_wrap=True)
-    console.print(f"wrote {', '.join(str(f) for f in files)}", soft_wrap=True)
+    print(markdown_table(results))  # markdown, plain: pasted into reports as it is
+    out.print(f"wrote {', '.join(str(f) for f in files)}", markup=False)
     return 0
 
 

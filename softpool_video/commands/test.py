@@ -1,8 +1,8 @@
 """`softpool-video test`: multi-view test of a checkpoint (LightningCLI's `test`, training/cli.py)."""
 from __future__ import annotations
 
-from softpool_video.training.cli import run_cli
+from ._lightning import run
 
 
 def main(argv: list[str]) -> int:
-    return run_cli("test", argv)
+    return run("test", argv)

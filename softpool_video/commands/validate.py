@@ -1,8 +1,8 @@
 """`softpool-video validate`: validate a checkpoint (LightningCLI's `validate`, training/cli.py)."""
 from __future__ import annotations
 
-from softpool_video.training.cli import run_cli
+from ._lightning import run
 
 
 def main(argv: list[str]) -> int:
-    return run_cli("validate", argv)
+    return run("validate", argv)

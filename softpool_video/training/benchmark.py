@@ -299,7 +299,8 @@ def summarize(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _fmt(row: dict[str, Any], column: str, percent: bool, with_std: bool = True) -> str:
+def format_metric(row: dict[str, Any], column: str, percent: bool, with_std: bool = True) -> str:
+    """One table cell: a summary row's mean (± std) of `column`; a dash when not measured."""
     mean, std = row[f"{column} mean"], row[f"{column} std"]
     if math.isnan(mean):
         return "–"
@@ -309,7 +310,8 @@ def _fmt(row: dict[str, Any], column: str, percent: bool, with_std: bool = True)
     return f"{text} ± {std * scale:.{digits}f}" if with_std else text
 
 
-def _pooling_label(row: dict[str, Any]) -> str:
+def pooling_label(row: dict[str, Any]) -> str:
+    """The method's name, marked † when some cell selected its checkpoint on the test list."""
     return f"{row['pooling']} †" if row.get("selected_on_test") else row["pooling"]
 
 
@@ -318,7 +320,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     head = ["pooling", "cells", *(f"{m.column} (%)" if m.percent else m.column for m in METRICS)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        cells = [_pooling_label(row), str(row["cells"]), *(_fmt(row, m.column, m.percent) for m in METRICS)]
+        cells = [pooling_label(row), str(row["cells"]), *(format_metric(row, m.column, m.percent) for m in METRICS)]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Mean ± std over splits and seeds. `video top-1` etc.: the checkpoint selected on validation; "
@@ -446,29 +448,11 @@ def run_benchmark(config: str, poolings: Sequence[str], splits: Sequence[int | N
     return result
 
 
-def print_table(rows: list[dict[str, Any]], title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    with_std = any(row["cells"] > 1 for row in rows)  # one run per method: no spread to show
-    shown = [(m.column, m.percent, m.header) for m in METRICS if m.header]
-    caption = "accuracy in %" + (", mean ± std over splits and seeds" if with_std else "")
-    table = Table(title=title, caption=caption + "; all columns in results.md / results.csv")
-    table.add_column("pooling", no_wrap=True)
-    table.add_column("n", justify="right", no_wrap=True)
-    for _, _, header in shown:
-        table.add_column(header, justify="right", no_wrap=True)
-    for row in rows:
-        table.add_row(_pooling_label(row), str(row["cells"]), *(_fmt(row, c, p, with_std) for c, p, _ in shown))
-    console = Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 100)  # logs and pipes: do not squeeze the table
-    console.print(table)
-    if any(row.get("selected_on_test") for row in rows):
-        console.print(f"† {SELECTED_ON_TEST_NOTE}", markup=False)
-    headline = f"{COMPARED[0]} vs {rows[0]['pooling']}"
-    for row in rows[1:]:
-        console.print(f"{row['pooling']}: {COMPARED[0]} {row[f'{headline} verdict']} than {rows[0]['pooling']}",
-                      markup=False, highlight=False)
+def headline_verdicts(rows: list[dict[str, Any]]) -> list[str]:
+    """Each method's verdict in words on the headline metric, against the first method."""
+    baseline = rows[0]["pooling"]
+    key = f"{COMPARED[0]} vs {baseline} verdict"
+    return [f"{row['pooling']}: {COMPARED[0]} {row[key]} than {baseline}" for row in rows[1:]]
 
 
 def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:

@@ -10,8 +10,9 @@ to `runs/<config name>_<pooling>`; checkpoints (best by `checkpoint.monitor`, an
 `<default_root_dir>/checkpoints`, a fixed folder, so `--ckpt_path last` finds them;
 CSV and TensorBoard logs share `<default_root_dir>/logs/version_N/` with the saved
 config and a run record (`run.json`: config, versions, device, git commit, results);
-a rich progress bar. Bad input ends with one line naming the option and exit code 2;
-a NaN loss with exit code 1.
+a rich progress bar. Bad input raises one of INPUT_ERRORS with a message naming the option
+(`one_line` shortens jsonargparse's); the command prints it as one line, exit code 2 (a NaN
+loss: 1).
 
 Scale and faults (docs/distributed.md): stack a strategy fragment after the experiment,
 `--config ucf101/r3d_50 --config strategy/ddp` (the run keeps the experiment's
@@ -20,7 +21,8 @@ resumes with `--ckpt_path last` on the same remaining batches (the training load
 state, which Lightning keeps in the checkpoint); a
 checkpoint of another model is refused with one line naming both.
 
-The commands themselves are softpool_video/commands/{fit,validate,test,predict_dataset}.py.
+The commands themselves are softpool_video/commands/{fit,validate,test,predict_dataset}.py,
+through commands/_lightning.py.
 """
 from __future__ import annotations
 
@@ -78,7 +80,7 @@ def silence_cloud_tips() -> None:
             logger.addFilter(_NoCloudTips())
 
 
-def _one_line(message: str) -> str:
+def one_line(message: str) -> str:
     """jsonargparse reports a bad `data`/`model`/`trainer` value as a Union mismatch over a
     dozen lines, with every subtype and the whole namespace; keep the key, what was wrong
     (not the "Expected a NoneType" of the Optional) and a short given value, on one line."""
@@ -110,7 +112,7 @@ class VideoArgumentParser(LightningArgumentParser):
     def error(self, message: str, ex: Exception | None = None) -> Any:
         if not self.exit_on_error:
             return super().error(message, ex)
-        sys.stderr.write(f"error: {_one_line(message)}\ntip: add --help to list the accepted options\n")
+        sys.stderr.write(f"error: {one_line(message)}\ntip: add --help to list the accepted options\n")
         raise SystemExit(2)
 
 
@@ -233,12 +235,11 @@ def with_atomic_checkpoints(plugins: Any) -> Any:
     return [*listed, AtomicCheckpointIO()]
 
 
-def run_cli(subcommand: str | None, argv: list[str], command: str | None = None) -> int:
-    """Run one LightningCLI subcommand; bad input ends with a one-line message and exit code 2.
+def run_cli(subcommand: str | None, argv: list[str]) -> int:
+    """Run one LightningCLI subcommand; returns 0, or argparse's exit code (errors, --help).
 
-    `command` is the name the user typed when it differs from LightningCLI's (predict-dataset).
+    Bad input raises one of INPUT_ERRORS, for the command to report (commands/_lightning.py).
     """
-    name = command or subcommand or "softpool-video"
     try:
         args = expand_config_args(list(argv))
         with warnings.catch_warnings():
@@ -247,9 +248,4 @@ def run_cli(subcommand: str | None, argv: list[str], command: str | None = None)
             VideoCLI(args=[subcommand, *args] if subcommand else args, run=subcommand is not None)
     except SystemExit as exit_:  # argparse errors and --help
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
-    except INPUT_ERRORS as err:
-        log.debug("%s failed", name, exc_info=True)
-        print(f"softpool-video {name}: error: {_one_line(str(err))}", file=sys.stderr)
-        return 1 if isinstance(err, FloatingPointError) else 2
     return 0
-

@@ -338,4 +338,4 @@ def test_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     rc = cli.main(["prepare", str(src), str(tmp_path / "dst"), "--short-side", "32", "--workers", "1"])
     assert rc == 1 and "0 encoded now, 1 already done" in capsys.readouterr().out
     assert cli.main(["prepare", str(src), str(tmp_path / "d2"), "--gop", "0"]) == 2
-    assert "gop must be an integer >= 1" in capsys.readouterr().out
+    assert "gop must be an integer >= 1" in capsys.readouterr().err

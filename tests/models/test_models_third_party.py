@@ -119,7 +119,7 @@ def test_models_command_sites_and_errors(capsys):
     out = capsys.readouterr().out
     assert "stem_pool" in out and "k=1x3x3 s=1x2x2 p=0x1x1" in out and "8x64x64" in out
     assert models_main(["no_such_model"]) == 2
-    assert "unknown model 'no_such_model'" in capsys.readouterr().out
+    assert "softpool-video models: error: unknown model 'no_such_model'" in capsys.readouterr().err
 
 
 def test_where_collapses_repeated_sites():

@@ -73,7 +73,7 @@ def test_profile_command_writes_every_output(tmp_path):
 ])
 def test_profile_command_bad_input(argv, match, capsys, tmp_path):
     assert profile_command.main([*argv, "--out", str(tmp_path), "--repeats", "1", "--warmup", "0"]) == 2
-    assert match in capsys.readouterr().out.replace("\n", "")
+    assert match in capsys.readouterr().err
 
 
 # --- retention -------------------------------------------------------------------------------------------------------
@@ -161,8 +161,8 @@ def test_retention_bad_input(video_dir, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert retention_command.main(["--data", str(empty), "--out", str(tmp_path / "o")]) == 2
-    assert "no video files" in capsys.readouterr().out
+    assert "no video files" in capsys.readouterr().err
     assert retention_command.main(["--data", str(video_dir), "--methods", "maxx", "--out", str(tmp_path / "o")]) == 2
-    assert "unknown pooling method" in capsys.readouterr().out
+    assert "unknown pooling method" in capsys.readouterr().err
     assert retention_command.main(["--data", str(video_dir), "--frames", "100", "--out", str(tmp_path / "o")]) == 2
-    assert "gave 100 frames" in capsys.readouterr().out.replace("\n", "")
+    assert "gave 100 frames" in capsys.readouterr().err

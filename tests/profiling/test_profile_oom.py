@@ -119,7 +119,7 @@ def test_one_method_out_of_memory_is_reported_and_the_others_are_measured(tmp_pa
     assert results["avg"]["step_ms"] is None and results["avg"]["gflops"] is None
     assert all(results[m]["status"] == "ok" and results[m]["step_ms"] > 0 for m in ("max", "softpool"))
     assert (out / "profile.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "every method ran out of memory" not in capsys.readouterr().out
+    assert "every method ran out of memory" not in capsys.readouterr().err
 
 
 def test_every_method_out_of_memory_fails_with_a_clear_message(tmp_path, monkeypatch, capsys):
@@ -132,9 +132,11 @@ def test_every_method_out_of_memory_fails_with_a_clear_message(tmp_path, monkeyp
     out = tmp_path / "profile"
     code = profile_main(["--model", "r2plus1d_tiny", "--pooling", "max,softpool", "--input", INPUT,
                          "--warmup", "0", "--repeats", "1", "--out", str(out)])
-    assert code != 0
-    printed = capsys.readouterr().out
-    assert "every method ran out of memory" in printed and "max: build" in printed and "--input" in printed
+    assert code == 1
+    printed = capsys.readouterr()
+    assert printed.err.startswith("softpool-video profile: error: every method ran out of memory")
+    assert "max: build" in printed.err and "--input" in printed.err and printed.err.count("\n") == 1
+    assert "| max | OOM |" in printed.out  # the table is still printed
     data = json.loads((out / "profile.json").read_text())
     assert [r["status"] for r in data["results"]] == ["OOM", "OOM"]
 

@@ -181,7 +181,7 @@ def test_profile_command_writes_table_csv_json_png(tmp_path, capsys):
                                         (["--input", "1,3,8"], "--input"), (["--model-args", "[1]"], "--model-args")])
 def test_profile_command_rejects_bad_options(tmp_path, capsys, argv, word):
     assert profile_main([*argv, "--out", str(tmp_path)]) == 2
-    assert word in capsys.readouterr().out
+    assert word in capsys.readouterr().err
 
 
 @pytest.mark.cuda

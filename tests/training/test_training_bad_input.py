@@ -8,8 +8,8 @@ import pytorch_lightning as pl
 import torch
 from run_args import tiny_args
 
+from softpool_video import cli
 from softpool_video.training import VideoClassifier
-from softpool_video.training import cli as training_cli
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def demo_root(tmp_path_factory) -> Path:
 
 
 def fails(argv: list[str], capsys, subcommand: str = "fit") -> str:
-    assert training_cli.run_cli(subcommand, argv) == 2
+    assert cli.main([subcommand, *argv]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) <= 12, err  # a message, not the usage of every option
     return err

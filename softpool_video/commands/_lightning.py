@@ -1,0 +1,22 @@
+"""What the LightningCLI commands (fit, validate, test, predict-dataset) share: run one, report bad input."""
+from __future__ import annotations
+
+import logging
+
+from softpool_video.training.cli import INPUT_ERRORS, one_line, run_cli
+
+from ._console import fail
+
+log = logging.getLogger(__name__)
+
+
+def run(subcommand: str, argv: list[str], command: str | None = None) -> int:
+    """LightningCLI's `subcommand`; bad input ends with one line and exit code 2, a NaN loss with 1.
+
+    `command` is the name the user typed when it differs from LightningCLI's (predict-dataset).
+    """
+    try:
+        return run_cli(subcommand, argv)
+    except INPUT_ERRORS as err:
+        log.debug("%s failed", command or subcommand, exc_info=True)
+        return fail(command or subcommand, one_line(str(err)), code=1 if isinstance(err, FloatingPointError) else 2)

@@ -38,7 +38,7 @@ demo: $(VENV)/.built
 test: $(VENV)/.built
 	$(PY) -m pytest -q -m "not matrix"
 
-# A quick check while editing: no DDP/SIGKILL/long training runs, no grids (2 min 48 s on 2 cores, 2026-11-30).
+# A quick check while editing: no DDP/SIGKILL/long training runs, no grids (2 min 41 s on 2 cores, 2026-11-30).
 test-fast: $(VENV)/.built
 	$(PY) -m pytest -q -m "not slow and not matrix"
 

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"softpool-video: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}",
+        print(f"softpool-video: error: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}",
               file=sys.stderr)
         return 2
     target = COMMANDS[name][0]
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         if err.name and module_name.startswith(err.name):
-            print(f"softpool-video: command {name!r} is not available in this build ({err})",
+            print(f"softpool-video: error: command {name!r} is not available in this build ({err})",
                   file=sys.stderr)
             return 2
         raise

@@ -18,7 +18,8 @@ def test_help_lists_every_command(capsys):
 def test_unknown_command_names_the_choices(capsys):
     assert cli.main(["trian"]) == 2
     err = capsys.readouterr().err
-    assert "unknown command 'trian'" in err and "fit" in err
+    assert err.startswith("softpool-video: error: unknown command 'trian'") and "fit" in err
+    assert err.count("\n") == 1
 
 
 def test_console_script_is_installed():

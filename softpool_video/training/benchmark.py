@@ -452,7 +452,9 @@ def headline_verdicts(rows: list[dict[str, Any]]) -> list[str]:
     """Each method's verdict in words on the headline metric, against the first method."""
     baseline = rows[0]["pooling"]
     key = f"{COMPARED[0]} vs {baseline} verdict"
-    return [f"{row['pooling']}: {COMPARED[0]} {row[key]} than {baseline}" for row in rows[1:]]
+    # "softpool vs max, video top-1: higher by 3.1 points (95% CI ...), significant ...": the
+    # verdict carries its interval and test, so the comparison is named before it
+    return [f"{row['pooling']} vs {baseline}, {COMPARED[0]}: {row[key]}" for row in rows[1:]]
 
 
 def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:

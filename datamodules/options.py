@@ -186,7 +186,7 @@ GROUPS: dict[str, type] = {"decoding": Decoding, "sampling": ClipSampling, "tran
 # field name -> the group holding it (field names are unique across groups)
 GROUP_OF: dict[str, str] = {f.name: group for group, cls in GROUPS.items() for f in fields(cls)}
 
-GROUP_CLASSES = (Decoding, ClipSampling, Transforms, Loading)
+GROUP_CLASSES = tuple(GROUPS.values())
 G = TypeVar("G", Decoding, ClipSampling, Transforms, Loading)
 
 

@@ -292,11 +292,17 @@ def summarize(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for comparison in compare(cells):
         d = comparison.difference
         row = next(r for r in rows if r["pooling"] == d.method)
-        prefix = f"{comparison.metric} vs {d.baseline}"
+        prefix = comparison_prefix(comparison.metric, d.baseline)
         row.update({f"{prefix} diff": d.mean, f"{prefix} ci low": d.ci_low, f"{prefix} ci high": d.ci_high,
                     f"{prefix} p": d.p_value, f"{prefix} pairs": d.n, f"{prefix} significant": d.significant,
                     f"{prefix} verdict": comparison.verdict()})
     return rows
+
+
+def comparison_prefix(metric: str, baseline: str) -> str:
+    """How a summary row names its paired comparison's columns: `<prefix> diff`, `<prefix> ci low`,
+    ..., `<prefix> verdict`, e.g. "video top-1 vs max diff"."""
+    return f"{metric} vs {baseline}"
 
 
 def format_metric(row: dict[str, Any], column: str, percent: bool, with_std: bool = True) -> str:
@@ -334,7 +340,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
                   "| pooling | metric | difference | 95% CI | p | pairs | verdict |", "|---|---|---|---|---|---|---|"]
         for column in COMPARED:
             for row in rows[1:]:
-                prefix = f"{column} vs {baseline}"
+                prefix = comparison_prefix(column, baseline)
                 diff, low, high, p = (row.get(f"{prefix} {k}") for k in ("diff", "ci low", "ci high", "p"))
                 if diff is None:
                     continue
@@ -372,7 +378,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path:
 
 
 def _plot_differences(ax: Any, rows: list[dict[str, Any]]) -> None:
-    prefix = f"{COMPARED[0]} vs {rows[0]['pooling']}"
+    prefix = comparison_prefix(COMPARED[0], rows[0]["pooling"])
     others = [r for r in rows[1:] if r.get(f"{prefix} diff") is not None]
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_title(f"{COMPARED[0]} - {rows[0]['pooling']}\n(paired, 95% CI)")
@@ -451,7 +457,7 @@ def run_benchmark(config: str, poolings: Sequence[str], splits: Sequence[int | N
 def headline_verdicts(rows: list[dict[str, Any]]) -> list[str]:
     """Each method's verdict in words on the headline metric, against the first method."""
     baseline = rows[0]["pooling"]
-    key = f"{COMPARED[0]} vs {baseline} verdict"
+    key = f"{comparison_prefix(COMPARED[0], baseline)} verdict"
     # "softpool vs max, video top-1: higher by 3.1 points (95% CI ...), significant ...": the
     # verdict carries its interval and test, so the comparison is named before it
     return [f"{row['pooling']} vs {baseline}, {COMPARED[0]}: {row[key]}" for row in rows[1:]]

@@ -8,7 +8,8 @@ its own index (which is what lets a sampler shard test views without losing any)
 Each item is a dict: video (float C,T,H,W), label, video_index, clip_index, crop_index.
 
 Bad videos. Files the index marked undecodable never reach this class (the DataModule
-excludes and reports them). A file that still fails here, after both backends were tried,
+excludes and reports them). A file that still fails here, after every backend that reads it
+exactly was tried (both, unless its frame layout leaves only PyAV),
 or whose decoding does not finish within `decode_timeout` seconds, is recorded in the
 index's read-failure log and logged once per process, and the item comes back as a
 `SkippedItem` instead of a sample. The collate filter (`SkippingCollate`, collate.py) leaves
@@ -86,6 +87,7 @@ class VideoClipDataset(Dataset):
         # Only what reading needs, so a spawned worker gets a small pickle.
         self.num_frames = [m.num_frames for m in metas]
         self.backends = [m.backend or decoder for m in metas]
+        self.layouts = [m.layout for m in metas]  # which backends are exact: the only fallbacks
         self.sampler = sampler
         self.transform = transform
         self.num_crops = num_crops
@@ -146,9 +148,10 @@ class VideoClipDataset(Dataset):
         read in order), the views of one video share one open reader, which decodes on
         from the last clip instead of seeking back, and the crops of one clip share its
         frames: each video is decoded about once instead of once per view."""
-        backend = self.backends[video_index]
+        backend, layout = self.backends[video_index], self.layouts[video_index]
         if self.views_per_video == 1:
-            return read_frames(path, indices, backend, num_threads=self.decode_threads)[0]
+            return read_frames(path, indices, backend, num_threads=self.decode_threads,
+                               layout=layout)[0]
         cached = self._open
         if cached is not None and (cached.pid != os.getpid() or cached.video_index != video_index):
             if cached.pid == os.getpid():  # a forked copy's reader is its parent's to close
@@ -159,15 +162,17 @@ class VideoClipDataset(Dataset):
         try:
             if cached is None:
                 cached = _OpenVideo(os.getpid(), video_index,
-                                    open_video(path, backend, num_threads=self.decode_threads))
+                                    open_video(path, backend, num_threads=self.decode_threads,
+                                               layout=layout))
                 self._open = cached
             frames = cached.reader.get(indices)
         except (DecodeError, IndexError):
-            # As for a single view: every backend, each opened afresh.
+            # As for a single view: every exact backend, each opened afresh.
             if self._open is not None:
                 self._open.reader.close()
             self._open = None
-            return read_frames(path, indices, backend, num_threads=self.decode_threads)[0]
+            return read_frames(path, indices, backend, num_threads=self.decode_threads,
+                               layout=layout)[0]
         cached.indices, cached.frames = np.asarray(indices).copy(), frames
         return frames
 

@@ -2,19 +2,25 @@
 
 `open_video(path)` returns a reader with `num_frames`, `fps` and `get(indices)`, which
 decodes only the requested frames and returns them as a uint8 tensor of shape
-(T, H, W, C), RGB. Two backends:
+(T, H, W, C), RGB. Frame i is the i-th picture of a full sequential decode (the video as a
+player shows it), for any order of indices, repeats and single reads. Two backends:
 
 - decord (package decord2): the default. Fast random access; we never touch its global
-  bridge, frames leave decord as numpy (`.asnumpy()`) and become tensors here.
-- PyAV: the fallback, and the backend for files decord cannot open or decode. It decodes
-  less for the same frames (it skips non-reference frames it does not return, and one
-  open reader reads clips in order in one pass): see `PyAVReader`, tests/data/test_data_seek.py
+  bridge, frames leave decord as numpy (`.asnumpy()`) and become tensors here. It seeks to
+  the key frame before a frame and counts pictures on from there, which is exact only for
+  `plain` files (frame_layout.py): it refuses the others (B-frames in AVI, DivX/XviD packed
+  B-frames, open groups of pictures), on which it returns neighbouring frames.
+- PyAV: the fallback, and the reader of every file decord cannot open, decode or number.
+  It numbers frames by their sorted timestamps where the container stores them, and by
+  counting decoder output from the start where it does not (B-frames in AVI). It decodes
+  less for the same frames (it skips non-reference frames it does not return, and one open
+  reader reads clips in order in one pass): see `PyAVReader`, tests/data/test_data_seek.py
   and benchmarks/bench_data.py for what that saves.
 
-Both number frames the same way: frame i is the i-th frame in presentation order,
-found by demuxing every packet and sorting their timestamps (what decord does
-internally). That is what makes the two backends return the same frame for the same
-index (see tests/data/test_data_decoders.py).
+Which file goes which way is its frame layout, found by demuxing (`frame_layout`) and kept
+in the index, so a reader opened with a known `layout` does not demux again. Tested against
+the full decode on synthetic files of every layout and on an original UCF-101 file with
+packed B-frames (tests/data/test_data_exact_frames.py).
 """
 from __future__ import annotations
 
@@ -26,6 +32,8 @@ from typing import Any, Literal, Protocol, Self, runtime_checkable
 
 import numpy as np
 import torch
+
+from .frame_layout import LAYOUTS, PLAIN, backend_order, check_layout, classify, count_vops
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +130,21 @@ class _ReaderBase:
 
 
 class DecordReader(_ReaderBase):
-    """decord.VideoReader on CPU. `num_threads=1` suits DataLoader workers (one core each)."""
+    """decord.VideoReader on CPU. `num_threads=1` suits DataLoader workers (one core each).
+
+    Refuses (DecodeError) a file whose frames it would misnumber; `layout` is the file's
+    frame layout when the caller knows it (the index does), else it is found here.
+    """
 
     backend = "decord"
 
-    def __init__(self, path: str | Path, num_threads: int = 1) -> None:
+    def __init__(self, path: str | Path, num_threads: int = 1, *, layout: str | None = None) -> None:
         self.path = str(path)
+        self.layout = frame_layout(path) if layout is None else check_layout(layout).name
+        if self.backend not in LAYOUTS[self.layout].backends:
+            raise DecodeError(path, self.backend,
+                              f"would return wrong frames ({LAYOUTS[self.layout].description}); "
+                              "pyav reads this file exactly")
         try:
             import decord
         except ImportError as err:  # pragma: no cover - decord2 is a pinned dependency
@@ -166,11 +183,19 @@ class PyAVReader(_ReaderBase):
     last read stopped instead of seeking back to a key frame it has already passed, and
     keeps the last read's frames for a clip that overlaps it, so the views of a video cost
     about one pass over it.
+
+    Frame numbers: where the container stores presentation times, frame i is the picture
+    with the i-th smallest timestamp, found by demuxing every packet (`layout` plain or
+    open-gop). Where it does not (B-frames in AVI, packed B-frames: see frame_layout.py),
+    frame i is the i-th picture the decoder puts out from the start of the file; such a
+    reader never seeks and never skips a picture, which would shift the count. The demux
+    finds the layout; a `layout` from the index is only compared with it.
     """
 
     backend = "pyav"
 
-    def __init__(self, path: str | Path, num_threads: int = 1, *, skip_nonref: bool = True) -> None:
+    def __init__(self, path: str | Path, num_threads: int = 1, *, skip_nonref: bool = True,
+                 layout: str | None = None) -> None:
         import av
 
         self.path = str(path)
@@ -178,12 +203,13 @@ class PyAVReader(_ReaderBase):
         self.skip_nonref = bool(skip_nonref)
         self.frames_decoded = 0  # frames out of the decoder, for measuring what seeks cost
         # Decoder state since the last seek, for continuing instead of seeking: the live
-        # demuxer (None: seek first), the latest pts fed to the decoder and out of it, the
-        # frames dropped by skipping; and the frames the last read returned, by pts.
+        # demuxer (None: seek first), the latest frame number fed to the decoder and out of
+        # it, the frames dropped by skipping; and the frames the last read returned.
         self._packets: Any = None
         self._pending: Iterator[Any] = iter(())  # frames of the last packet not looked at
         self._rgb = av.video.reformatter.VideoReformatter()
         self._sent_pts = self._out_pts = _NO_PTS
+        self._next_count = 0  # counting readers: the number of the next picture out
         self._skipped: set[int] = set()
         self._recent: dict[int, np.ndarray] = {}
         try:
@@ -204,12 +230,19 @@ class PyAVReader(_ReaderBase):
         except Exception as err:
             self.close()
             raise DecodeError(path, self.backend, f"cannot index packets: {err}") from err
+        if layout is not None and check_layout(layout).name != self.layout:
+            log.warning("%s: indexed with frame layout %r, reads now as %r (changed file?)",
+                        self.path, layout, self.layout)
+        self._counting = LAYOUTS[self.layout].count_frames
 
     def _index_packets(self) -> None:
-        # Demux (no decoding) to list every frame's timestamp; sorted, they map frame
-        # index -> pts in presentation order, exactly as decord numbers frames.
+        # Demux (no decoding) to list every frame's timestamp and find the frame layout.
+        # Sorted, the timestamps map frame index -> pts in presentation order; a counting
+        # reader numbers the non-empty packets instead.
         stamps: list[int] = []
-        keys: list[int] = []
+        keys: list[bool] = []
+        packed = False
+        look_for_vops = self._stream.codec_context.name == "mpeg4"
         self.demux_error = ""
         missing_ts = False
         try:
@@ -221,15 +254,26 @@ class PyAVReader(_ReaderBase):
                     missing_ts = True
                     continue
                 stamps.append(int(ts))
-                if packet.is_keyframe:
-                    keys.append(int(ts))
+                keys.append(bool(packet.is_keyframe))
+                if look_for_vops and not packed:
+                    packed = count_vops(bytes(packet)) > 1
         except self._av.error.FFmpegError as err:
             # A broken tail: keep the frames before it, but let callers (the probe) know.
             self.demux_error = str(err)
         if missing_ts and not stamps:
             raise DecodeError(self.path, self.backend, "packets carry no timestamps")
-        self._pts = np.unique(np.asarray(stamps, dtype=np.int64))
-        self._keys = np.unique(np.asarray(keys, dtype=np.int64))
+        in_decode_order = np.asarray(stamps, dtype=np.int64)
+        is_key = np.asarray(keys, dtype=bool)
+        self.layout = classify(is_avi="avi" in self._container.format.name.split(","),
+                               has_b_frames=bool(self._stream.codec_context.has_b_frames),
+                               pts=in_decode_order, keys=is_key, packed=packed)
+        if LAYOUTS[self.layout].count_frames:
+            # Frame numbers are output counts, and the only known one is 0 at the start.
+            self._pts = np.arange(in_decode_order.size, dtype=np.int64)
+            self._keys = np.zeros(1, dtype=np.int64)
+        else:
+            self._pts = np.unique(in_decode_order)
+            self._keys = np.unique(in_decode_order[is_key])
         self._num_frames = int(self._pts.size)
         if self._num_frames == 0:
             raise DecodeError(self.path, self.backend,
@@ -238,7 +282,7 @@ class PyAVReader(_ReaderBase):
         if rate:
             self._fps = float(rate)
         else:  # fall back to the timestamps themselves
-            span = float((self._pts[-1] - self._pts[0]) * self._stream.time_base)
+            span = float((in_decode_order.max() - in_decode_order.min()) * self._stream.time_base)
             self._fps = (self._num_frames - 1) / span if span > 0 else 0.0
 
     def _continues(self, todo: list[int]) -> bool:
@@ -252,15 +296,17 @@ class PyAVReader(_ReaderBase):
 
     def _decode_from(self, seek_pts: int | None, wanted: dict[int, int],
                      out: dict[int, np.ndarray], stop_pts: int) -> None:
-        """Decode forward from the key frame before `seek_pts` (None: from the start) until
-        every wanted frame is in `out` or `stop_pts` has come out."""
-        if seek_pts is None:
+        """Decode forward from the key frame before `seek_pts` (None, and always for a
+        counting reader: from the start) until every wanted frame is in `out` or `stop_pts`
+        has come out."""
+        if seek_pts is None or self._counting:
             self._container.seek(0)
         else:
             self._container.seek(seek_pts, stream=self._stream, backward=True, any_frame=False)
         self._packets = self._container.demux(self._stream)
         self._pending = iter(())
         self._sent_pts = self._out_pts = _NO_PTS
+        self._next_count = 0
         self._skipped = set()
         self._decode_on(wanted, out, stop_pts)
 
@@ -274,11 +320,15 @@ class PyAVReader(_ReaderBase):
                     return
             for packet in self._packets:
                 # Packets come in decode order; the pts says which frame each one becomes.
-                if packet.pts is not None:
+                # A counting reader learns that only when the picture comes out; it has
+                # passed its one key frame (the start) once it has sent anything.
+                if self._counting:
+                    self._sent_pts = 0
+                elif packet.pts is not None:
                     self._sent_pts = max(self._sent_pts, int(packet.pts))
                 elif packet.size:  # it could be any frame: no continuing past it
                     self._sent_pts = self._out_pts = _ANY_PTS
-                if self.skip_nonref:
+                if self.skip_nonref and not self._counting:
                     # A frame we do not return is decoded only if others may refer to it:
                     # NONREF drops a frame only when no frame uses it as a reference, so
                     # the frames we keep decode bit-identically. No pts: decode it fully.
@@ -301,11 +351,15 @@ class PyAVReader(_ReaderBase):
               stop_pts: int) -> bool:
         """Keep `frame` if wanted; True once decoding can stop."""
         self.frames_decoded += 1
-        ts = frame.pts
-        if ts is None:
+        if self._counting:
+            ts = self._next_count
+            self._next_count += 1
+        elif frame.pts is None:
             return False
-        self._out_pts = max(self._out_pts, int(ts))
-        i = wanted.get(int(ts))
+        else:
+            ts = int(frame.pts)
+        self._out_pts = max(self._out_pts, ts)
+        i = wanted.get(ts)
         if i is not None and i not in out:
             # One reformatter for all frames: frame.to_ndarray(format=...) would set up a
             # new colour converter for every frame, which costs more than converting.
@@ -332,8 +386,10 @@ class PyAVReader(_ReaderBase):
             self._decode_from(None, wanted, out, max(wanted))
         if len(out) < len(wanted):
             missing = sorted({int(i) for i in uniq} - set(out))
-            raise DecodeError(self.path, self.backend,
-                              f"frames {missing[:8]} could not be decoded")
+            short = self._counting and self._next_count < self._num_frames
+            raise DecodeError(self.path, self.backend, f"frames {missing[:8]} could not be decoded" + (
+                f" (the decoder put out {self._next_count} pictures for {self._num_frames} "
+                "chunks)" if short else ""))
         self._recent = {ts: out[i] for ts, i in wanted.items()}
         return torch.from_numpy(np.stack([out[int(i)] for i in idx]))
 
@@ -353,39 +409,77 @@ def reader_class(backend: str) -> type[_ReaderBase]:
     return _READERS[check_backend(backend)]
 
 
-def open_video(path: str | Path, backend: str = "decord", *, fallback: bool = True,
-               num_threads: int = 1) -> VideoReader:
-    """Open `path` with `backend`; if that fails and `fallback`, try PyAV.
+def frame_layout(path: str | Path) -> str:
+    """The frame layout of `path` (frame_layout.py): the stream header says whether frames
+    are reordered at all; only then are the packets demuxed. Raises DecodeError when PyAV
+    cannot open the file."""
+    import av
 
-    Raises DecodeError when no backend can open the file.
-    """
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DecodeError(path, "pyav", "no video stream")
+            if not container.streams.video[0].codec_context.has_b_frames:
+                return PLAIN
+    except DecodeError:
+        raise
+    except Exception as err:  # av raises many error types for broken containers
+        raise DecodeError(path, "pyav", f"cannot open: {err}") from err
+    with PyAVReader(path) as reader:
+        return reader.layout
+
+
+def _backends(path: str | Path, backend: str, fallback: bool, layout: str | None) -> list[str]:
+    """Readers to try, in order: `backend` first, then the other one (with `fallback`);
+    with a known `layout`, only those exact for it."""
     check_backend(backend)
-    order = [backend] + ([b for b in BACKENDS if b != backend] if fallback else [])
+    if layout is not None:
+        return backend_order(layout, backend, fallback)
+    return [backend] + ([b for b in BACKENDS if b != backend] if fallback else [])
+
+
+def _no_reader(path: str | Path, backend: str, order: list[str], errors: list[str],
+               layout: str | None) -> DecodeError:
+    if order:
+        return DecodeError(path, "/".join(order), "; ".join(errors))
+    return DecodeError(path, backend, f"would return wrong frames ({LAYOUTS[layout or PLAIN].description}) "
+                                      "and fallback is off")
+
+
+def open_video(path: str | Path, backend: str = "decord", *, fallback: bool = True,
+               num_threads: int = 1, layout: str | None = None) -> VideoReader:
+    """Open `path` with `backend`; if that fails and `fallback`, try the other backend.
+    decord refuses files whose frames it would misnumber, so the reader returned is exact.
+
+    Raises DecodeError when no backend can open the file (exactly).
+    """
     errors: list[str] = []
+    order = _backends(path, backend, fallback, layout)
     for name in order:
         try:
-            return _READERS[name](path, num_threads=num_threads)
+            return _READERS[name](path, num_threads=num_threads, layout=layout)
         except DecodeError as err:
             errors.append(f"{name}: {err.reason}")
-    raise DecodeError(path, "/".join(order), "; ".join(errors))
+    raise _no_reader(path, backend, order, errors, layout)
 
 
 def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, backend: str = "decord",
-                *, fallback: bool = True, num_threads: int = 1) -> tuple[torch.Tensor, str]:
+                *, fallback: bool = True, num_threads: int = 1,
+                layout: str | None = None) -> tuple[torch.Tensor, str]:
     """Decode `indices` of `path`; returns (frames T,H,W,C uint8, backend that succeeded).
 
     Falls back to the other backend when opening *or decoding* fails, so a file that
-    decord opens but cannot decode is still read.
+    decord opens but cannot decode is still read; with a known `layout`, only to a backend
+    that is exact for it.
     """
-    check_backend(backend)
-    order = [backend] + ([b for b in BACKENDS if b != backend] if fallback else [])
     errors: list[str] = []
+    order = _backends(path, backend, fallback, layout)
     for name in order:
         try:
-            with _READERS[name](path, num_threads=num_threads) as reader:
+            with _READERS[name](path, num_threads=num_threads, layout=layout) as reader:
                 return reader.get(indices), name
         except DecodeError as err:
             errors.append(f"{name}: {err.reason}")
         except IndexError as err:  # this backend sees fewer frames than the index promised
             errors.append(f"{name}: {err}")
-    raise DecodeError(path, "/".join(order), "; ".join(errors))
+    raise _no_reader(path, backend, order, errors, layout)

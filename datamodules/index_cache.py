@@ -6,6 +6,12 @@ probes each file once, keyed by its path relative to the dataset root and invali
 size and mtime, and saves the result as JSON in `<root>/.softpool_video/index.json` (or
 under `~/.cache/softpool_video/` when the root is read-only).
 
+Exact frames. The probe also records each file's frame layout (frame_layout.py): how its
+stream orders frames, and so which backends number them exactly. `VideoMeta.backend` is
+always one of those: a file that decord would misnumber (B-frames in AVI, DivX/XviD packed
+B-frames, open groups of pictures) is read by PyAV even when decord is asked for, and never
+falls back to decord.
+
 Bad videos. A probe marks a file bad when it is empty, cannot be opened, has no
 frames, holds fewer frames than its container declares (truncated), or its first or
 last frame cannot be decoded by either backend. Datasets exclude bad files at setup and
@@ -23,6 +29,7 @@ import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from hashlib import sha1
 from pathlib import Path
@@ -32,14 +39,15 @@ import numpy as np
 
 from softpool_video.reporting import write_json_atomic
 
-from .decoders import BACKENDS, DecodeError, check_backend, reader_class
+from .decoders import DecodeError, PyAVReader, check_backend, reader_class
+from .frame_layout import LAYOUTS, PLAIN, backend_order
 from .video_files import CACHE_DIRNAME
 
 log = logging.getLogger(__name__)
 
 ProbeDepth = Literal["header", "fast", "full"]
 PROBE_DEPTHS: tuple[str, ...] = ("header", "fast", "full")
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: frame layout per file
 # A container may declare a few frames more than it holds (dropped frames, an AVI header
 # written before the last packets); a larger shortfall is a truncated or damaged file.
 # Lenient on purpose: losing a good video to a false alarm costs more than keeping one
@@ -62,6 +70,7 @@ class VideoMeta:
     mtime_ns: int
     requested: str  # the backend asked for when probing
     depth: str  # header | fast | full
+    layout: str = PLAIN  # frame layout (frame_layout.py): which backends read it exactly
 
     @property
     def ok(self) -> bool:
@@ -73,12 +82,14 @@ def _depth_rank(depth: str) -> int:
 
 
 def _bad(error: str, size: int, mtime_ns: int, requested: str, depth: str,
-         num_frames: int = 0, fps: float = 0.0) -> VideoMeta:
-    return VideoMeta(num_frames, fps, 0, 0, "", error, size, mtime_ns, requested, depth)
+         num_frames: int = 0, fps: float = 0.0, layout: str = PLAIN) -> VideoMeta:
+    return VideoMeta(num_frames, fps, 0, 0, "", error, size, mtime_ns, requested, depth, layout)
 
 
-def _header(path: str) -> tuple[int, float, int, int]:
-    """Declared frame count (0 if unknown), fps, width, height, from the container header."""
+def _header(path: str) -> tuple[int, float, int, int, bool]:
+    """Declared frame count (0 if unknown), fps, width, height, from the container header;
+    and whether the stream reorders frames (has B-frames), which decides if the packets must
+    be demuxed to find the frame layout."""
     import av
 
     with av.open(path) as container:
@@ -87,7 +98,8 @@ def _header(path: str) -> tuple[int, float, int, int]:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
         return (int(stream.frames or 0), float(rate) if rate else 0.0,
-                int(stream.codec_context.width), int(stream.codec_context.height))
+                int(stream.codec_context.width), int(stream.codec_context.height),
+                bool(stream.codec_context.has_b_frames))
 
 
 def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
@@ -95,7 +107,9 @@ def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
     """Probe one file. Never raises for a bad video: the reason is in `VideoMeta.error`.
 
     depth: 'header' opens the file and counts frames (no decoding); 'fast' also decodes
-    the first and the last frame; 'full' decodes every frame (slow, thorough).
+    the first and the last frame; 'full' decodes every frame (slow, thorough). A stream with
+    B-frames is also demuxed by PyAV to find its frame layout (frame_layout.py); only backends
+    exact for that layout are tried (`backend` if it is, then with `fallback` the other).
     """
     check_backend(backend)
     if depth not in PROBE_DEPTHS:
@@ -109,7 +123,7 @@ def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
     if size == 0:
         return _bad("empty file (0 bytes)", size, mtime, backend, depth)
     try:
-        declared, fps, width, height = _header(path)
+        declared, fps, width, height, reordered = _header(path)
     except DecodeError as err:  # e.g. an audio-only file: no video stream
         return _bad(err.reason, size, mtime, backend, depth)
     except Exception as err:  # av raises many error types for broken containers
@@ -117,11 +131,26 @@ def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
         return _bad(f"cannot open: {DecodeError(path, 'pyav', message).reason}", size, mtime,
                     backend, depth)
 
-    order = [backend] + ([b for b in BACKENDS if b != backend] if fallback else [])
-    errors: list[str] = []
-    for name in order:
-        try:
-            with reader_class(name)(path) as reader:
+    with ExitStack() as stack:
+        layout, opened = PLAIN, {}
+        if reordered:
+            # Only PyAV's packet index tells whether decord would number the frames right;
+            # the probe below reuses that reader.
+            try:
+                opened["pyav"] = stack.enter_context(PyAVReader(path))
+            except DecodeError as err:
+                return _bad(f"pyav: {err.reason} (frames are reordered, and without the packets "
+                            "their order is unknown)", size, mtime, backend, depth)
+            layout = opened["pyav"].layout
+        order = backend_order(layout, backend, fallback)
+        if not order:
+            return _bad(f"{backend} would return wrong frames ({LAYOUTS[layout].description}) and "
+                        "fallback is off", size, mtime, backend, depth, layout=layout)
+        errors: list[str] = []
+        for name in order:
+            try:
+                reader = (opened[name] if name in opened
+                          else stack.enter_context(reader_class(name)(path, layout=layout)))
                 n = reader.num_frames
                 demux_error = getattr(reader, "demux_error", "")
                 if demux_error:
@@ -131,17 +160,17 @@ def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
                                                   TRUNCATION_TOLERANCE_FRACTION * declared):
                     # Not a backend problem: the data is not there. No point trying another.
                     return _bad(f"truncated: {n} of {declared} declared frames", size, mtime,
-                                backend, depth, n, fps)
+                                backend, depth, n, fps, layout)
                 if depth == "fast":
                     reader.get([0, n - 1])
                 elif depth == "full":
                     for start in range(0, n, 64):
                         reader.get(np.arange(start, min(start + 64, n)))
                 return VideoMeta(n, reader.fps or fps, width, height, name, "", size, mtime,
-                                 backend, depth)
-        except DecodeError as err:
-            errors.append(f"{name}: {err.reason}")
-    return _bad("; ".join(errors), size, mtime, backend, depth)
+                                 backend, depth, layout)
+            except DecodeError as err:
+                errors.append(f"{name}: {err.reason}")
+        return _bad("; ".join(errors), size, mtime, backend, depth, layout=layout)
 
 
 def default_cache_dir(root: str | Path) -> Path:

@@ -13,8 +13,11 @@ re-encodes every video once, so that each training clip costs far less CPU:
   the rest; MPEG-4 part 2 (XVID, as UCF-101 and HMDB-51 ship) in AVI, because decord reads
   H.264 from AVI about half as fast as from MP4;
 - exactly the frames the project's readers count, in the same order (frame i of the copy is
-  frame i of the original), at a constant rate equal to the input's average rate: variable
-  frame-rate inputs are re-timestamped, so time stamps change but frame numbers do not;
+  frame i of the original, read by the PyAV reader, exact for every frame layout, packed
+  B-frames included), at a constant rate equal to the input's average rate: variable
+  frame-rate inputs are re-timestamped, so time stamps change but frame numbers do not.
+  Every copy is plain (no B-frames), so decord reads it exactly and fast: for the UCF-101
+  and HMDB-51 files that only PyAV reads exactly, the copy is the fast path;
 - video only: audio and subtitle streams are dropped (training never reads them).
 
 Everything else is copied byte for byte, under the same paths and names, so DST is used
@@ -30,8 +33,9 @@ about 1.5x at half the bytes. Preparing costs about 0.3 CPU-seconds per such vid
 
 Safe to interrupt and rerun: each video is written to a hidden temporary file next to its
 destination (`.<name>.<random>.prepare-tmp`, not a video extension, so no dataset or
-`check-videos` picks it up), checked (both decoders open it, and it holds the input's frame
-count at the input's frame rate) and only then renamed into place, stamped with the source's
+`check-videos` picks it up), checked (both decoders open it, it holds the input's frame
+count at the input's frame rate, and each of its frames is nearer the same frame of a
+full sequential decode of the input than that frame's neighbours) and only then renamed into place, stamped with the source's
 modification time. A rerun skips videos whose copy exists with that stamp, removes temporary
 files a killed run left behind and redoes the rest. Inputs that cannot be read (empty,
 truncated, no video stream, decode errors) are listed in `DST/prepare_failures.json` and
@@ -55,8 +59,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from softpool_video.reporting import write_json_atomic
 
+from .decoders import PyAVReader
 from .index_cache import _progress, probe_video
 from .video_files import is_video_file, walk_dataset
 
@@ -76,6 +83,12 @@ _FALLBACK_CONTAINER = "matroska"
 # A rate differing by less than this (relative) is the same rate: containers store rates as
 # fractions of their own time base.
 FPS_TOLERANCE = 1e-3
+# Mean absolute error (0-255 scale) by which a copy's frame may sit nearer a neighbour of its
+# source frame than the frame itself. Near-identical neighbours (UCF-101's duplicated frames,
+# about 0.1 apart) trade places within the encoder's noise: 0.08 at most in a correct copy
+# of the real UCF-101 file, 0.45 to 7.5 where its frames were swapped (measured).
+SAME_FRAME_MARGIN = 0.3
+_READ_CHUNK = 8  # frames decoded at a time while re-encoding (8 frames of 1080p: 50 MB)
 
 
 @dataclass(frozen=True)
@@ -167,21 +180,19 @@ def _add_video_stream(out: Any, fmt: str, rate: Fraction, settings: PrepareSetti
     return ost
 
 
-def encode_video(src: str | Path, out_path: str | Path, fmt: str, settings: PrepareSettings) -> int:
+def encode_video(src: str | Path, out_path: str | Path, fmt: str, settings: PrepareSettings,
+                 layout: str | None = None) -> int:
     """Re-encode the video stream of `src` into `out_path` (container `fmt`); returns the
     number of frames written.
 
-    Frames are taken as the project's readers number them: in presentation order, one per
-    distinct time stamp (frames without one, or repeating one, are skipped as the readers
-    skip them), then written at a constant rate equal to the input's average rate.
+    Frames are read by the project's PyAV reader, which numbers every frame layout exactly
+    (`layout`: the source's, from the probe), and written in that order at a constant rate
+    equal to the input's average rate, so frame i of the copy is frame i of the source.
     """
     import av
 
-    with av.open(str(src)) as inp:
-        if not inp.streams.video:
-            raise ValueError("no video stream")
+    with PyAVReader(src, num_threads=1, layout=layout) as reader, av.open(str(src)) as inp:
         ist = inp.streams.video[0]
-        ist.codec_context.thread_count = 1
         rate = ist.average_rate or ist.guessed_rate
         if not rate or rate <= 0:
             raise ValueError("no frame rate in the container")
@@ -194,22 +205,34 @@ def encode_video(src: str | Path, out_path: str | Path, fmt: str, settings: Prep
         with av.open(str(out_path), "w", format=fmt) as out:
             ost = _add_video_stream(out, fmt, rate, settings)
             ost.width, ost.height, ost.pix_fmt = width, height, "yuv420p"
-            seen: set[int] = set()
-            for frame in inp.decode(ist):
-                if frame.pts is None or frame.pts in seen:
-                    continue
-                seen.add(frame.pts)
-                scaled = frame.reformat(width, height, "yuv420p", interpolation="AREA")
-                scaled.pts, scaled.time_base = len(seen) - 1, 1 / rate
-                for packet in ost.encode(scaled):
-                    out.mux(packet)
+            for start in range(0, reader.num_frames, _READ_CHUNK):
+                numbers = np.arange(start, min(start + _READ_CHUNK, reader.num_frames))
+                for i, image in zip(numbers.tolist(), reader.get(numbers).numpy(), strict=True):
+                    scaled = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(
+                        width, height, "yuv420p", interpolation="AREA")
+                    scaled.pts, scaled.time_base = i, 1 / rate
+                    for packet in ost.encode(scaled):
+                        out.mux(packet)
             for packet in ost.encode():
                 out.mux(packet)
-    return len(seen)
+        return reader.num_frames
 
 
-def _verify(tmp: Path, expected_frames: int, expected_fps: float) -> str:
-    """'' when both decoders read `tmp` with the expected frames and rate, else why not."""
+def _full_decode(path: str | Path, size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+    """The frames of a full sequential decode of `path` (the pictures the decoder puts out,
+    in order), as RGB, scaled to `size` (width, height) as `encode_video` scales them."""
+    import av
+
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            if size is not None:
+                frame = frame.reformat(*size, "yuv420p", interpolation="AREA")
+            yield frame.to_ndarray(format="rgb24")
+
+
+def _verify(src: Path, tmp: Path, expected_frames: int, expected_fps: float) -> str:
+    """'' when both decoders read `tmp` with the expected frames and rate, and its frames are
+    those of the full decode of `src`; else why not."""
     for backend in ("decord", "pyav"):
         meta = probe_video(tmp, backend, depth="fast", fallback=False)
         if not meta.ok:
@@ -218,6 +241,30 @@ def _verify(tmp: Path, expected_frames: int, expected_fps: float) -> str:
             return f"the re-encoded copy has {meta.num_frames} frames ({backend}), the input {expected_frames}"
         if abs(meta.fps - expected_fps) > FPS_TOLERANCE * expected_fps:
             return f"the re-encoded copy runs at {meta.fps:.4f} fps ({backend}), the input at {expected_fps:.4f}"
+    return _compare_frames(src, tmp, (meta.width, meta.height))
+
+
+def _compare_frames(src: Path, tmp: Path, size: tuple[int, int]) -> str:
+    """'' when every frame of the copy is nearer the same frame of the source's full decode
+    than that frame's neighbours. The full decode does not go through the readers, so this
+    also checks the numbering `encode_video` read the source with. Encoding is lossy, so
+    equality cannot be asked for; a frame that moved (a swap, a frame lost or repeated)
+    lands nearer a neighbour."""
+    source = _full_decode(src, size)
+    window = [None, next(source, None), next(source, None)]  # frames i-1, i, i+1 of the source
+    for i, copy in enumerate(_full_decode(tmp)):
+        if window[1] is None:
+            return f"the copy has more frames than the input's full decode ({i} there)"
+        error = {i + k: float(np.abs(copy.astype(np.float32) - frame).mean())
+                 for k, frame in zip((-1, 0, 1), window, strict=True) if frame is not None}
+        nearest = min(error, key=error.__getitem__)
+        # Near-identical neighbours (a still scene, duplicated frames) may trade places in
+        # the encoder's noise: only a margin beyond that noise is a wrong frame.
+        if nearest != i and error[i] > error[nearest] + SAME_FRAME_MARGIN:
+            return (f"frame {i} of the re-encoded copy matches frame {nearest} of the input's full "
+                    f"decode (mean abs. error {error[nearest]:.2f}) better than frame {i} "
+                    f"({error[i]:.2f})")
+        window = [window[1], window[2], next(source, None)]
     return ""
 
 
@@ -235,13 +282,13 @@ def prepare_video(src: str | Path, dst: str | Path, settings: PrepareSettings) -
     tmp = Path(name)
     try:
         try:
-            written = encode_video(src, tmp, container_format(dst), settings)
+            written = encode_video(src, tmp, container_format(dst), settings, layout=meta.layout)
         except Exception as err:
             message = str(err).splitlines()[0] if str(err) else type(err).__name__
             return f"decode/encode failed: {message}".replace(str(src), src.name)
         if written != meta.num_frames:
             return f"decoded {written} of the {meta.num_frames} frames in the container"
-        error = _verify(tmp, meta.num_frames, meta.fps)
+        error = _verify(src, tmp, meta.num_frames, meta.fps)
         if error:
             return error
         shutil.copymode(src, tmp)  # mkstemp made it private; the copy is as readable as its source

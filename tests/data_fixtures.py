@@ -37,6 +37,14 @@ def copy_tree(src: Path, dst: Path) -> Path:
     return dst
 
 
+def full_decode(path: str | Path) -> np.ndarray:
+    """Every frame of a full sequential decode, in the order the decoder puts them out (the
+    video as a player shows it): the ground truth every reader is tested against. Not sorted
+    by timestamp: AVI stores none, and the ones FFmpeg guesses for packed B-frames are wrong."""
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
 def marker_frames(num_frames: int, width: int = W, height: int = H, seed: int = 0) -> np.ndarray:
     """Frames whose content identifies their index: a bar at x = index and a brightness
     ramp; plus texture so the codec has something to do."""

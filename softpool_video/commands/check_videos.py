@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from softpool_video.datamodules.decoders import BACKENDS
+from softpool_video.datamodules.frame_layout import LAYOUTS, PLAIN
 from softpool_video.datamodules.index_cache import PROBE_DEPTHS, VideoIndex
 from softpool_video.datamodules.video_files import find_videos
 
@@ -52,11 +53,25 @@ def main(argv: list[str]) -> int:
         if m.ok:
             by_backend[m.backend] = by_backend.get(m.backend, 0) + 1
     frames = sum(m.num_frames for m in metas.values() if m.ok)
+    # Files only some backends number exactly: how many, and which backend reads them.
+    layouts: dict[str, dict[str, int]] = {}
+    for m in metas.values():
+        if m.ok and m.layout != PLAIN:
+            per_backend = layouts.setdefault(m.layout, {})
+            per_backend[m.backend] = per_backend.get(m.backend, 0) + 1
 
     out.print(f"checked {len(rels)} videos under {args.root} (depth {args.depth}): "
                   f"{len(rels) - len(bad)} good, {len(bad)} bad; {frames} frames in good videos")
     if by_backend:
         out.print("decoded by: " + ", ".join(f"{b} {n}" for b, n in sorted(by_backend.items())))
+    for layout, per_backend in sorted(layouts.items()):
+        readers = ", ".join(f"{b} {n}" for b, n in sorted(per_backend.items()))
+        wrong = [b for b in BACKENDS if b not in LAYOUTS[layout].backends]
+        count = sum(per_backend.values())
+        out.print(f"frame layout {layout} ({LAYOUTS[layout].description}): {count} "
+                  f"video{'s' * (count != 1)}, read by {readers}"
+                  + (f"; {' and '.join(wrong)} would return wrong frames" if wrong else ""),
+                  markup=False)
     for rel, error in sorted(bad.items()):
         out.print(f"[red]BAD[/red]  {rel}  {error}")
     if failures:
@@ -68,6 +83,6 @@ def main(argv: list[str]) -> int:
         report = {"root": str(args.root), "depth": args.depth, "decoder": args.decoder,
                   "videos": len(rels), "good": len(rels) - len(bad), "bad": bad,
                   "read_failures": {rel: rec.get("error", "") for rel, rec in failures.items()},
-                  "decoded_by": by_backend, "index": str(index.index_path)}
+                  "decoded_by": by_backend, "layouts": layouts, "index": str(index.index_path)}
         args.json.write_text(json.dumps(report, indent=1) + "\n")
     return 1 if bad else 0

@@ -133,7 +133,9 @@ def _scalars(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
 
 
 class RunRecorder(Callback):
-    """Writes `run.json` in the run's log folder: config, versions, device, git commit, then results."""
+    """Writes `run.json` in the run's log folder: config, versions, device, git commit, then
+    results, and the videos that failed at read time (skipped, and excluded from the next
+    index: `read_failures`, path -> reason)."""
 
     def __init__(self, config: dict[str, Any] | None = None, filename: str = "run.json") -> None:
         self.config = config
@@ -163,12 +165,21 @@ class RunRecorder(Callback):
             fit["last_checkpoint"] = getattr(trainer.checkpoint_callback, "last_model_path", None)
         self.record["results"]["fit"] = fit
         self._record_protocol(pl_module)
+        self._record_read_failures(trainer)
         self._write(trainer)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.record["results"]["test"] = _scalars(trainer.callback_metrics, "test/")
         self._record_protocol(pl_module)
+        self._record_read_failures(trainer)
         self._write(trainer)
+
+    def _record_read_failures(self, trainer: pl.Trainer) -> None:
+        # every worker of every rank appends to the index's failure log (datamodules/index_cache.py)
+        read = getattr(getattr(trainer, "datamodule", None), "read_failures", None)
+        failures = read() if callable(read) else {}
+        if failures:
+            self.record.setdefault("read_failures", {}).update(failures)
 
     def _record_protocol(self, pl_module: pl.LightningModule) -> None:
         # how the checkpoint was chosen, with the results it qualifies (protocol.py)
@@ -179,6 +190,7 @@ class RunRecorder(Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.state.fn == "validate":
             self.record["results"]["validate"] = _scalars(trainer.callback_metrics, "val/")
+            self._record_read_failures(trainer)
             self._write(trainer)
 
 

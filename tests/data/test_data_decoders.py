@@ -59,7 +59,7 @@ def test_backends_agree(videos: Path, name: str) -> None:
 
 def test_open_video_falls_back_to_pyav(videos: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     class Broken(DecordReader):
-        def __init__(self, path, num_threads=1):
+        def __init__(self, path, num_threads=1, layout=None):
             raise DecodeError(path, "decord", "simulated failure")
 
     monkeypatch.setitem(decoders._READERS, "decord", Broken)

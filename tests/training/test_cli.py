@@ -56,6 +56,28 @@ def test_multi_view_test_from_last_checkpoint(trained, demo_root):
     assert test["test/video_acc1"] <= test["test/video_acc5"]
 
 
+def test_run_record_names_videos_that_failed_at_read_time(trained, demo_root, tmp_path):
+    import os
+    import shutil
+
+    from softpool_video.datamodules import UCF101DataModule
+
+    root = tmp_path / "data"
+    shutil.copytree(demo_root, root, ignore=shutil.ignore_patterns(".softpool_video"))
+    dm = UCF101DataModule(root, split=1)
+    dm.setup("test")  # indexes every test video as good
+    victim = root / dm.datasets["test"].records[0].rel
+    # Damaged after indexing, same size and time stamp: only a read can find out.
+    st = victim.stat()
+    victim.write_bytes(bytes(st.st_size))
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    ckpt = str(trained / "checkpoints" / "last.ckpt")
+    assert test_command.main([*tiny_args(root, tmp_path / "run"), "--ckpt_path", ckpt]) == 0
+    record = json.loads(next((tmp_path / "run").glob("logs/version_*/run.json")).read_text())
+    rel = victim.relative_to(root).as_posix()
+    assert list(record["read_failures"]) == [rel] and "decord" in record["read_failures"][rel]
+
+
 def test_resume_from_last_continues_at_the_same_step(demo_root, tmp_path):
     assert fit_main(tiny_args(demo_root, tmp_path, epochs=1)) == 0
     assert fit_main([*tiny_args(demo_root, tmp_path, epochs=2), "--ckpt_path", "last"]) == 0

@@ -191,7 +191,10 @@ def encode_video(src: str | Path, out_path: str | Path, fmt: str, settings: Prep
     """
     import av
 
-    with PyAVReader(src, num_threads=1, layout=layout) as reader, av.open(str(src)) as inp:
+    # No frame skipping: reading every frame in order, each read continues where the last
+    # stopped (a skipped frame would make the next read seek back to the key frame).
+    with PyAVReader(src, num_threads=1, skip_nonref=False, layout=layout) as reader, \
+            av.open(str(src)) as inp:
         ist = inp.streams.video[0]
         rate = ist.average_rate or ist.guessed_rate
         if not rate or rate <= 0:
@@ -202,14 +205,15 @@ def encode_video(src: str | Path, out_path: str | Path, fmt: str, settings: Prep
             raise ValueError("no frame size in the stream header")
         width, height = output_size(ist.codec_context.width, ist.codec_context.height,
                                     settings.short_side)
+        scaler = av.video.reformatter.VideoReformatter()  # one converter for every frame
         with av.open(str(out_path), "w", format=fmt) as out:
             ost = _add_video_stream(out, fmt, rate, settings)
             ost.width, ost.height, ost.pix_fmt = width, height, "yuv420p"
             for start in range(0, reader.num_frames, _READ_CHUNK):
                 numbers = np.arange(start, min(start + _READ_CHUNK, reader.num_frames))
                 for i, image in zip(numbers.tolist(), reader.get(numbers).numpy(), strict=True):
-                    scaled = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(
-                        width, height, "yuv420p", interpolation="AREA")
+                    scaled = scaler.reformat(av.VideoFrame.from_ndarray(image, format="rgb24"),
+                                             width, height, "yuv420p", interpolation="AREA")
                     scaled.pts, scaled.time_base = i, 1 / rate
                     for packet in ost.encode(scaled):
                         out.mux(packet)
@@ -220,14 +224,14 @@ def encode_video(src: str | Path, out_path: str | Path, fmt: str, settings: Prep
 
 def _full_decode(path: str | Path, size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
     """The frames of a full sequential decode of `path` (the pictures the decoder puts out,
-    in order), as RGB, scaled to `size` (width, height) as `encode_video` scales them."""
+    in order), as RGB, scaled to `size` (width, height) with the filter `encode_video` uses."""
     import av
 
+    width, height = size or (None, None)
+    to_rgb = av.video.reformatter.VideoReformatter()  # one converter for every frame
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
-            if size is not None:
-                frame = frame.reformat(*size, "yuv420p", interpolation="AREA")
-            yield frame.to_ndarray(format="rgb24")
+            yield to_rgb.reformat(frame, width, height, "rgb24", interpolation="AREA").to_ndarray()
 
 
 def _verify(src: Path, tmp: Path, expected_frames: int, expected_fps: float) -> str:

@@ -184,14 +184,14 @@ from softpool_video.datamodules import prepare
 
 real, calls = prepare.encode_video, []
 
-def encode_then_die(src, out_path, fmt, settings):
+def encode_then_die(src, out_path, fmt, settings, **kwargs):
     calls.append(src)
     if len(calls) == 3:  # the third video: write part of it, then the process is killed
-        real(src, out_path, fmt, settings)
+        real(src, out_path, fmt, settings, **kwargs)
         with open(out_path, "r+b") as f:
             f.truncate(os.path.getsize(out_path) // 2)
         os.kill(os.getpid(), signal.SIGKILL)
-    return real(src, out_path, fmt, settings)
+    return real(src, out_path, fmt, settings, **kwargs)
 
 prepare.encode_video = encode_then_die
 prepare.prepare_dataset(sys.argv[1], sys.argv[2], short_side=32, workers=1, progress=False)

@@ -33,12 +33,14 @@ from torch.utils.data import Dataset
 
 from .clip_sampling import ClipSampler
 from .collate import SkippedItem
-from .decoders import DecodeError, VideoReader, check_backend, open_video, read_frames
+from .decoders import BACKENDS, DecodeError, VideoReader, check_backend, open_video, read_frames
+from .frame_layout import LAYOUTS
 from .index_cache import ReadFailureLog, VideoMeta
-from .records import VideoRecord
+from .records import RecordTable, VideoRecord
 from .timeouts import call_with_timeout
 
 log = logging.getLogger(__name__)
+LAYOUT_NAMES: tuple[str, ...] = tuple(LAYOUTS)
 
 ClipTransform = Callable[[torch.Tensor, int], torch.Tensor]
 DEFAULT_DECODE_TIMEOUT = 60.0  # seconds; a 10-minute 1080p Kinetics clip decodes in far less
@@ -83,11 +85,15 @@ class VideoClipDataset(Dataset):
             raise ValueError(f"decode_timeout must be a positive number of seconds or None, "
                              f"got {decode_timeout!r}")
         self.root = Path(root)
-        self.records = list(records)
-        # Only what reading needs, so a spawned worker gets a small pickle.
-        self.num_frames = [m.num_frames for m in metas]
-        self.backends = [m.backend or decoder for m in metas]
-        self.layouts = [m.layout for m in metas]  # which backends are exact: the only fallbacks
+        # Only what reading needs, as arrays: a spawned worker gets a small pickle, and a
+        # forked one reads them without copying pages (records.PackedStrings says why).
+        self.records = RecordTable(records)
+        self.num_frames = np.array([m.num_frames for m in metas], dtype=np.int64)
+        self._backends = np.array([BACKENDS.index(m.backend or decoder) for m in metas], dtype=np.int8)
+        # the layout says which backends are exact: the only fallbacks
+        self._layouts = np.array([LAYOUT_NAMES.index(m.layout) for m in metas], dtype=np.int8)
+        # (size, mtime_ns) as indexed: a file that changed since is caught when it is read
+        self._indexed = np.array([(m.size, m.mtime_ns) for m in metas], dtype=np.int64).reshape(-1, 2)
         self.sampler = sampler
         self.transform = transform
         self.num_crops = num_crops
@@ -108,7 +114,16 @@ class VideoClipDataset(Dataset):
 
     @property
     def labels(self) -> list[int]:
-        return [r.label for r in self.records]
+        return self.records.labels.tolist()
+
+    @property
+    def backends(self) -> list[str]:
+        """The backend that reads each video exactly (from the index)."""
+        return [BACKENDS[code] for code in self._backends]
+
+    @property
+    def layouts(self) -> list[str]:
+        return [LAYOUT_NAMES[code] for code in self._layouts]
 
     def __len__(self) -> int:
         return len(self.records) * self.views_per_video
@@ -125,14 +140,14 @@ class VideoClipDataset(Dataset):
         """One view of one video; raises DecodeError if neither backend can read it in
         `decode_timeout` seconds."""
         record = self.records[video_index]
-        indices = self.sampler(self.num_frames[video_index], clip_index)
+        indices = self.sampler(int(self.num_frames[video_index]), clip_index)
         path = self.root / record.rel
         try:
             frames = call_with_timeout(self._read, self.decode_timeout, video_index, path, indices)
         except TimeoutError:
             # The abandoned call may still be using the open reader: forget it, unclosed.
             self._open = None
-            raise DecodeError(path, self.backends[video_index],
+            raise DecodeError(path, BACKENDS[self._backends[video_index]],
                               f"decoding timed out after {self.decode_timeout:g}s "
                               "(abandoned; raise decode_timeout if the file is just slow)") from None
         return {
@@ -143,12 +158,31 @@ class VideoClipDataset(Dataset):
             "crop_index": crop_index,
         }
 
+    def _check_unchanged(self, video_index: int, path: Path) -> None:
+        """A file gone or changed since it was indexed (set-up trusts the index for files in
+        folders that did not change: listing.py) is caught here, before its stale frame count
+        is used. Recorded like a read failure, the next set-up probes it again."""
+        size, mtime = self._indexed[video_index]
+        if size == 0:
+            return  # not recorded (metadata made by hand); indexed files are never empty
+        try:
+            st = os.stat(path)
+        except OSError as err:
+            raise DecodeError(path, BACKENDS[self._backends[video_index]],
+                              f"gone since it was indexed ({err.strerror})") from None
+        if (st.st_size, st.st_mtime_ns) != (size, mtime):
+            raise DecodeError(path, BACKENDS[self._backends[video_index]],
+                              "changed since it was indexed (size or time stamp); the next set-up "
+                              "indexes it again")
+
     def _read(self, video_index: int, path: Path, indices: np.ndarray) -> torch.Tensor:
         """The frames of one view. With several views per video (the test's clips x crops,
         read in order), the views of one video share one open reader, which decodes on
         from the last clip instead of seeking back, and the crops of one clip share its
         frames: each video is decoded about once instead of once per view."""
-        backend, layout = self.backends[video_index], self.layouts[video_index]
+        self._check_unchanged(video_index, path)  # under the timeout: a stalled mount stalls stat too
+        backend = BACKENDS[self._backends[video_index]]
+        layout = LAYOUT_NAMES[self._layouts[video_index]]
         if self.views_per_video == 1:
             return read_frames(path, indices, backend, num_threads=self.decode_threads,
                                layout=layout)[0]
@@ -192,7 +226,7 @@ class VideoClipDataset(Dataset):
             log.warning("%s: skipping a video that failed at read time: %s (%s)",
                         self.name or "dataset", rel, err.reason)
             if self.failure_log is not None:
-                self.failure_log.record(rel, err.reason)
+                self.failure_log.record(rel, err.reason, indexed=tuple(self._indexed[video_index].tolist()))
             return SkippedItem(index, video_index, rel, err.reason)
 
     def __repr__(self) -> str:

@@ -4,21 +4,89 @@ from __future__ import annotations
 import logging
 import posixpath
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple, overload
 
-from .video_files import walk_dataset
+import numpy as np
+
+from .listing import VideoListing
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class VideoRecord:
-    """One annotated video. `rel` is relative to the dataset root (posix separators)."""
+class VideoRecord(NamedTuple):
+    """One annotated video. `rel` is relative to the dataset root (posix separators). A named
+    tuple: Kinetics-700 makes half a million of them at every set-up."""
 
     rel: str
     label: int  # 0-based; -1 for unlabelled videos (e.g. a Kinetics test CSV)
     group: str = ""  # videos sharing a group stay together in a train/val holdout
+
+
+class PackedStrings(Sequence[str]):
+    """Strings kept in one bytes buffer with an array of offsets.
+
+    A list of 200,000 str objects is 200,000 reference counts: a forked DataLoader worker that
+    reads them writes to the pages they live on, and the kernel copies those pages into the
+    worker (its memory grows with every item it reads). One buffer and one array have no
+    per-string object to touch, so their pages stay shared.
+    """
+
+    def __init__(self, strings: Iterable[str]) -> None:
+        # Each string ends with a NUL (never in a path or a name), all encoded at once; where
+        # they end is found by numpy, not by a Python loop over the strings.
+        strings = list(strings)
+        self._buffer = ("\0".join(strings) + "\0").encode() if strings else b""
+        ends = np.flatnonzero(np.frombuffer(self._buffer, dtype=np.uint8) == 0)
+        if len(ends) != len(strings):
+            raise ValueError("strings must not contain NUL characters")
+        self._offsets = np.zeros(len(strings) + 1, dtype=np.int64)
+        self._offsets[1:] = ends + 1
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"index {i} out of range for {n} strings")
+        i %= n
+        return self._buffer[self._offsets[i]:self._offsets[i + 1] - 1].decode()
+
+
+class RecordTable(Sequence[VideoRecord]):
+    """VideoRecords held as columns (paths and groups packed, labels in an array): what a
+    dataset keeps per video, read by every DataLoader worker without copying it."""
+
+    def __init__(self, records: Iterable[VideoRecord]) -> None:
+        records = list(records)
+        self.rels = PackedStrings(r.rel for r in records)
+        self.groups = PackedStrings(r.group for r in records)
+        self.labels = np.array([r.label for r in records], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @overload
+    def __getitem__(self, i: int) -> VideoRecord: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[VideoRecord]: ...
+
+    def __getitem__(self, i: int | slice) -> VideoRecord | list[VideoRecord]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return VideoRecord(self.rels[i], int(self.labels[i]), self.groups[i])
 
 
 @dataclass
@@ -59,34 +127,27 @@ class PathResolver:
     """Finds annotated files under a video folder, exactly or, failing that, ignoring case.
 
     Case matters for UCF-101: the lists and classInd say `HandstandPushups`, the files are
-    `v_HandStandPushups_*.avi`, and some mirrors renamed the folder too.
+    `v_HandStandPushups_*.avi`, and some mirrors renamed the folder too. Looks files up in the
+    dataset's folder listing (listing.py), not on disk.
     """
 
-    def __init__(self, root: Path, video_dir: Path) -> None:
-        self.root = root
-        self.video_dir = video_dir
+    def __init__(self, root: Path, video_dir: Path, listing: VideoListing) -> None:
+        self.listing = listing
+        inside = video_dir.relative_to(root).as_posix()
+        self._prefix = "" if inside == "." else inside + "/"
         self._lower: dict[str, str] | None = None
-
-    def _build(self) -> dict[str, str]:
-        table: dict[str, str] = {}
-        for folder, filenames in walk_dataset(self.video_dir):
-            for name in filenames:
-                rel = (folder / name).relative_to(self.video_dir).as_posix()
-                table.setdefault(rel.lower(), rel)
-        return table
 
     def resolve(self, listed: str) -> str | None:
         """Path relative to the root of the file listed as `listed` (relative to the video
         folder), or None when it does not exist."""
-        listed = check_listed_path(listed, "annotation")
-        if (self.video_dir / listed).is_file():
-            return (self.video_dir / listed).relative_to(self.root).as_posix()
+        rel = self._prefix + check_listed_path(listed, "annotation")
+        if rel in self.listing:
+            return rel
         if self._lower is None:
-            self._lower = self._build()
-        found = self._lower.get(listed.lower())
-        if found is None:
-            return None
-        return (self.video_dir / found).relative_to(self.root).as_posix()
+            self._lower = {}
+            for found in self.listing.files(self._prefix):
+                self._lower.setdefault(found.lower(), found)
+        return self._lower.get(rel.lower())
 
 
 def summarise_missing(dataset: str, subset: Subset, total: int, where: Path) -> None:

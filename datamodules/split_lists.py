@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .datamodule import VideoDataModule
+from .listing import VideoListing
 from .records import PathResolver, Subset, VideoRecord, existing_root, find_dir, summarise_missing
 
 
@@ -32,7 +33,7 @@ class SplitListAnnotations:
     annotation_folder: ClassVar[str]  # what the lists' folder is called in errors
 
     def __init__(self, root: str | Path, split: int = 1, video_dir: str | Path | None = None,
-                 annotation_dir: str | Path | None = None) -> None:
+                 annotation_dir: str | Path | None = None, listing: VideoListing | None = None) -> None:
         if split not in self.splits:
             raise ValueError(f"split={split!r} is not an official {self.dataset} split; choose one of "
                              f"{self.splits}")
@@ -44,7 +45,8 @@ class SplitListAnnotations:
                                find_dir(self.root, self.annotation_dirs, self.annotation_folder,
                                         "annotation_dir"))
         self.class_names = self._read_lists()
-        self._resolver = PathResolver(self.root, self.video_dir)
+        # What is on disk, from the folder listing (refreshed here unless the caller has one).
+        self._resolver = PathResolver(self.root, self.video_dir, listing or VideoListing.of(self.root))
 
     def _read_lists(self) -> list[str]:
         raise NotImplementedError
@@ -95,4 +97,5 @@ class SplitListDataModule(VideoDataModule):
         _ = self.annotations  # fail fast on a wrong root or split, and know the classes now
 
     def _make_annotations(self) -> SplitListAnnotations:
-        return self.annotations_class(self.root, self.split, self.video_dir, self.annotation_dir)
+        return self.annotations_class(self.root, self.split, self.video_dir, self.annotation_dir,
+                                      self.listing)

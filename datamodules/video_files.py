@@ -1,4 +1,4 @@
-"""Which files are videos, and how a dataset folder is walked.
+"""Which files are videos, how a dataset folder is walked, and where its cache lives.
 
 One home for what annotation parsers, the video index, `prepare` and the retention
 benchmark used to define each on their own: the video extensions, the cache folder that
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from hashlib import sha1
 from pathlib import Path
 
 # Union of the lists the package used to keep (the index's 11 already held retention's 8).
@@ -16,6 +17,25 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset(
     {".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv", ".3gp"})
 # Per-root folder of the video index and read-failure log; never part of the dataset.
 CACHE_DIRNAME = ".softpool_video"
+
+
+def cache_folder(root: str | Path, cache_dir: str | Path | None = None) -> Path:
+    """Where the video index, the folder listing and the read-failure log of `root` live:
+    `cache_dir` if given, else `<root>/.softpool_video` if writable, else a per-root folder in
+    the user cache."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    root = Path(root).resolve()
+    local = root / CACHE_DIRNAME
+    try:
+        local.mkdir(exist_ok=True)
+        probe = local / ".write-test"
+        probe.touch()
+        probe.unlink()
+        return local
+    except OSError:
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        return base / "softpool_video" / sha1(str(root).encode()).hexdigest()[:16]
 
 
 def is_video_file(name: str | Path) -> bool:

@@ -1,4 +1,4 @@
-"""video_files.py: one extension list, one walker, one cache folder name, used by every parser."""
+"""video_files.py: one extension list, one walker, one cache folder, used by every parser."""
 from __future__ import annotations
 
 import pytest
@@ -27,10 +27,13 @@ def test_walker_is_sorted_and_skips_the_cache_folder(tmp_path):
 
 
 def test_parsers_and_the_index_share_the_one_definition():
-    from softpool_video.datamodules import demo, index_cache, kinetics, records
+    from softpool_video.datamodules import demo, index_cache, kinetics, listing, records, split_lists
 
-    assert index_cache.CACHE_DIRNAME is CACHE_DIRNAME and demo.CACHE_DIRNAME is CACHE_DIRNAME
-    assert kinetics.is_video_file is is_video_file and records.walk_dataset is walk_dataset
+    # the folder listing, which the parsers and the index read, walks with the one definition
+    assert listing.CACHE_DIRNAME is CACHE_DIRNAME and demo.CACHE_DIRNAME is CACHE_DIRNAME
+    assert listing.is_video_file is is_video_file
+    assert index_cache.cache_folder is video_files.cache_folder is listing.cache_folder
+    assert kinetics.VideoListing is records.VideoListing is split_lists.VideoListing is listing.VideoListing
 
 
 def test_reader_class_is_the_public_way_to_a_backend():

@@ -235,6 +235,12 @@ class PyAVReader(_ReaderBase):
                         self.path, layout, self.layout)
         self._counting = LAYOUTS[self.layout].count_frames
 
+    @property
+    def container(self) -> Any:
+        """The open PyAV container, for its header (the probe reads it from here rather than
+        opening the file again); decoding through it would disturb the reader's state."""
+        return self._container
+
     def _index_packets(self) -> None:
         # Demux (no decoding) to list every frame's timestamp and find the frame layout.
         # Sorted, the timestamps map frame index -> pts in presentation order; a counting

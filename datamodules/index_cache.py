@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -89,20 +89,24 @@ def _bad(error: str, size: int, mtime_ns: int, requested: str, depth: str,
     return VideoMeta(num_frames, fps, 0, 0, "", error, size, mtime_ns, requested, depth, layout)
 
 
-def _header(path: str) -> tuple[int, float, int, int, bool]:
+def _stream_header(container: Any, path: str) -> tuple[int, float, int, int, bool]:
     """Declared frame count (0 if unknown), fps, width, height, from the container header;
     and whether the stream reorders frames (has B-frames), which decides if the packets must
     be demuxed to find the frame layout."""
+    if not container.streams.video:
+        raise DecodeError(path, "pyav", "no video stream")
+    stream = container.streams.video[0]
+    rate = stream.average_rate or stream.guessed_rate
+    return (int(stream.frames or 0), float(rate) if rate else 0.0,
+            int(stream.codec_context.width), int(stream.codec_context.height),
+            bool(stream.codec_context.has_b_frames))
+
+
+def _header(path: str) -> tuple[int, float, int, int, bool]:
     import av
 
     with av.open(path) as container:
-        if not container.streams.video:
-            raise DecodeError(path, "pyav", "no video stream")
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate
-        return (int(stream.frames or 0), float(rate) if rate else 0.0,
-                int(stream.codec_context.width), int(stream.codec_context.height),
-                bool(stream.codec_context.has_b_frames))
+        return _stream_header(container, path)
 
 
 def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
@@ -125,24 +129,36 @@ def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
     size, mtime = st.st_size, st.st_mtime_ns
     if size == 0:
         return _bad("empty file (0 bytes)", size, mtime, backend, depth)
-    try:
-        declared, fps, width, height, reordered = _header(path)
-    except DecodeError as err:  # e.g. an audio-only file: no video stream
-        return _bad(err.reason, size, mtime, backend, depth)
-    except Exception as err:  # av raises many error types for broken containers
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        return _bad(f"cannot open: {DecodeError(path, 'pyav', message).reason}", size, mtime,
-                    backend, depth)
-
     with ExitStack() as stack:
-        layout, opened = PLAIN, {}
-        if reordered:
-            # Only PyAV's packet index tells whether decord would number the frames right;
-            # the probe below reuses that reader.
+        opened: dict[str, Any] = {}
+        failed: dict[str, str] = {}  # backend -> why it could not open the file
+
+        def open_pyav() -> None:
             try:
                 opened["pyav"] = stack.enter_context(PyAVReader(path))
             except DecodeError as err:
-                return _bad(f"pyav: {err.reason} (frames are reordered, and without the packets "
+                failed["pyav"] = err.reason
+
+        if backend == "pyav":
+            open_pyav()  # its container has the header: one open of the file, not two
+        try:
+            header = (_stream_header(opened["pyav"].container, path) if "pyav" in opened
+                      else _header(path))
+        except DecodeError as err:  # e.g. an audio-only file: no video stream
+            return _bad(err.reason, size, mtime, backend, depth)
+        except Exception as err:  # av raises many error types for broken containers
+            message = str(err).splitlines()[0] if str(err) else type(err).__name__
+            return _bad(f"cannot open: {DecodeError(path, 'pyav', message).reason}", size, mtime,
+                        backend, depth)
+        declared, fps, width, height, reordered = header
+        layout = PLAIN
+        if reordered:
+            # Only PyAV's packet index tells whether decord would number the frames right;
+            # the probe below reuses that reader.
+            if "pyav" not in opened and "pyav" not in failed:
+                open_pyav()
+            if "pyav" not in opened:
+                return _bad(f"pyav: {failed['pyav']} (frames are reordered, and without the packets "
                             "their order is unknown)", size, mtime, backend, depth)
             layout = opened["pyav"].layout
         order = backend_order(layout, backend, fallback)
@@ -152,6 +168,8 @@ def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
         errors: list[str] = []
         for name in order:
             try:
+                if name in failed:
+                    raise DecodeError(path, name, failed[name])
                 reader = (opened[name] if name in opened
                           else stack.enter_context(reader_class(name)(path, layout=layout)))
                 n = reader.num_frames

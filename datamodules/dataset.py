@@ -10,7 +10,8 @@ Each item is a dict: video (float C,T,H,W), label, video_index, clip_index, crop
 Bad videos. Files the index marked undecodable never reach this class (the DataModule
 excludes and reports them). A file that still fails here, after every backend that reads it
 exactly was tried (both, unless its frame layout leaves only PyAV),
-or whose decoding does not finish within `decode_timeout` seconds, is recorded in the
+or whose decoding does not finish within `decode_timeout` seconds, or which is gone or changed
+since it was indexed (its size or time stamp), is recorded in the
 index's read-failure log and logged once per process, and the item comes back as a
 `SkippedItem` instead of a sample. The collate filter (`SkippingCollate`, collate.py) leaves
 skipped items out of the batch and `ResilientDataLoader` counts them, so every good video
@@ -85,19 +86,23 @@ class VideoClipDataset(Dataset):
             raise ValueError(f"decode_timeout must be a positive number of seconds or None, "
                              f"got {decode_timeout!r}")
         self.root = Path(root)
+        self.decoder = check_backend(decoder)
         # Only what reading needs, as arrays: a spawned worker gets a small pickle, and a
         # forked one reads them without copying pages (records.PackedStrings says why).
         self.records = RecordTable(records)
-        self.num_frames = np.array([m.num_frames for m in metas], dtype=np.int64)
-        self._backends = np.array([BACKENDS.index(m.backend or decoder) for m in metas], dtype=np.int8)
+        columns = dict(zip(VideoMeta._fields, zip(*metas), strict=True)) if metas else {
+            name: () for name in VideoMeta._fields}  # (metas are named tuples: columns, in C)
+        self.num_frames = np.array(columns["num_frames"], dtype=np.int64)
+        backend_code = {b: i for i, b in enumerate(BACKENDS)} | {"": BACKENDS.index(self.decoder)}
+        self._backends = np.array([backend_code[b] for b in columns["backend"]], dtype=np.int8)
         # the layout says which backends are exact: the only fallbacks
-        self._layouts = np.array([LAYOUT_NAMES.index(m.layout) for m in metas], dtype=np.int8)
+        layout_code = {name: i for i, name in enumerate(LAYOUT_NAMES)}
+        self._layouts = np.array([layout_code[lay] for lay in columns["layout"]], dtype=np.int8)
         # (size, mtime_ns) as indexed: a file that changed since is caught when it is read
-        self._indexed = np.array([(m.size, m.mtime_ns) for m in metas], dtype=np.int64).reshape(-1, 2)
+        self._indexed = np.array([columns["size"], columns["mtime_ns"]], dtype=np.int64).T.reshape(-1, 2)
         self.sampler = sampler
         self.transform = transform
         self.num_crops = num_crops
-        self.decoder = check_backend(decoder)
         self.decode_threads = decode_threads
         self.failure_log = failure_log
         self.name = name

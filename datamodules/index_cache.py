@@ -4,7 +4,9 @@ Probing a video (open, count frames, decode a frame or two) costs milliseconds, 
 adds up to minutes on a 13k-video dataset and must not happen every epoch. `VideoIndex`
 probes each file once, keyed by its path relative to the dataset root and invalidated by
 size and mtime, and saves the result as JSON in `<root>/.softpool_video/index.json` (or
-under `~/.cache/softpool_video/` when the root is read-only).
+under `~/.cache/softpool_video/` when the root is read-only). Whether a file changed is
+asked of the folder listing when there is one (listing.py: only files in folders that
+changed are stat'ed, which keeps a Kinetics-700 set-up in seconds), else of the file.
 
 Exact frames. The probe also records each file's frame layout (frame_layout.py): how its
 stream orders frames, and so which backends number them exactly. `VideoMeta.backend` is
@@ -17,7 +19,9 @@ frames, holds fewer frames than its container declares (truncated), or its first
 last frame cannot be decoded by either backend. Datasets exclude bad files at setup and
 log their count and paths. A file that passes the probe but fails later, at read time,
 is appended to `read_failures.jsonl` next to the index (DataLoader workers cannot share
-counters with the main process; a file can); the next probe treats it as bad.
+counters with the main process; a file can); the next probe treats it as bad, unless it
+changed after it was indexed (the record says what the reader had indexed): that file is
+probed again.
 """
 from __future__ import annotations
 
@@ -255,8 +259,8 @@ class VideoIndex:
         # `strings`, so each value is one shared str, and the entries made by zipping columns.
         try:
             strings, rels, columns = data["strings"], data["rels"], data["columns"]
-            columns = [[strings[i] for i in columns[name]] if name in _CODED_FIELDS else columns[name]
-                       for name in VideoMeta._fields]
+            columns = [list(map(strings.__getitem__, columns[name])) if name in _CODED_FIELDS
+                       else columns[name] for name in VideoMeta._fields]
             if any(len(column) != len(rels) for column in columns):
                 raise ValueError("columns of different lengths")
             self._entries = dict(zip(rels, map(VideoMeta._make, zip(*columns)), strict=True))
@@ -324,7 +328,7 @@ class VideoIndex:
         Without a `listing` every file is stat'ed to see whether it changed; with one (the
         dataset's folder listing, refreshed), only files in folders that changed are.
         """
-        rel_paths = list(dict.fromkeys(rel_paths))
+        rel_paths = rel_paths if isinstance(rel_paths, list) else list(rel_paths)
         failures = self.read_failures()
         deep_enough = frozenset(PROBE_DEPTHS[_depth_rank(self.depth):])
         if listing is None:
@@ -335,9 +339,12 @@ class VideoIndex:
             if self._as_asked is None:  # entries probed as this index asks; kept until one changes
                 self._as_asked = {rel for rel, m in self._entries.items()
                                   if m.requested == self.backend and m.depth in deep_enough}
-            trusted = (self._as_asked & listing.paths) - failures.keys() - listing.relisted
+            asked, present = self._as_asked, listing.paths
+            suspect = failures.keys() | listing.relisted  # usually empty
             todo = [rel for rel in rel_paths
-                    if rel not in trusted and not self._fresh(rel, failures, listing, deep_enough)]
+                    if (rel not in asked or rel not in present or rel in suspect)
+                    and not self._fresh(rel, failures, listing, deep_enough)]
+        todo = list(dict.fromkeys(todo))  # a path asked for twice is probed once
         if todo:
             start = time.perf_counter()
             self._probe_all(todo, description)
@@ -348,7 +355,7 @@ class VideoIndex:
         elif self._dirty:
             self.save()
         self._dirty = False
-        return {rel: self._entries[rel] for rel in rel_paths}
+        return dict(zip(rel_paths, map(self._entries.__getitem__, rel_paths)))
 
     def _probe_one(self, rel: str) -> None:
         meta = probe_video(self.root / rel, self.backend, self.depth)

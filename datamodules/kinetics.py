@@ -86,11 +86,8 @@ def read_kinetics_csv(path: str | Path) -> list[tuple[str | None, str]]:
         for n, row in enumerate(reader, 2):
             if not row:
                 continue
-            try:  # kinetics_file_stem, inlined: Kinetics-700 has 545,000 rows
-                s, e = row[start], row[end]
-                s = int(s) if s.isdigit() else int(float(s))
-                e = int(e) if e.isdigit() else int(float(e))
-                stem = f"{row[yid]}_{s:06d}_{e:06d}"
+            try:
+                stem = kinetics_file_stem(row[yid], row[start], row[end])
             except (ValueError, IndexError) as err:
                 raise ValueError(f"{path}:{n}: bad time_start/time_end ({err})") from None
             label = (row[lab].strip() or None) if lab is not None and lab < len(row) else None

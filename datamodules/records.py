@@ -70,9 +70,9 @@ class RecordTable(Sequence[VideoRecord]):
 
     def __init__(self, records: Iterable[VideoRecord]) -> None:
         records = list(records)
-        self.rels = PackedStrings(r.rel for r in records)
-        self.groups = PackedStrings(r.group for r in records)
-        self.labels = np.array([r.label for r in records], dtype=np.int64)
+        rels, labels, groups = zip(*records) if records else ((), (), ())  # columns, in C
+        self.rels, self.groups = PackedStrings(rels), PackedStrings(groups)
+        self.labels = np.array(labels, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -14,8 +14,9 @@ more on a network file system) and over trusting the index alone (new downloads 
 never be found).
 
 Kept as `listing.json` beside the video index (video_files.cache_folder). Walks the
-way `video_files.walk_dataset` does: the cache folder skipped, symlinked folders not
-followed, symlinked files listed.
+way `video_files.walk_dataset` does: the cache folder skipped, symlinked folders and files
+followed (a dataset assembled from links to class folders is common), a folder reached twice
+(a link cycle, or two links to one folder) listed once.
 """
 from __future__ import annotations
 
@@ -68,20 +69,27 @@ class VideoListing:
     def refresh(self) -> VideoListing:
         """Bring the listing up to date (see the module docstring) and save it if it changed."""
         folders: Folders = {}
+        seen: set[tuple[int, int]] = set()  # (device, inode) of the folders listed
         pending, relisted = [""], 0
         while pending:
             rel = pending.pop()
             path = os.path.join(self.root, rel) if rel else self.root
             try:
-                mtime = os.stat(path).st_mtime_ns
+                st = os.stat(path)
             except OSError:
-                continue  # gone since its parent was listed
+                continue  # gone since its parent was listed, or a broken link
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            mtime = st.st_mtime_ns
             entry = self._folders.get(rel)
             if entry is None or entry[0] != mtime:
                 entry = self._list(rel, path, mtime)
                 relisted += 1
             folders[rel] = entry
-            pending.extend(_join(rel, name) for name in entry[1])
+            # in reverse onto the stack: folders are visited in os.walk's order (sorted,
+            # top-down), so a folder reached twice is listed where os.walk meets it first
+            pending.extend(_join(rel, name) for name in reversed(entry[1]))
         changed = relisted or folders.keys() != self._folders.keys()
         self._folders, self._files, self._sorted = folders, None, None
         if changed:
@@ -99,7 +107,7 @@ class VideoListing:
         with os.scandir(path) as entries:
             for entry in entries:
                 if entry.is_dir():
-                    if entry.name != CACHE_DIRNAME and not entry.is_symlink():
+                    if entry.name != CACHE_DIRNAME:
                         subfolders.append(entry.name)
                 elif is_video_file(entry.name):
                     videos.append(entry.name)

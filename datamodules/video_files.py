@@ -45,8 +45,14 @@ def is_video_file(name: str | Path) -> bool:
 
 def walk_dataset(root: str | Path) -> Iterator[tuple[Path, list[str]]]:
     """(folder, its file names) for every folder under `root`, in sorted order, without
-    descending into the cache folder."""
-    for dirpath, dirnames, filenames in os.walk(root):
+    descending into the cache folder; symlinked folders are followed, each folder once."""
+    seen: set[tuple[int, int]] = set()  # (device, inode): a link cycle ends here
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         dirnames[:] = sorted(d for d in dirnames if d != CACHE_DIRNAME)
         yield Path(dirpath), sorted(filenames)
 

@@ -23,8 +23,13 @@ def _tree(root: Path) -> Path:
         (root / rel).write_bytes(b"x" * len(rel))
     (root / "outside").mkdir()
     (root / "outside" / "7.mp4").write_bytes(b"7")
+    elsewhere = root.parent / f"{root.name}_elsewhere"  # a class folder kept outside the root
+    elsewhere.mkdir()
+    (elsewhere / "9.mp4").write_bytes(b"9")
     os.symlink(root / "outside" / "7.mp4", root / "train" / "a" / "linked.mp4")  # a symlinked file: listed
-    os.symlink(root / "outside", root / "train" / "linked_folder")  # a symlinked folder: not followed
+    os.symlink(elsewhere, root / "train" / "linked_folder")  # a symlinked folder: followed
+    os.symlink(root / "outside", root / "val" / "again")  # a second way to a listed folder: listed once
+    os.symlink(root / "train", root / "train" / "a" / "loop")  # a link cycle: ends
     return root
 
 
@@ -32,9 +37,11 @@ def test_listing_is_the_walk(tmp_path: Path) -> None:
     root = _tree(tmp_path / "root")
     listing = VideoListing.of(root)
     assert listing.files() == find_videos(root)
-    assert "train/a/linked.mp4" in listing and "train/linked_folder/7.mp4" not in listing
+    assert "train/a/linked.mp4" in listing and "train/linked_folder/9.mp4" in listing
+    assert "outside/7.mp4" in listing and "val/again/7.mp4" not in listing  # the first way there, as os.walk
+    assert not any("/loop/" in rel for rel in listing.files())
     assert listing.files("train/b c") == ["train/b c/3.mkv"]
-    assert listing.folders("train") == ["a", "b c"] and listing.folders() == ["deep", "outside", "train", "val"]
+    assert listing.folders("train") == ["a", "b c", "linked_folder"] and listing.folders() == ["deep", "outside", "train", "val"]
     assert listing.stat_of("train/a/1.mp4") == (len("train/a/1.mp4"), os.stat(root / "train/a/1.mp4").st_mtime_ns)
     assert (root / CACHE_DIRNAME / "listing.json").is_file()
 
@@ -61,7 +68,8 @@ def test_a_warm_refresh_stats_each_folder_once_and_lists_none(tmp_path: Path,
     warm = VideoListing.of(root)
     assert calls["scandir"] == calls["listdir"] == calls["walk"] == []
     folders = {str(root)} | {str(root / f) for f in ("train", "train/a", "train/b c", "val", "deep", "deep/x",
-                                                       "deep/x/y", "deep/x/y/z", "outside")}
+                                                       "deep/x/y", "deep/x/y/z", "outside",
+                                                       "train/linked_folder", "train/a/loop", "val/again")}
     stated = {p for p in calls["stat"] if CACHE_DIRNAME not in p}
     assert stated == folders
     assert warm.files() == find_videos(root) and warm.stat_of("train/a/1.mp4") is None

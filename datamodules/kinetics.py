@@ -217,6 +217,12 @@ class KineticsAnnotations:
             raise ValueError(f"Kinetics: no classes found in the train annotations under {self.root}")
         return names
 
+    def release_tables(self) -> None:
+        """Drop the CSVs' rows and the lookup tables (VideoDataModule.setup), read again when asked."""
+        self._rows.clear()
+        self._by_stem = None
+        self.listing.release_tables()
+
     def _csv_rows(self, subset: str) -> list[tuple[str | None, str]]:
         if subset not in self._rows:
             self._rows[subset] = read_kinetics_csv(self.annotation_file(subset))

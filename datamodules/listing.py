@@ -147,6 +147,10 @@ class VideoListing:
     def __contains__(self, rel: str) -> bool:
         return rel in self.paths
 
+    def release_tables(self) -> None:
+        """Drop the tables made from the folders (`files`, `paths`), made again when asked."""
+        self._files = self._sorted = None
+
     @property
     def relisted(self) -> frozenset[str]:
         """The files whose folders this refresh listed again (each with a `stat_of`)."""

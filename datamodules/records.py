@@ -149,6 +149,11 @@ class PathResolver:
                 self._lower.setdefault(found.lower(), found)
         return self._lower.get(rel.lower())
 
+    def release_tables(self) -> None:
+        """Drop the lookup tables, made again when asked."""
+        self._lower = None
+        self.listing.release_tables()
+
 
 def summarise_missing(dataset: str, subset: Subset, total: int, where: Path) -> None:
     """One warning per subset for annotated videos that are not on disk."""

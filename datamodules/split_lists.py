@@ -76,6 +76,10 @@ class SplitListAnnotations:
         summarise_missing(self.dataset, out, len(items), self.video_dir)
         return out
 
+    def release_tables(self) -> None:
+        """Drop what set-up looked paths up in (VideoDataModule.setup), made again when asked."""
+        self._resolver.release_tables()
+
 
 class SplitListDataModule(VideoDataModule):
     """The DataModule of a split-list dataset (`annotations_class` reads its files).

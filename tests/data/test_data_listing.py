@@ -123,6 +123,21 @@ def test_warm_kinetics_setup_touches_no_video_file(tmp_path_factory: pytest.Temp
     assert warm.missing_videos == cold.missing_videos and warm.missing_videos["train"]
 
 
+def test_setup_keeps_only_the_datasets_packed_tables(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The per-video Python tables set-up builds (CSV rows, subsets, index entries, listing
+    paths) are dropped once the datasets are built, and made again, the same, when asked."""
+    shared = shared_tree(tmp_path_factory, "kinetics_videos", lambda r: make_kinetics_tree(r, per_class=4))
+    root = copy_tree(shared, tmp_path_factory.mktemp("release") / "k")
+    dm = KineticsDataModule(root, decoding={"probe": "header", "decoder": "pyav"}, loading={"num_workers": 0})
+    dm.setup("fit")
+    assert dm._subsets == {} and dm._index is None
+    assert dm.annotations._rows == {} and dm.listing._sorted is None and dm.listing._files is None
+    assert [r.rel for r in dm.subset("train").records] == [r.rel for r in dm.datasets["train"].records[:]]
+    assert dm.index.get(dm.datasets["train"].records[0].rel).ok
+    dm.setup("test")
+    assert dm.datasets["test"].num_videos > 0 and dm._subsets == {}
+
+
 def test_warm_ucf_setup_touches_no_video_file(tmp_path_factory: pytest.TempPathFactory,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     shared = shared_tree(tmp_path_factory, "ucf_videos", lambda r: make_ucf_tree(r, groups=22))

@@ -11,7 +11,7 @@ $(PIP) install --no-build-isolation --no-deps -e .
 $(PY) -c "import softpool_video as s; print('softpool_video', s.__version__, 'extension:', s.extension_status())"
 endef
 
-.PHONY: setup demo test test-fast test-matrix lint bench soak build clean gpu-check
+.PHONY: setup demo test test-fast test-slurm test-matrix lint bench soak build clean gpu-check
 
 $(VENV)/.deps: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,9 +34,19 @@ build: $(VENV)/.deps
 demo: $(VENV)/.built
 	$(PY) -m softpool_video.cli demo
 
-# Everything but the exhaustive grids (what CI runs).
+# Everything but the exhaustive grids and the tests that need a real SLURM (what CI runs).
 test: $(VENV)/.built
-	$(PY) -m pytest -q -m "not matrix"
+	$(PY) -m pytest -q -m "not matrix and not slurm"
+	@echo "left out: the tests on a real SLURM cluster (benchmark --launcher slurm); run them with: make test-slurm"
+
+# The `slurm` tests on a real single-node SLURM that this target installs (Debian's slurm-wlm
+# and munge), starts and stops again (root needed): scripts/slurm/local_cluster.sh. A cluster
+# that cannot start fails the target.
+SLURM_DIR ?= $(CURDIR)/.slurm-local
+test-slurm: $(VENV)/.built
+	scripts/slurm/local_cluster.sh up $(SLURM_DIR)
+	SLURM_CONF=$(SLURM_DIR)/slurm.conf $(PY) -m pytest -q -m slurm; status=$$?; \
+		scripts/slurm/local_cluster.sh down $(SLURM_DIR); exit $$status
 
 # A quick check while editing: no DDP/SIGKILL/long training runs, no grids (2 min 41 s on 2 cores, 2026-11-30).
 test-fast: $(VENV)/.built

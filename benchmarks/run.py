@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(bench_softpool("cpu", args.quick))
         if torch.cuda.is_available():
             sections.append(bench_softpool("cuda", args.quick))
-    for name in ("data", "setup", "pooling_zoo", "profiling", "export"):
+    for name in ("data", "setup", "pooling_zoo", "profiling", "export", "launchers"):
         if not only or name in only:
             text = bench_module(name, args.quick)
             if text:

@@ -82,3 +82,41 @@ def fit_parser():
     with pytest.raises(_Parsed) as caught:
         ParserOnly(args=["fit"])
     return caught.value.parser
+
+
+def _slurm_answers() -> bool:
+    import subprocess
+    try:
+        state = subprocess.run(["sinfo", "--noheader", "--format", "%t"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return state.returncode == 0 and bool(state.stdout.strip())  # the controller answers, whatever the node does
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A real SLURM for the `slurm` tests: the one SLURM_CONF names when it answers (`make
+    test-slurm` starts one), else a single-node cluster of this session's own
+    (scripts/slurm/local_cluster.sh; root), stopped after the session. A cluster that cannot
+    start fails the tests with the reason; it never skips them."""
+    import subprocess
+    from pathlib import Path
+
+    if os.environ.get("SLURM_CONF") and _slurm_answers():
+        yield os.environ["SLURM_CONF"]
+        return
+    script = Path(__file__).resolve().parents[1] / "scripts" / "slurm" / "local_cluster.sh"
+    folder = tmp_path_factory.mktemp("slurm_cluster")
+    up = subprocess.run([str(script), "up", str(folder)], capture_output=True, text=True, timeout=900)
+    if up.returncode != 0:
+        pytest.fail(f"the local SLURM cluster did not start: {(up.stderr or up.stdout).strip()}", pytrace=False)
+    previous = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(folder / "slurm.conf")
+    try:
+        yield os.environ["SLURM_CONF"]
+    finally:
+        subprocess.run([str(script), "down", str(folder)], capture_output=True, timeout=120)
+        if previous is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = previous

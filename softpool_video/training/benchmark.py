@@ -31,6 +31,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,11 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from softpool_video.reporting import new_figure, write_csv, write_json_atomic
 
+from .cell_lock import CellLock
+from .cell_progress import CellProgress
 from .protocol import SELECTED_ON_TEST_NOTE
 from .reproducibility import run_record, write_record
+from .requeue import RequeueOnSignal
 from .statistics import PairedDifference, paired_difference
 
 log = logging.getLogger(__name__)
@@ -76,7 +80,9 @@ METRICS: tuple[Metric, ...] = (
 # the metrics compared pair by pair against the first method; the first is the headline
 COMPARED: tuple[str, ...] = ("video top-1", "last-epoch video top-1", "video mean class", "clip top-1")
 # keys that name where a cell writes, not what it computes
-_PLACE_KEYS = (("trainer", "default_root_dir"), ("checkpoint", "dirpath"))
+_PLACE_KEYS = (("trainer", "default_root_dir"), ("checkpoint", "dirpath"),
+               # the SLURM launcher validates a GPU cell on the CPU of the node it submits from
+               ("trainer", "accelerator"))
 
 
 @dataclass(frozen=True)
@@ -159,9 +165,37 @@ def _make_cli(args: list[str]) -> Any:
         return VideoCLI(args=args, run=False)
 
 
-def run_cell(cell: Cell, base_args: list[str], out: Path, force: bool = False) -> tuple[dict[str, Any], bool]:
-    """Train and test one cell, or return its stored result. Returns (result, ran)."""
-    cell_dir = out / "cells" / cell.name
+def cell_folder(out: Path, cell: Cell) -> Path:
+    return Path(out) / "cells" / cell.name
+
+
+def cell_lock_path(out: Path, cell: Cell) -> Path:
+    return Path(out) / "cells" / f"{cell.name}.lock"
+
+
+def run_cell(cell: Cell, base_args: list[str], out: Path, force: bool = False,
+             requeue_on_signal: bool = False) -> tuple[dict[str, Any], bool]:
+    """Train and test one cell, or return its stored result. Returns (result, ran).
+
+    Rank 0 holds the cell's lock throughout (`CellBusy` when another process runs the cell).
+    `requeue_on_signal`: under SLURM, SLURM's warning signal checkpoints the cell and requeues
+    its job (requeue.py; raises `Requeued`)."""
+    lock = CellLock(cell_lock_path(out, cell), cell.name) if rank_zero_only.rank == 0 else nullcontext()
+    with lock:
+        return _run_cell(cell, base_args, out, force, requeue_on_signal)
+
+
+def stored_result(cell: Cell, base_args: list[str], out: Path, extra: Sequence[str] = ()) -> dict[str, Any] | None:
+    """Builds the cell's CLI (so bad input fails here) and returns the cell's stored result when it
+    is for the same config, else None. `extra`: arguments appended for this check only."""
+    cli = _make_cli([*base_args, *cell.args(cell_folder(out, cell)), *extra])
+    stored = _read_json(cell_folder(out, cell) / RESULT_FILE)
+    return stored if stored and stored.get("fingerprint") == _fingerprint(cli.resolved_config()) else None
+
+
+def _run_cell(cell: Cell, base_args: list[str], out: Path, force: bool,
+              requeue_on_signal: bool) -> tuple[dict[str, Any], bool]:
+    cell_dir = cell_folder(out, cell)
     args = [*base_args, *cell.args(cell_dir)]
     cli = _make_cli(args)  # parses and builds everything: bad input fails here
     config = cli.resolved_config()
@@ -181,6 +215,9 @@ def run_cell(cell: Cell, base_args: list[str], out: Path, force: bool = False) -
             shutil.rmtree(cell_dir)  # a stale or foreign partial run: start clean
         cli = _make_cli(args)  # again, so the loggers number versions from scratch
     trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
+    trainer.callbacks.append(CellProgress(cell_dir))
+    if requeue_on_signal:
+        trainer.callbacks.append(RequeueOnSignal(last, cell_dir))
     if trainer.is_global_zero:
         write_record(cell_dir / CELL_FILE, {"cell": cell.__dict__, "fingerprint": fingerprint, "args": args})
     tic = time.perf_counter()

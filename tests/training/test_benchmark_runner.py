@@ -4,22 +4,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-from pathlib import Path
 
 import pytest
+from run_args import tiny_benchmark_args as tiny
 
 from softpool_video.commands import benchmark as benchmark_command
 from softpool_video.training.benchmark import Cell, make_grid, markdown_table, run_benchmark, summarize, write_outputs
-
-
-def tiny(root: Path) -> list[str]:
-    return ["--data.init_args.root", str(root), "--data.init_args.loading.num_workers", "0",
-            "--data.init_args.sampling.clip_len", "4", "--data.init_args.transforms.crop_size", "32",
-            "--data.init_args.transforms.resize_short", "32", "--data.init_args.loading.batch_size", "4",
-            "--data.init_args.sampling.test_clips", "2", "--data.init_args.transforms.test_crops", "1",
-            "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
-            "--trainer.limit_test_batches", "2", "--trainer.enable_progress_bar", "false",
-            "--trainer.logger", "false"]
 
 
 def test_grid_names_and_bad_options():

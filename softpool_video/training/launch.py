@@ -90,7 +90,7 @@ def _report(grid: Sequence[Cell], out: Path, ran: int) -> BenchmarkResult:
 def launch_benchmark(config: str, poolings: Sequence[str], splits: Sequence[int | None], seeds: Sequence[int],
                      out: str | Path, extra_args: Sequence[str] = (), force: bool = False,
                      launcher: str = "inline", parallel: int = 1, slurm: Any = None, wait: bool = False,
-                     poll_s: float = 5.0) -> Launch:
+                     poll_s: float = 2.0) -> Launch:
     from .configs import resolve_config
     if launcher not in LAUNCHERS:
         raise ValueError(f"--launcher: expected one of {', '.join(LAUNCHERS)}, got {launcher!r}")

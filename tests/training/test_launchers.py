@@ -16,7 +16,7 @@ from softpool_video.commands import benchmark as benchmark_command
 from softpool_video.training.benchmark import Cell, cell_lock_path, run_benchmark
 from softpool_video.training.cell_lock import CellBusy, CellLock, lock_holder
 from softpool_video.training.grid_status import grid_status
-from softpool_video.training.local_launcher import available_cores, clamp_parallel, core_shares
+from softpool_video.training.local_launcher import available_cores, clamp_parallel, core_shares, gpu_shares
 from softpool_video.training.slurm_launcher import SlurmOptions
 
 
@@ -40,6 +40,15 @@ def test_local_launcher_runs_cells_side_by_side_with_the_inline_numbers(demo_roo
     assert (local / "results.md").is_file()
     states = {row.cell: row.state for row in grid_status(local)}
     assert states == {"max-seed0": "done", "avg-seed0": "done"}
+
+
+def test_gpus_are_shared_out_like_the_cores(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    assert gpu_shares(4) == [["0"], ["1"], ["2"], ["3"]]
+    assert gpu_shares(2) == [["0", "2"], ["1", "3"]]
+    assert gpu_shares(6)[4:] == [["0"], ["1"]]  # more cells than GPUs: they share
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert gpu_shares(2) == [[], []]
 
 
 def test_parallel_is_clamped_to_the_cores_and_shares_them_out(caplog):

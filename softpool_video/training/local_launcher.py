@@ -3,7 +3,8 @@
 Each cell runs in a fresh process (`python -m softpool_video.training.cell_process`), pinned to
 its own share of the cores (CPU affinity, inherited by its data-loading workers) with as many
 intra-op threads as cores in that share, so the cells together never run more threads than
-the machine has cores. Its output goes to `<out>/logs/<cell>.log`. A cell that fails does not
+the machine has cores; on a machine with GPUs each cell also gets its share of them
+(CUDA_VISIBLE_DEVICES: one GPU per cell with `--parallel` = the number of GPUs). Its output goes to `<out>/logs/<cell>.log`. A cell that fails does not
 stop the others; the failures are reported together at the end.
 """
 from __future__ import annotations
@@ -54,6 +55,26 @@ def core_shares(parallel: int) -> list[list[int]]:
     return [cores[i::parallel] for i in range(parallel)]
 
 
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them to its children."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [gpu.strip() for gpu in listed.split(",") if gpu.strip() and not gpu.strip().startswith("-")]
+    import torch
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def gpu_shares(parallel: int) -> list[list[str]]:
+    """The GPUs split over `parallel` cells like the cores (a GPU is shared when there are fewer
+    GPUs than cells); empty lists when there is no GPU."""
+    gpus = visible_gpus()
+    if not gpus:
+        return [[] for _ in range(parallel)]
+    if parallel >= len(gpus):
+        return [[gpus[i % len(gpus)]] for i in range(parallel)]
+    return [gpus[i::parallel] for i in range(parallel)]
+
+
 def cell_log(out: Path, name: str) -> Path:
     return Path(out) / "logs" / f"{name}.log"
 
@@ -69,12 +90,16 @@ def last_line(path: Path) -> str:
     return lines[-1] if lines else ""
 
 
-def _start(cell: Cell, base_args: Sequence[str], out: Path, force: bool, cores: list[int]) -> subprocess.Popen:
+def _start(cell: Cell, base_args: Sequence[str], out: Path, force: bool,
+           share: tuple[list[int], list[str]]) -> subprocess.Popen:
     path = cell_log(out, cell.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     spec = json.dumps({"cell": cell.__dict__, "base_args": list(base_args), "out": str(out), "force": force})
+    cores, gpus = share
     threads = str(len(cores))
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     with open(path, "ab") as log_file:
         return subprocess.Popen([sys.executable, "-m", "softpool_video.training.cell_process", spec],
                                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
@@ -84,13 +109,13 @@ def _start(cell: Cell, base_args: Sequence[str], out: Path, force: bool, cores: 
 def run_local(grid: Sequence[Cell], base_args: Sequence[str], out: Path, force: bool,
               parallel: int) -> list[CellFailure]:
     """Runs every cell of `grid`, `parallel` at a time; returns the cells that failed."""
-    shares = core_shares(parallel)
+    shares = list(zip(core_shares(parallel), gpu_shares(parallel), strict=True))
     waiting, running, failures = list(grid), {}, []
     while waiting or running:
         while waiting and len(running) < parallel:
             share = shares.pop()
             cell = waiting.pop(0)
-            log.info("%s: started on cores %s", cell.name, share)
+            log.info("%s: started on cores %s, GPUs %s", cell.name, *share)
             running[cell] = (_start(cell, base_args, out, force, share), share)
         time.sleep(0.2)
         for cell, (process, share) in list(running.items()):

@@ -25,9 +25,15 @@ install_packages() {
     [[ $(id -u) -eq 0 ]] || fail "slurm-wlm and munge are not installed, and installing them needs root (apt-get)"
     command -v apt-get >/dev/null || fail "slurm-wlm and munge are not installed, and there is no apt-get to install them"
     echo "installing slurm-wlm and munge (Debian packages)"
-    apt-get update -qq >"$dir/apt.log" 2>&1 || { tail -5 "$dir/apt.log" >&2; fail "apt-get update failed (log: $dir/apt.log)"; }
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >>"$dir/apt.log" 2>&1 \
-        || { tail -5 "$dir/apt.log" >&2; fail "apt-get install slurm-wlm munge failed (log: $dir/apt.log)"; }
+    local try
+    for try in 1 2 3; do  # a mirror that hiccups once should not fail the run
+        apt-get update -qq >"$dir/apt.log" 2>&1 \
+            && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >>"$dir/apt.log" 2>&1 \
+            && return
+        sleep $((try * 5))
+    done
+    tail -5 "$dir/apt.log" >&2
+    fail "apt-get could not install slurm-wlm and munge (3 tries; log: $dir/apt.log)"
 }
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print where every cell of the benchmark in OUT stands, and nothing else")
     group = parser.add_argument_group("--launcher slurm: each cell's resources")
     for name, (kind, text) in SLURM_OPTIONS.items():
-        group.add_argument(f"--slurm.{name}", dest=f"slurm_{name}", type=kind, default=None, help=text)
+        group.add_argument(f"--slurm.{name}", dest=f"slurm_{name}", type=kind, default=None, help=text,
+                           metavar="N" if kind is int else "VALUE")
     group.add_argument("--slurm.sbatch", dest="slurm_sbatch", action="append", default=[], metavar="KEY[=VALUE]",
                        help="any other sbatch option, repeatable (e.g. --slurm.sbatch exclusive)")
     return parser

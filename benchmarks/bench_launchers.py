@@ -136,11 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2 epochs per cell instead of 24")
     args = parser.parse_args(argv)
-    result = run(quick=args.quick)
-    from benchmarks.run import RESULTS, dated_environment
-    from softpool_video.reporting import write_json_atomic
-    write_json_atomic(RESULTS / "launchers.json", {"env": dated_environment("cpu"), "result": result}, indent=1)
-    print(markdown(result))
+    from benchmarks.run import bench_module
+    print(bench_module("launchers", args.quick))  # writes benchmarks/results/launchers.json
     return 0
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 from softpool_video.training.benchmark import parse_list, split_passthrough
-from softpool_video.training.launch import LAUNCHERS, launch_benchmark
+from softpool_video.training.launch import launch_benchmark
 
 from ._console import console, fail, print_table, setup_logging
 from ._tables import print_benchmark_table
@@ -90,9 +91,7 @@ def print_status(out: Path) -> int:
         detail = f"{row.last_line}\n{row.log}" if row.state == "failed" else ""
         table.add_row(row.cell, row.state, row.job, row.elapsed, row.metric, detail)
     print_table(table, console())
-    counts = {}
-    for row in rows:
-        counts[row.state] = counts.get(row.state, 0) + 1
+    counts = Counter(row.state for row in rows)
     console().print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())), markup=False)
     return 0
 
@@ -106,8 +105,6 @@ def main(argv: list[str] | None = None) -> int:
             return print_status(Path(args.status))
         if not args.config:
             raise ValueError("--config: required (or --status OUT)")
-        if args.launcher not in LAUNCHERS:
-            raise ValueError(f"--launcher: expected one of {', '.join(LAUNCHERS)}, got {args.launcher!r}")
         if args.launcher != "local" and args.parallel is not None:
             raise ValueError("--parallel: only with --launcher local")
         if args.launcher != "slurm" and (args.wait or args.slurm_sbatch or any(

@@ -143,7 +143,8 @@ def _fingerprint(config: dict[str, Any] | None) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> Any:
+    """A JSON file's content, or None when it is missing or unreadable (a cell's records)."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -189,7 +190,7 @@ def stored_result(cell: Cell, base_args: list[str], out: Path, extra: Sequence[s
     """Builds the cell's CLI (so bad input fails here) and returns the cell's stored result when it
     is for the same config, else None. `extra`: arguments appended for this check only."""
     cli = _make_cli([*base_args, *cell.args(cell_folder(out, cell)), *extra])
-    stored = _read_json(cell_folder(out, cell) / RESULT_FILE)
+    stored = read_json(cell_folder(out, cell) / RESULT_FILE)
     return stored if stored and stored.get("fingerprint") == _fingerprint(cli.resolved_config()) else None
 
 
@@ -200,13 +201,13 @@ def _run_cell(cell: Cell, base_args: list[str], out: Path, force: bool,
     cli = _make_cli(args)  # parses and builds everything: bad input fails here
     config = cli.resolved_config()
     fingerprint = _fingerprint(config)
-    stored = _read_json(cell_dir / RESULT_FILE)
+    stored = read_json(cell_dir / RESULT_FILE)
     if stored and stored.get("fingerprint") == fingerprint and not force:
         log.info("%s: finished before, skipped", cell.name)
         return stored, False
     if stored:
         log.warning("%s: stored result is for another config (or --force); running it again", cell.name)
-    started = _read_json(cell_dir / CELL_FILE)
+    started = read_json(cell_dir / CELL_FILE)
     last = cell_dir / "checkpoints" / "last.ckpt"
     resume = bool(started and started.get("fingerprint") == fingerprint and last.is_file() and not force
                   and not stored)

@@ -8,12 +8,12 @@ running, requeued), `cell.json` or a submitted job without a result (failed), el
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from .benchmark import CELL_FILE, RESULT_FILE
+from softpool_video.reporting import write_json_atomic
+
+from .benchmark import CELL_FILE, RESULT_FILE, read_json
 from .cell_lock import lock_holder
 from .cell_progress import PROGRESS_FILE
 from .requeue import REQUEUES_FILE
@@ -34,15 +34,7 @@ class CellStatus:
     log: str = ""
 
 
-def _read(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def write_grid(out: Path, config: str, names: list[str], launcher: str) -> None:
-    from softpool_video.reporting import write_json_atomic
     write_json_atomic(Path(out) / GRID_FILE, {"config": config, "cells": names, "launcher": launcher}, indent=1)
 
 
@@ -79,7 +71,7 @@ def grid_status(out: Path) -> list[CellStatus]:
     from .slurm_launcher import QUEUED_STATES, latest_jobs, queue_states
 
     out = Path(out)
-    grid = _read(out / GRID_FILE)
+    grid = read_json(out / GRID_FILE)
     if grid is None and not (out / "cells").is_dir():
         raise FileNotFoundError(f"--status: {out} holds no benchmark (no {GRID_FILE} and no cells/ folder)")
     names = list((grid or {}).get("cells", []))
@@ -94,8 +86,8 @@ def grid_status(out: Path) -> list[CellStatus]:
         folder = out / "cells" / name
         job, logs = jobs.get(name, ("", {}))
         row = CellStatus(name, "missing", job=job)
-        result = _read(folder / RESULT_FILE)
-        progress = _read(folder / PROGRESS_FILE) or {}
+        result = read_json(folder / RESULT_FILE)
+        progress = read_json(folder / PROGRESS_FILE) or {}
         where = f" (epoch {progress.get('epoch')}, step {progress.get('step')})" if progress else ""
         state, elapsed, _reason = queue.get(job, ("", "", ""))
         holder = lock_holder(out / "cells" / f"{name}.lock")
@@ -103,7 +95,7 @@ def grid_status(out: Path) -> list[CellStatus]:
             row.state, row.elapsed = "done", _duration(result.get("fit_seconds"))
             row.metric = _metric(result.get("metrics"))
         elif state in QUEUED_STATES:
-            requeues = _read(folder / REQUEUES_FILE) or []
+            requeues = read_json(folder / REQUEUES_FILE) or []
             requeued = any(event.get("job") == job for event in requeues)
             row.state = "running" if state in ("RUNNING", "COMPLETING", "CONFIGURING") else \
                 ("requeued" if requeued else "pending")

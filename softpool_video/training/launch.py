@@ -28,6 +28,7 @@ from .benchmark import (
     cell_folder,
     cell_lock_path,
     make_grid,
+    read_json,
     run_benchmark,
     stored_result,
     write_outputs,
@@ -52,14 +53,6 @@ class Launch:
     waiting: int = 0  # cells submitted and not waited for
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    import json
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _busy_locally(out: Path, grid: Sequence[Cell]) -> list[str]:
     return [cell.name for cell in grid if lock_holder(cell_lock_path(out, cell)) is not None]
 
@@ -79,7 +72,7 @@ def _failures(out: Path, names: Sequence[str]) -> CellsFailed:
 
 
 def _report(grid: Sequence[Cell], out: Path, ran: int) -> BenchmarkResult:
-    cells = [_read(cell_folder(out, cell) / RESULT_FILE) for cell in grid]
+    cells = [read_json(cell_folder(out, cell) / RESULT_FILE) for cell in grid]
     missing = [cell.name for cell, result in zip(grid, cells) if not result]
     if missing:
         raise _failures(out, missing)

@@ -35,13 +35,12 @@ from torch.utils.data import Dataset
 from .clip_sampling import ClipSampler
 from .collate import SkippedItem
 from .decoders import BACKENDS, DecodeError, VideoReader, check_backend, open_video, read_frames
-from .frame_layout import LAYOUTS
 from .index_cache import ReadFailureLog, VideoMeta
+from .index_columns import LAYOUT_NAMES, NO_BACKEND, MetaColumns
 from .records import RecordTable, VideoRecord
 from .timeouts import call_with_timeout
 
 log = logging.getLogger(__name__)
-LAYOUT_NAMES: tuple[str, ...] = tuple(LAYOUTS)
 
 ClipTransform = Callable[[torch.Tensor, int], torch.Tensor]
 DEFAULT_DECODE_TIMEOUT = 60.0  # seconds; a 10-minute 1080p Kinetics clip decodes in far less
@@ -64,7 +63,8 @@ class VideoClipDataset(Dataset):
     Args:
         root: dataset root; `records[i].rel` is relative to it.
         records: the videos (all decodable per the index).
-        metas: their index entries (frame count, backend that decoded them), same order.
+        metas: their index entries (frame count, backend that decoded them), same order: as
+            VideoMeta entries or as the index's columns.
         sampler: picks frame indices for a (video, clip_index).
         transform: (uint8 T,H,W,C frames, crop_index) -> float C,T,H,W.
         num_crops: spatial crops per clip (views = sampler.num_clips * num_crops).
@@ -73,7 +73,8 @@ class VideoClipDataset(Dataset):
         decode_timeout: seconds before a read is abandoned as hung (None: wait forever).
     """
 
-    def __init__(self, root: str | Path, records: Sequence[VideoRecord], metas: Sequence[VideoMeta],
+    def __init__(self, root: str | Path, records: Sequence[VideoRecord],
+                 metas: Sequence[VideoMeta] | MetaColumns,
                  sampler: ClipSampler, transform: ClipTransform, num_crops: int = 1,
                  decoder: str = "decord", decode_threads: int = 1,
                  failure_log: ReadFailureLog | None = None, name: str = "",
@@ -89,17 +90,15 @@ class VideoClipDataset(Dataset):
         self.decoder = check_backend(decoder)
         # Only what reading needs, as arrays: a spawned worker gets a small pickle, and a
         # forked one reads them without copying pages (records.PackedStrings says why).
-        self.records = RecordTable(records)
-        columns = dict(zip(VideoMeta._fields, zip(*metas), strict=True)) if metas else {
-            name: () for name in VideoMeta._fields}  # (metas are named tuples: columns, in C)
-        self.num_frames = np.array(columns["num_frames"], dtype=np.int64)
-        backend_code = {b: i for i, b in enumerate(BACKENDS)} | {"": BACKENDS.index(self.decoder)}
-        self._backends = np.array([backend_code[b] for b in columns["backend"]], dtype=np.int8)
-        # the layout says which backends are exact: the only fallbacks
-        layout_code = {name: i for i, name in enumerate(LAYOUT_NAMES)}
-        self._layouts = np.array([layout_code[lay] for lay in columns["layout"]], dtype=np.int8)
+        self.records = records if isinstance(records, RecordTable) else RecordTable(records)
+        columns = metas if isinstance(metas, MetaColumns) else MetaColumns.of(metas)
+        self.num_frames = columns.num_frames
+        # a video without a recorded backend (hand-made metadata) is read with `decoder`
+        self._backends = np.where(columns.backend == NO_BACKEND, BACKENDS.index(self.decoder),
+                                  columns.backend).astype(np.int8)
+        self._layouts = columns.layout  # which backends are exact: the only fallbacks
         # (size, mtime_ns) as indexed: a file that changed since is caught when it is read
-        self._indexed = np.array([columns["size"], columns["mtime_ns"]], dtype=np.int64).T.reshape(-1, 2)
+        self._indexed = np.stack([columns.size, columns.mtime_ns], axis=1).reshape(-1, 2)
         self.sampler = sampler
         self.transform = transform
         self.num_crops = num_crops

@@ -131,7 +131,7 @@ def test_setup_keeps_only_the_datasets_packed_tables(tmp_path_factory: pytest.Te
     dm = KineticsDataModule(root, decoding={"probe": "header", "decoder": "pyav"}, loading={"num_workers": 0})
     dm.setup("fit")
     assert dm._subsets == {} and dm._index is None
-    assert dm.annotations._rows == {} and dm.listing._sorted is None and dm.listing._files is None
+    assert dm.annotations._columns == {} and dm.listing._sorted is None and dm.listing._files is None
     assert [r.rel for r in dm.subset("train").records] == [r.rel for r in dm.datasets["train"].records[:]]
     assert dm.index.get(dm.datasets["train"].records[0].rel).ok
     dm.setup("test")

@@ -426,10 +426,19 @@ class VideoDataModule(pl.LightningDataModule):
 
     # ---- reporting -------------------------------------------------------------------
     def read_failures(self, since: float | None = None) -> dict[str, str]:
-        """Videos that failed at read time (rel path -> reason), by default since the last
-        setup(); recorded by every worker process."""
-        recs = self.index.failure_log().read(self._stage_started if since is None else since)
-        return {rel: rec.get("error", "") for rel, rec in recs.items()}
+        """Videos that failed at read time and were skipped (rel path -> reason), by default
+        since the last setup(); recorded by every worker process."""
+        return {rel: rec.get("error", "") for rel, rec in self._read_records(since).items()
+                if not rec.get("recovered")}
+
+    def changed_videos(self, since: float | None = None) -> dict[str, str]:
+        """Videos that had changed since they were indexed and were probed again and read where
+        they were read (rel path -> what the probe found), by default since the last setup()."""
+        return {rel: rec.get("error", "") for rel, rec in self._read_records(since).items()
+                if rec.get("recovered")}
+
+    def _read_records(self, since: float | None) -> dict[str, dict]:
+        return self.index.failure_log().read(self._stage_started if since is None else since)
 
     def teardown(self, stage: str) -> None:
         failures = self.read_failures()
@@ -439,3 +448,9 @@ class VideoDataModule(pl.LightningDataModule):
                         "They will be excluded from the next run's index.",
                         self.annotations.dataset, len(failures), stage, shown,
                         "; ..." if len(failures) > 10 else "")
+        changed = self.changed_videos()
+        if changed:
+            shown = ", ".join(list(changed)[:10])
+            log.warning("%s: %d videos had changed since they were indexed and were probed again "
+                        "as they were read during %s: %s%s. The next set-up indexes them again.",
+                        self.annotations.dataset, len(changed), stage, shown, ", ..." if len(changed) > 10 else "")

@@ -10,14 +10,21 @@ Each item is a dict: video (float C,T,H,W), label, video_index, clip_index, crop
 Bad videos. Files the index marked undecodable never reach this class (the DataModule
 excludes and reports them). A file that still fails here, after every backend that reads it
 exactly was tried (both, unless its frame layout leaves only PyAV),
-or whose decoding does not finish within `decode_timeout` seconds, or which is gone or changed
-since it was indexed (its size or time stamp), is recorded in the
-index's read-failure log and logged once per process, and the item comes back as a
+or whose decoding does not finish within `decode_timeout` seconds, or which is gone since it
+was indexed, is recorded in the index's read-failure log and logged once per process, and the
+item comes back as a
 `SkippedItem` instead of a sample. The collate filter (`SkippingCollate`, collate.py) leaves
 skipped items out of the batch and `ResilientDataLoader` counts them, so every good video
 is still delivered exactly once per epoch and a bad one is never replaced by a duplicate of
 another. The DataModule reports the count and the paths at the end of the stage, and the
 next index build marks the file bad.
+
+Changed files. Set-up trusts the index for files in folders that did not change (listing.py),
+so a file rewritten in place keeps its old entry. Its size or time stamp, compared before each
+read, give it away: it is probed again where it is read and read as it is now, with its own
+frame count and layout (never with the stale ones); logged, and recorded in the read-failure
+log as recovered, so the next set-up indexes it again. If the probe finds it bad, it is a read
+failure like any other.
 """
 from __future__ import annotations
 
@@ -35,7 +42,7 @@ from torch.utils.data import Dataset
 from .clip_sampling import ClipSampler
 from .collate import SkippedItem
 from .decoders import BACKENDS, DecodeError, VideoReader, check_backend, open_video, read_frames
-from .index_cache import ReadFailureLog, VideoMeta
+from .index_cache import ReadFailureLog, VideoMeta, probe_video
 from .index_columns import LAYOUT_NAMES, NO_BACKEND, MetaColumns
 from .records import RecordTable, VideoRecord
 from .timeouts import call_with_timeout
@@ -44,6 +51,10 @@ log = logging.getLogger(__name__)
 
 ClipTransform = Callable[[torch.Tensor, int], torch.Tensor]
 DEFAULT_DECODE_TIMEOUT = 60.0  # seconds; a 10-minute 1080p Kinetics clip decodes in far less
+
+
+class _ChangedSinceIndexed(Exception):
+    """The file's size or time stamp is not what the index recorded."""
 
 
 @dataclass
@@ -144,16 +155,12 @@ class VideoClipDataset(Dataset):
         """One view of one video; raises DecodeError if neither backend can read it in
         `decode_timeout` seconds."""
         record = self.records[video_index]
-        indices = self.sampler(int(self.num_frames[video_index]), clip_index)
         path = self.root / record.rel
         try:
-            frames = call_with_timeout(self._read, self.decode_timeout, video_index, path, indices)
-        except TimeoutError:
-            # The abandoned call may still be using the open reader: forget it, unclosed.
-            self._open = None
-            raise DecodeError(path, BACKENDS[self._backends[video_index]],
-                              f"decoding timed out after {self.decode_timeout:g}s "
-                              "(abandoned; raise decode_timeout if the file is just slow)") from None
+            frames = self._timed(self._read, video_index, path, clip_index)
+        except _ChangedSinceIndexed:
+            self._timed(self._reindex, video_index, path, record.rel)
+            frames = self._timed(self._read, video_index, path, clip_index)
         return {
             "video": self.transform(frames, crop_index),
             "label": record.label,
@@ -162,10 +169,21 @@ class VideoClipDataset(Dataset):
             "crop_index": crop_index,
         }
 
+    def _timed(self, call: Callable[..., Any], video_index: int, *args: Any) -> Any:
+        """`call(video_index, *args)`, abandoned as hung after `decode_timeout` seconds."""
+        try:
+            return call_with_timeout(call, self.decode_timeout, video_index, *args)
+        except TimeoutError:
+            # The abandoned call may still be using the open reader: forget it, unclosed.
+            self._open = None
+            raise DecodeError(args[0], BACKENDS[self._backends[video_index]],
+                              f"decoding timed out after {self.decode_timeout:g}s "
+                              "(abandoned; raise decode_timeout if the file is just slow)") from None
+
     def _check_unchanged(self, video_index: int, path: Path) -> None:
         """A file gone or changed since it was indexed (set-up trusts the index for files in
         folders that did not change: listing.py) is caught here, before its stale frame count
-        is used. Recorded like a read failure, the next set-up probes it again."""
+        is used: a gone one is a read failure, a changed one is probed again (`_reindex`)."""
         size, mtime = self._indexed[video_index]
         if size == 0:
             return  # not recorded (metadata made by hand); indexed files are never empty
@@ -175,16 +193,37 @@ class VideoClipDataset(Dataset):
             raise DecodeError(path, BACKENDS[self._backends[video_index]],
                               f"gone since it was indexed ({err.strerror})") from None
         if (st.st_size, st.st_mtime_ns) != (size, mtime):
-            raise DecodeError(path, BACKENDS[self._backends[video_index]],
-                              "changed since it was indexed (size or time stamp); the next set-up "
-                              "indexes it again")
+            raise _ChangedSinceIndexed
 
-    def _read(self, video_index: int, path: Path, indices: np.ndarray) -> torch.Tensor:
+    def _reindex(self, video_index: int, path: Path, rel: str) -> None:
+        """Probe a file that changed since it was indexed, as set-up would (its frame count, and
+        its frame layout, so that only exact backends read it), and read it with what the probe
+        found from now on in this process. Recorded in the read-failure log as recovered: it was
+        not skipped, and the next set-up indexes it again. A file the probe finds bad is a read
+        failure."""
+        if self._open is not None and self._open.video_index == video_index:
+            self._open = None  # a reader of the old file
+        meta = probe_video(path, self.decoder, depth="header")
+        indexed = tuple(self._indexed[video_index].tolist())
+        if not meta.ok:
+            raise DecodeError(path, self.decoder, f"changed since it was indexed, and now bad: {meta.error}")
+        self.num_frames[video_index] = meta.num_frames
+        self._backends[video_index] = BACKENDS.index(meta.backend)
+        self._layouts[video_index] = LAYOUT_NAMES.index(meta.layout)
+        self._indexed[video_index] = (meta.size, meta.mtime_ns)
+        log.warning("%s: %s changed since it was indexed; probed again (%d frames, %s) and read as it "
+                    "is now", self.name or "dataset", rel, meta.num_frames, meta.backend)
+        if self.failure_log is not None:
+            self.failure_log.record(rel, f"changed since it was indexed; probed again ({meta.num_frames} "
+                                    "frames) and read", indexed=indexed, recovered=True)
+
+    def _read(self, video_index: int, path: Path, clip_index: int) -> torch.Tensor:
         """The frames of one view. With several views per video (the test's clips x crops,
         read in order), the views of one video share one open reader, which decodes on
         from the last clip instead of seeking back, and the crops of one clip share its
         frames: each video is decoded about once instead of once per view."""
         self._check_unchanged(video_index, path)  # under the timeout: a stalled mount stalls stat too
+        indices = self.sampler(int(self.num_frames[video_index]), clip_index)
         backend = BACKENDS[self._backends[video_index]]
         layout = LAYOUT_NAMES[self._layouts[video_index]]
         if self.views_per_video == 1:

@@ -432,9 +432,11 @@ class ReadFailureLog:
         self.root = Path(root)
         self.path = Path(path)
 
-    def record(self, rel: str, error: str, indexed: tuple[int, int] | None = None) -> None:
+    def record(self, rel: str, error: str, indexed: tuple[int, int] | None = None,
+               recovered: bool = False) -> None:
         """Note that `rel` failed; `indexed`: its (size, mtime_ns) as the index had it, which
-        tells the next set-up whether the failure is the file's or a change since."""
+        tells the next set-up whether the failure is the file's or a change since; `recovered`:
+        it was read after all (it had changed and was probed again), so it was not skipped."""
         try:
             st = os.stat(self.root / rel)
             size, mtime = st.st_size, st.st_mtime_ns
@@ -442,6 +444,7 @@ class ReadFailureLog:
             size, mtime = 0, 0
         line = json.dumps({"path": rel, "error": error, "size": size, "mtime_ns": mtime,
                            "indexed": list(indexed) if indexed is not None else None,
+                           "recovered": recovered,
                            "time": time.time(), "pid": os.getpid()}) + "\n"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

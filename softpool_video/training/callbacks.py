@@ -135,7 +135,8 @@ def _scalars(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
 class RunRecorder(Callback):
     """Writes `run.json` in the run's log folder: config, versions, device, git commit, then
     results, and the videos that failed at read time (skipped, and excluded from the next
-    index: `read_failures`, path -> reason)."""
+    index: `read_failures`, path -> reason) or had changed since they were indexed (probed
+    again and read: `changed_since_indexed`)."""
 
     def __init__(self, config: dict[str, Any] | None = None, filename: str = "run.json") -> None:
         self.config = config
@@ -176,10 +177,12 @@ class RunRecorder(Callback):
 
     def _record_read_failures(self, trainer: pl.Trainer) -> None:
         # every worker of every rank appends to the index's failure log (datamodules/index_cache.py)
-        read = getattr(getattr(trainer, "datamodule", None), "read_failures", None)
-        failures = read() if callable(read) else {}
-        if failures:
-            self.record.setdefault("read_failures", {}).update(failures)
+        datamodule = getattr(trainer, "datamodule", None)
+        for key, method in (("read_failures", "read_failures"), ("changed_since_indexed", "changed_videos")):
+            read = getattr(datamodule, method, None)
+            found = read() if callable(read) else {}
+            if found:
+                self.record.setdefault(key, {}).update(found)
 
     def _record_protocol(self, pl_module: pl.LightningModule) -> None:
         # how the checkpoint was chosen, with the results it qualifies (protocol.py)

@@ -3,15 +3,18 @@ touches no video file; new, removed and changed files are still found; a file ch
 place is caught when it is read and probed again at the next set-up."""
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from data_fixtures import copy_tree, make_kinetics_tree, make_ucf_tree, shared_tree, write_video
+import torch
+from data_fixtures import copy_tree, full_decode, make_kinetics_tree, make_ucf_tree, shared_tree, write_video
 
 from softpool_video.datamodules import KineticsDataModule, UCF101DataModule, VideoIndex, find_videos
+from softpool_video.datamodules.collate import SkippedItem
 from softpool_video.datamodules.listing import VideoListing
 from softpool_video.datamodules.video_files import CACHE_DIRNAME, is_video_file
 
@@ -176,7 +179,7 @@ def _rows(root: Path) -> list[tuple[str, str, int, int]]:
 
 
 def test_a_file_changed_in_place_is_caught_when_read_and_reindexed(
-        tmp_path_factory: pytest.TempPathFactory) -> None:
+        tmp_path_factory: pytest.TempPathFactory, caplog: pytest.LogCaptureFixture) -> None:
     shared = shared_tree(tmp_path_factory, "ucf_videos", lambda r: make_ucf_tree(r, groups=22))
     root = copy_tree(shared, tmp_path_factory.mktemp("changed") / "u")
 
@@ -187,29 +190,57 @@ def test_a_file_changed_in_place_is_caught_when_read_and_reindexed(
 
     first = dm()
     first.setup("test")
-    victim = 3
-    rel = first.datasets["test"].records[victim].rel
-    folder_mtime = os.stat((root / rel).parent).st_mtime_ns
-    # Re-encoded in place, longer: its folder does not change, so set-up cannot see it.
+    victim, gone = 3, 5
+    rel, gone_rel = (first.datasets["test"].records[i].rel for i in (victim, gone))
+    # Re-encoded in place, longer, and another file deleted; their folders keep their time
+    # stamps, so set-up cannot see either.
+    folders = {p: os.stat(p).st_mtime_ns for p in {(root / rel).parent, (root / gone_rel).parent}}
     write_video(root / rel, 40, seed=99)
-    os.utime((root / rel).parent, ns=(folder_mtime, folder_mtime))
+    (root / gone_rel).unlink()
+    for folder, mtime in folders.items():
+        os.utime(folder, ns=(mtime, mtime))
     second = dm()
     second.setup("test")
     test = second.datasets["test"]
-    assert int(test.num_frames[victim]) == int(first.datasets["test"].num_frames[victim])  # stale, trusted
+    stale = int(first.datasets["test"].num_frames[victim])
+    assert int(test.num_frames[victim]) == stale != 40  # trusted at set-up
     loader = second.test_dataloader()
-    list(loader)
-    assert [s.rel for s in loader.report.skipped] == [rel, rel]
-    assert "changed since it was indexed" in loader.report.skipped[0].reason
-    assert "changed since it was indexed" in second.read_failures()[rel]
+    with caplog.at_level(logging.WARNING):
+        batches = list(loader)
+        second.teardown("test")
+    # The changed file is probed again where it is read, and read as it is now.
+    assert int(test.num_frames[victim]) == 40
+    views = [i for b in batches for i, v in enumerate(b["video_index"].tolist()) if v == victim]
+    assert len(views) == 2
+    expected = torch.from_numpy(full_decode(root / rel)[test.sampler(40, 1)])
+    assert torch.equal(test._read(victim, root / rel, 1), expected)
+    assert rel not in second.read_failures()
+    assert "probed again (40 frames)" in second.changed_videos()[rel]
+    assert any("changed since they were indexed" in r.getMessage() and rel in r.getMessage()
+               for r in caplog.records)
+    # The deleted one is a read failure: skipped (both views), counted and named.
+    assert [s.rel for s in loader.report.skipped] == [gone_rel, gone_rel]
+    assert "gone since it was indexed" in second.read_failures()[gone_rel]
     third = dm()
-    third.setup("test")  # probes the new file again: good, with its new frame count
+    third.setup("test")  # indexes the new file again: good, with its new frame count
     meta = third.index.get(rel)
     assert meta.ok and meta.num_frames == 40
     assert rel in [r.rel for r in third.datasets["test"].records]
-    loader = third.test_dataloader()
-    list(loader)
-    assert loader.report.clean, loader.report.summary()
+    assert gone_rel not in [r.rel for r in third.datasets["test"].records]
+
+
+def test_a_file_changed_in_place_into_garbage_is_a_read_failure(tmp_path_factory: pytest.TempPathFactory) -> None:
+    shared = shared_tree(tmp_path_factory, "ucf_videos", lambda r: make_ucf_tree(r, groups=22))
+    root = copy_tree(shared, tmp_path_factory.mktemp("garbage") / "u")
+    UCF101DataModule(root, split=1, loading={"num_workers": 0}).setup("test")
+    dm = UCF101DataModule(root, split=1, loading={"num_workers": 0})
+    dm.setup("test")
+    test = dm.datasets["test"]
+    rel = test.records[0].rel
+    (root / rel).write_bytes(b"RIFF" + bytes(range(256)) * 8)  # not a video any more
+    item = test[0]
+    assert isinstance(item, SkippedItem) and "changed since it was indexed, and now bad" in item.reason
+    assert "now bad" in dm.read_failures()[rel] and rel not in dm.changed_videos()
 
 
 def test_the_index_without_a_listing_stats_every_file(tmp_path: Path) -> None:

@@ -35,7 +35,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
+import torch
 from torch import nn
 
 from .arguments import IntOrTuple, pool_args
@@ -109,6 +111,27 @@ def _bind(method: str, factory: Callable[..., nn.Module], args: tuple, method_ar
                          f"it takes: {accepted}") from None
 
 
+# Salt of the pools' own random streams (any constant: it only keeps a pool's stream apart
+# from the numbers the next layer draws from the same global state).
+_POOL_STREAM = 0x5EED_B001
+
+
+def _built_apart(factory: Callable[..., nn.Module], *args: Any, **kwargs: Any) -> nn.Module:
+    """`factory(*args, **kwargs)` without moving torch's global (CPU) random state.
+
+    A method that draws its initial parameters (gated) would otherwise shift every later
+    layer's initialisation, so that `max` and it would differ in more than the pooling under
+    one seed. The pool draws from a stream seeded off the global state instead: deterministic
+    for a given seed and model, and the global state is left where it was.
+    """
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        return factory(*args, **kwargs)  # a pool built while tracing (a head fitted to its input)
+    with torch.random.fork_rng(devices=[]):
+        # drawn on the CPU: also under a meta default device
+        torch.manual_seed(int(torch.randint(0, 2**62, (), device="cpu")) ^ _POOL_STREAM)
+        return factory(*args, **kwargs)
+
+
 def _check_frozen(method: str, module: nn.Module) -> None:
     if any(p.requires_grad for p in module.parameters()):
         raise ValueError(f"pooling method {method!r} has learnable parameters, so it cannot be built for a "
@@ -128,7 +151,7 @@ def build_pool(method: str, dims: int, kernel_size: IntOrTuple, stride: IntOrTup
     args = pool_args(dims, kernel_size, stride, padding, 1, ceil_mode)  # validates the geometry
     geometry = (dims, args.kernel_size, args.stride, args.padding, args.ceil_mode)
     _bind(method, entry.factory, geometry, method_args)
-    module = entry.factory(*geometry, **method_args)
+    module = _built_apart(entry.factory, *geometry, **method_args)
     if frozen:
         _check_frozen(method, module)
     return module
@@ -146,7 +169,7 @@ def build_adaptive_pool(method: str, dims: int, output_size: int | Sequence[int 
                          f"{', '.join(adaptive_pools())}")
     size = output_size_tuple(dims, output_size)
     _bind(method, entry.adaptive_factory, (dims, size), method_args)
-    module = entry.adaptive_factory(dims, size, **method_args)
+    module = _built_apart(entry.adaptive_factory, dims, size, **method_args)
     if frozen:
         _check_frozen(method, module)
     return module

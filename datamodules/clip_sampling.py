@@ -4,7 +4,7 @@ A clip is `clip_len` frames taken every `frame_interval` frames, so it spans
 `(clip_len - 1) * frame_interval + 1` frames of the video. Three modes:
 
 - random  (train): a uniformly random start.
-- centre  (val):   the clip centred in the video.
+- centre  (val):   the clip centred in the video (uniform's one clip: the same start).
 - uniform (test):  `num_clips` clips whose starts are the centres of `num_clips` equal
   segments of the possible start range (one clip -> the centre clip).
 
@@ -55,7 +55,10 @@ def random_start(num_frames: int, clip_len: int, frame_interval: int, short_vide
 
 
 def centre_start(num_frames: int, clip_len: int, frame_interval: int) -> int:
-    return max(num_frames - clip_span(clip_len, frame_interval), 0) // 2
+    # One recipe for a video's middle clip: the first of `uniform_starts` with one clip, which
+    # is what predict and export parity use (checkpoint/evaluation.py). An own formula
+    # (delta // 2) put the clip one frame earlier whenever the free range was odd.
+    return int(uniform_starts(num_frames, clip_len, frame_interval, 1, "repeat_last")[0])
 
 
 def uniform_starts(num_frames: int, clip_len: int, frame_interval: int, num_clips: int,

@@ -32,7 +32,10 @@ def test_uniform_clips_spread_over_video() -> None:
     for k in range(10):
         assert sampler(131, k).max() <= 130
     one = ClipSampler("uniform", clip_len=16, frame_interval=2, num_clips=1)
-    assert one(131, 0).tolist() == ClipSampler("centre", clip_len=16, frame_interval=2)(131).tolist()
+    centre = ClipSampler("centre", clip_len=16, frame_interval=2)
+    for frames in range(1, 200):  # odd and even free ranges, and videos shorter than the clip
+        assert one(frames, 0).tolist() == centre(frames).tolist(), frames
+    assert int(centre(132)[0]) == 51  # free range 101: its middle rounds up, for every recipe
 
 
 def test_random_clip_within_video_and_reproducible() -> None:
@@ -101,7 +104,9 @@ def test_indices_always_valid(num_frames: int, clip_len: int, interval: int, num
         starts = uniform_starts(num_frames, clip_len, interval, num_clips, short)
         assert np.all(np.diff(starts) >= 0)
         assert starts[0] >= 0 and starts[-1] <= num_frames - clip_span(clip_len, interval)
-        assert centre_start(num_frames, clip_len, interval) == (num_frames - clip_span(clip_len, interval)) // 2
+        free = num_frames - clip_span(clip_len, interval)
+        assert centre_start(num_frames, clip_len, interval) == (free + 1) // 2  # the middle, rounded up
+        assert centre_start(num_frames, clip_len, interval) == int(uniform_starts(num_frames, clip_len, interval, 1)[0])
 
 
 def test_clip_at_modes() -> None:

@@ -62,11 +62,15 @@ DEFAULT_DECODING, DEFAULT_SAMPLING = Decoding(), ClipSampling()
 DEFAULT_TRANSFORMS, DEFAULT_LOADING = Transforms(), Loading()
 
 
-def split_holdout(records: Sequence[VideoRecord], fraction: float,
-                  seed: int) -> tuple[list[VideoRecord], list[VideoRecord]]:
-    """Hold out about `fraction` of each class's groups (never splitting a group).
+def split_holdout(records: Sequence[VideoRecord], fraction: float, seed: int,
+                  class_names: Sequence[str] | None = None) -> tuple[list[VideoRecord], list[VideoRecord]]:
+    """Hold out about `fraction` of each class's groups (never splitting a group): at least one
+    group of every class that has two or more, and never all of them.
 
-    Returns (kept, held_out). Deterministic for a given seed.
+    Returns (kept, held_out). Deterministic for a given seed. Raises a ValueError naming the
+    class, `holdout_fraction` and `val_source` when no holdout can be made (no class with two
+    groups; or a class all of whose groups were held out with other classes, whose source
+    videos they share). `class_names` name the classes in that message.
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"holdout_fraction must lie in (0, 1), got {fraction!r}")
@@ -83,6 +87,21 @@ def split_holdout(records: Sequence[VideoRecord], fraction: float,
             continue  # a class with one group stays entirely in training
         count = min(len(groups) - 1, max(1, round(fraction * len(groups))))
         held.update(groups[i] for i in rng.permutation(len(groups))[:count])
+
+    def name(label: int) -> str:
+        return repr(class_names[label]) if class_names is not None and 0 <= label < len(class_names) else str(label)
+
+    fix = ("use val_source='test' (validation on the official test list, which needs "
+           "allow_test_selection) or a dataset with more source videos per class")
+    if records and not held:
+        raise ValueError(f"val_source='holdout', holdout_fraction={fraction}: no class has two or more groups "
+                         f"(videos of different sources), so none can be held out without sharing a source "
+                         f"with training; {fix}")
+    for label, groups in groups_by_class.items():
+        if all(g in held for g in groups):
+            raise ValueError(f"val_source='holdout', holdout_fraction={fraction}: class {name(label)} has every "
+                             f"group held out (its source videos also hold clips of other classes that were "
+                             f"held out), none left to train on; choose another seed or holdout_fraction, or {fix}")
     out = [r[2] in held for r in records]
     return list(compress(records, [not x for x in out])), list(compress(records, out))
 
@@ -236,7 +255,7 @@ class VideoDataModule(pl.LightningDataModule):
             ann = self.annotations
             if self.val_source == "holdout" and stage in ("train", "val"):
                 train = ann.subset("train")
-                kept, held = split_holdout(train.records, self.holdout_fraction, self.seed)
+                kept, held = split_holdout(train.records, self.holdout_fraction, self.seed, ann.class_names)
                 self._subsets["train"] = Subset("train", kept, train.missing)
                 self._subsets["val"] = Subset("val", held, [])
             elif stage == "train":

@@ -69,8 +69,19 @@ class HMDB51Annotations(SplitListAnnotations):
         return [(listed, label_of[cls]) for listed, cls in self._items[subset]]
 
     def _group(self, listed: str, label: int) -> str:
-        # Clips cut from one source video share the name up to the trailing clip number.
-        return re.sub(r"_\d+\.avi$", "", listed, flags=re.IGNORECASE)
+        return hmdb51_source_video(listed, self.class_names[label])
+
+
+def hmdb51_source_video(listed: str, class_name: str) -> str:
+    """The source video a clip was cut from: the part of its name before `_<class>_` (without
+    the class folder: clips of one source in two classes stay on one side of a holdout too). HMDB-51 names a clip `<source>_<class>_<visibility, camera, viewpoint, quality
+    tags>_<n>.avi`, and clips of one source differ in their tags as well as their number
+    (`..._brush_hair_u_nm_np1_ba_goo_0` and `..._brush_hair_h_nm_np2_fr_med_1`), so stripping
+    the number alone would split one source between the two sides of a holdout. A name
+    without `_<class>_` keeps the old rule: everything before the trailing number."""
+    name = listed.rpartition("/")[2]
+    cut = name.lower().rfind(f"_{class_name.lower()}_")
+    return name[:cut] if cut > 0 else re.sub(r"_\d+\.avi$", "", name, flags=re.IGNORECASE)
 
 
 class HMDB51DataModule(SplitListDataModule):

@@ -213,3 +213,46 @@ def test_kinetics_errors(tmp_path: Path) -> None:
         (root / "annotations" / "train.csv").write_text(
             "label,youtube_id,time_start,time_end,split\na,xyz,0,10,train\n")
         KineticsAnnotations(root).subset("val")
+
+
+def test_hmdb_groups_are_source_videos() -> None:
+    from softpool_video.datamodules.hmdb51 import hmdb51_source_video
+
+    # Clips of one source differ in their tags as well as their number: one group.
+    a = hmdb51_source_video("brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi", "brush_hair")
+    b = hmdb51_source_video("brush_hair/April_09_brush_hair_h_nm_np2_fr_med_1.avi", "brush_hair")
+    assert a == b == "April_09"
+    # A source name may hold underscores and even the class word; the last `_<class>_` counts.
+    assert hmdb51_source_video("kick_ball/Kick_the_kick_ball_game_kick_ball_f_cm_np1_ri_bad_3.avi",
+                               "kick_ball") == "Kick_the_kick_ball_game"
+    # One source in two classes is one group (held out on one side for both).
+    assert hmdb51_source_video("eat/Pulp_Fiction_eat_h_nm_np1_fr_goo_0.avi", "eat") == \
+        hmdb51_source_video("drink/Pulp_Fiction_drink_u_cm_np1_le_med_2.avi", "drink")
+    # A name without `_<class>_`: everything before the clip number, as before.
+    assert hmdb51_source_video("run/odd_name_4.avi", "run") == "odd_name"
+
+
+def test_holdout_cannot_be_made_names_the_cause() -> None:
+    from softpool_video.datamodules import VideoRecord, split_holdout
+
+    one_group_each = [VideoRecord(f"c{c}/v{i}.avi", c, f"src{c}") for c in range(3) for i in range(4)]
+    with pytest.raises(ValueError, match=r"val_source='holdout', holdout_fraction=0.1: no class has two or more"):
+        split_holdout(one_group_each, 0.1, seed=0)
+    # Two classes share both sources: holding one out of class 0 and the other out of class 1
+    # (or any draw that takes both) leaves one of them nothing to train on.
+    shared = [VideoRecord(f"c{c}/{s}.avi", c, s) for c in range(2) for s in ("x", "y")]
+    failures = 0
+    for seed in range(20):
+        try:
+            kept, held = split_holdout(shared, 0.5, seed=seed, class_names=["eat", "drink"])
+        except ValueError as err:
+            failures += 1
+            assert "class 'eat'" in str(err) or "class 'drink'" in str(err)
+            assert "holdout_fraction=0.5" in str(err) and "val_source" in str(err)
+        else:
+            assert {r.label for r in kept} == {0, 1} and {r.label for r in held} == {0, 1}
+    assert failures > 0
+    # Two groups per class and a small fraction still hold one group of each class out.
+    two = [VideoRecord(f"c{c}/g{g}_{i}.avi", c, f"c{c}g{g}") for c in range(3) for g in range(2) for i in range(2)]
+    kept, held = split_holdout(two, 0.1, seed=0)
+    assert {r.label for r in held} == {r.label for r in kept} == {0, 1, 2}

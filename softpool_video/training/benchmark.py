@@ -32,7 +32,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from .cell_progress import CellProgress
 from .protocol import SELECTED_ON_TEST_NOTE
 from .reproducibility import run_record, write_record
 from .requeue import RequeueOnSignal
-from .statistics import PairedDifference, paired_difference
+from .statistics import PairedDifference, holm_adjust, paired_difference
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,8 @@ METRICS: tuple[Metric, ...] = (
 )
 # the metrics compared pair by pair against the first method; the first is the headline
 COMPARED: tuple[str, ...] = ("video top-1", "last-epoch video top-1", "video mean class", "clip top-1")
+UNIT_OF_ANALYSIS = ("Unit of analysis: one training run, a (split, seed) cell; seeds of one split share its "
+                    "test list, so intervals are over training randomness on these test lists, not over test sets.")
 # keys that name where a cell writes, not what it computes
 _PLACE_KEYS = (("trainer", "default_root_dir"), ("checkpoint", "dirpath"),
                # the SLURM launcher validates a GPU cell on the CPU of the node it submits from
@@ -311,6 +313,13 @@ def compare(cells: list[dict[str, Any]]) -> list[Comparison]:
         for pooling in poolings[1:]:
             found.append(Comparison(column, paired_difference(pooling, values(pooling, metric), baseline,
                                                               values(baseline, metric))))
+    # The headline metric's comparisons are one family: Holm-adjusted (statistics.py)
+    headline = [i for i, c in enumerate(found) if c.metric == COMPARED[0]]
+    adjusted = holm_adjust([found[i].difference.p_value for i in headline])
+    for i, p in zip(headline, adjusted, strict=True):
+        if p is not None:
+            found[i] = Comparison(found[i].metric, replace(found[i].difference, p_adjusted=p,
+                                                           comparisons=len(headline)))
     return found
 
 
@@ -331,8 +340,11 @@ def summarize(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         d = comparison.difference
         row = next(r for r in rows if r["pooling"] == d.method)
         prefix = comparison_prefix(comparison.metric, d.baseline)
+        # the headline metric's p is Holm-adjusted (compare); the raw one stays in "p unadjusted"
+        p = d.p_adjusted if d.p_adjusted is not None else d.p_value
         row.update({f"{prefix} diff": d.mean, f"{prefix} ci low": d.ci_low, f"{prefix} ci high": d.ci_high,
-                    f"{prefix} p": d.p_value, f"{prefix} pairs": d.n, f"{prefix} significant": d.significant,
+                    f"{prefix} p": p, f"{prefix} p unadjusted": d.p_value, f"{prefix} pairs": d.n,
+                    f"{prefix} significant": d.significant,
                     f"{prefix} verdict": comparison.verdict()})
     return rows
 
@@ -375,16 +387,19 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         baseline = rows[0]["pooling"]
         lines += ["", (f"Paired differences against {baseline} over identical (split, seed) cells "
                        "(percentage points; 95% CI from the t distribution, two-sided paired t-test):"), "",
+                  f"{UNIT_OF_ANALYSIS} p on {COMPARED[0]}: Holm-adjusted over its {len(rows) - 1} "
+                  "comparison(s); on the other metrics: unadjusted.", "",
                   "| pooling | metric | difference | 95% CI | p | pairs | verdict |", "|---|---|---|---|---|---|---|"]
         for column in COMPARED:
             for row in rows[1:]:
                 prefix = comparison_prefix(column, baseline)
                 diff, low, high, p = (row.get(f"{prefix} {k}") for k in ("diff", "ci low", "ci high", "p"))
+                p_label = "" if p is None else (" (Holm)" if column == COMPARED[0] else " (unadj.)")
                 if diff is None:
                     continue
                 interval = "–" if math.isnan(low) else f"{100 * low:+.1f} to {100 * high:+.1f}"
                 lines.append(f"| {row['pooling']} | {column} | {100 * diff:+.1f} | {interval} | "
-                             f"{'–' if p is None else f'{p:.3g}'} | {row[f'{prefix} pairs']} | "
+                             f"{'–' if p is None else f'{p:.3g}{p_label}'} | {row[f'{prefix} pairs']} | "
                              f"{row[f'{prefix} verdict']} |")
     return "\n".join(lines)
 

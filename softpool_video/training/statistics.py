@@ -8,6 +8,16 @@ cell: d_i = method_i - baseline_i. Over the n cells both have:
     95% CI           d +- t_{0.975, n-1} * s / sqrt(n)
     p-value          two-sided paired t-test (scipy.stats.ttest_rel)
 
+Unit of analysis: one training run, a (split, seed) cell. The inference is over training
+randomness (initialisation, clip draws, data order) on the given test lists: seeds of one split
+share its test list, so their differences are not independent draws of test videos, and an
+interval says how much another set of seeds could move the difference, not another test set.
+
+Several methods compared with one baseline on the headline metric (video top-1) make several
+tests; their p-values are Holm-adjusted over those comparisons (`holm_adjust`), which keeps the
+chance of any false "significant" at 5%. The other metrics' p-values are unadjusted, and
+labelled so: they describe, the headline decides.
+
 With one pair there is no spread, so no interval and no test; with n pairs whose
 differences are all equal (s = 0, up to rounding) the t statistic is undefined: the interval collapses
 to the difference and the p-value is left out, said in words. Few cells (3 seeds) give
@@ -17,7 +27,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -38,11 +48,15 @@ class PairedDifference:
     ci_low: float
     ci_high: float
     p_value: float | None
+    # Holm-adjusted over the report's comparisons on the headline metric; None when unadjusted
+    p_adjusted: float | None = None
+    comparisons: int = 1  # how many comparisons the adjustment was over
 
     @property
     def significant(self) -> bool | None:
-        """At the 5% level; None where no test is possible."""
-        return None if self.p_value is None else self.p_value < ALPHA
+        """At the 5% level, on the adjusted p-value where there is one; None where no test is possible."""
+        p = self.p_adjusted if self.p_adjusted is not None else self.p_value
+        return None if p is None else p < ALPHA
 
     def verdict(self, scale: float = 1.0, unit: str = "") -> str:
         """The comparison in words, e.g. 'higher by 3.1 points (95% CI 0.4 to 5.8), significant (p = 0.03)'."""
@@ -59,7 +73,11 @@ class PairedDifference:
         if self.p_value is None:
             return f"{text} ({interval}; identical differences in all {self.n} cells: no t-test)"
         word = "significant" if self.significant else "not significant"
-        return f"{text} ({interval}), {word} at 5% (paired t-test, p = {self.p_value:.3g}, n = {self.n})"
+        if self.p_adjusted is not None:
+            family = f"{self.comparisons} comparison{'s' if self.comparisons != 1 else ''}"
+            return (f"{text} ({interval}), {word} at 5% (paired t-test, Holm-adjusted over {family}: "
+                    f"p = {self.p_adjusted:.3g}, n = {self.n})")
+        return f"{text} ({interval}), {word} at 5% (paired t-test, unadjusted p = {self.p_value:.3g}, n = {self.n})"
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "significant": self.significant}
@@ -86,3 +104,17 @@ def paired_difference(method: str, values: Mapping[Hashable, float], baseline: s
     p_value = float(stats.ttest_rel([float(values[k]) for k in keys],
                                     [float(baseline_values[k]) for k in keys]).pvalue)
     return PairedDifference(method, baseline, n, mean, std, mean - half, mean + half, p_value)
+
+
+def holm_adjust(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of a family of p-values (None: no test, left out of the
+    family and left None). Sorted ascending, the i-th of m becomes max over j <= i of
+    min(1, (m - j + 1) p_(j)): rejecting where the adjusted p < alpha keeps the family-wise
+    error rate at alpha, without Bonferroni's loss of power."""
+    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m, running = len(tested), 0.0
+    adjusted: list[float | None] = [None] * len(p_values)
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted

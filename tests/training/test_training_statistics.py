@@ -60,5 +60,30 @@ def test_benchmark_rows_and_table_carry_the_comparison_in_words():
     assert rows[1]["last-epoch video top-1 mean"] == pytest.approx(0.60)  # (0.55 + 0.68 + 0.72) / 3 - 0.05
     table = markdown_table(rows)
     assert "Paired differences against max" in table
-    assert "| softpool | video top-1 | +5.0 | -2.5 to +12.5 | 0.102 | 3 | higher by 5.0 points" in table
-    assert "not significant at 5%" in table
+    # one comparison: Holm's adjustment leaves its p as it is, and says so
+    assert "| softpool | video top-1 | +5.0 | -2.5 to +12.5 | 0.102 (Holm) | 3 | higher by 5.0 points" in table
+    assert "not significant at 5% (paired t-test, Holm-adjusted over 1 comparison:" in table
+    assert "Unit of analysis: one training run, a (split, seed) cell" in table
+    assert "| softpool | last-epoch video top-1 | +5.0 | -2.5 to +12.5 | 0.102 (unadj.) |" in table
+
+
+def test_holm_adjustment_by_hand_and_over_a_reports_headline_comparisons():
+    from softpool_video.training.statistics import holm_adjust
+
+    # sorted 0.01, 0.02, 0.04 of m = 3: 3 * 0.01, max(0.03, 2 * 0.02), max(0.04, 1 * 0.04)
+    assert holm_adjust([0.04, 0.01, None, 0.02]) == pytest.approx([0.04, 0.03, None, 0.04])
+    assert holm_adjust([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1, never below the raw p
+    assert holm_adjust([]) == []
+
+    def cell(pooling, seed, video):
+        return {"name": f"{pooling}-{seed}", "cell": {"pooling": pooling, "split": 1, "seed": seed},
+                "metrics": {"test/video_acc1": video}}
+    base = (0.50, 0.60, 0.70, 0.55)
+    cells = [cell("max", s, v) for s, v in enumerate(base)]
+    for name, shift in (("softpool", (0.06, 0.05, 0.07, 0.05)), ("avg", (0.02, -0.03, 0.04, 0.0))):
+        cells += [cell(name, s, v + d) for s, (v, d) in enumerate(zip(base, shift, strict=True))]
+    rows = summarize(cells)
+    raw = [r["video top-1 vs max p unadjusted"] for r in rows[1:]]
+    assert [r["video top-1 vs max p"] for r in rows[1:]] == pytest.approx(holm_adjust(raw))
+    assert all(r["video top-1 vs max p"] >= p for r, p in zip(rows[1:], raw, strict=True))
+    assert "Holm-adjusted over its 2 comparison(s)" in markdown_table(rows)

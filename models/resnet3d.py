@@ -16,7 +16,9 @@ nets keep torchvision's state dict) and "tran" for Bottleneck nets: R(2+1)D-50 t
 47.0M parameters like R3D-50's 47.0M ("torchvision": 53.9M).
 
 Knobs: `base_width` (stage widths are base_width x 1, 2, 4, 8), `layers` (blocks per
-stage), `stem_pool_kernel`/`stem_pool_stride` (padded for SAME output sizes),
+stage), `stem_pool_kernel`/`stem_pool_stride` (padded for SAME output sizes), `stem_pool_placement`
+("equal": those for every method; "paper": the SoftPool paper's published geometry, 2x2x2
+stride 2 for SoftPool and 3x3x3 stride 2 padding 1 for the others),
 `head_pooling`, `dropout`, `mid_channels`, `block_extra` (a module factory applied
 inside every block; SRTG uses it).
 """
@@ -133,6 +135,19 @@ STEMS: dict[str, Callable[[int, int], nn.Module]] = {"r3d": r3d_stem, "r2plus1d"
 BLOCKS: dict[str, type[BasicBlock | Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
+# "equal": every method pools the stem with stem_pool_kernel / stem_pool_stride (the fair
+# comparison, this suite's default). "paper": the geometry of the SoftPool paper's published
+# code (its SRTG/ResNet video models), which differs per method: `paper_stem_pool`.
+STEM_POOL_PLACEMENTS: tuple[str, ...] = ("equal", "paper")
+
+
+def paper_stem_pool(pooling: str) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """(kernel, stride) of the stem pool as the SoftPool paper's code placed it: SoftPool3d with a
+    2x2x2 kernel and stride 2, every other method as its MaxPool3d(3, 2, 1), so both halve time
+    as well as space (SAME padding gives the 1 of the 3x3x3 kernel)."""
+    return ((2, 2, 2), (2, 2, 2)) if pooling == "softpool" else ((3, 3, 3), (2, 2, 2))
+
+
 class VideoResNet(nn.Module):
     """Stem -> stem pool -> 4 residual stages -> adaptive average pool -> dropout -> linear.
 
@@ -144,7 +159,8 @@ class VideoResNet(nn.Module):
     def __init__(self, block: str, convs: Sequence[ConvKind], layers: Sequence[int], stem: str,
                  num_classes: int, pooling: str = "max", pool_args: Mapping[str, Any] | None = None,
                  stem_pool: bool = True, stem_pool_kernel: int | Sequence[int] = (1, 3, 3),
-                 stem_pool_stride: int | Sequence[int] = (1, 2, 2), base_width: int = 64,
+                 stem_pool_stride: int | Sequence[int] = (1, 2, 2), stem_pool_placement: str = "equal",
+                 base_width: int = 64,
                  dropout: float = 0.0, block_extra: BlockExtra | None = None, in_channels: int = 3,
                  zero_init_residual: bool = False, head_pooling: str = "avg", mid_channels: str = "auto") -> None:
         super().__init__()
@@ -170,7 +186,11 @@ class VideoResNet(nn.Module):
         self.mid_channels = mid_channels
 
         self.stem = STEMS[stem](in_channels, base_width)
+        if stem_pool_placement not in STEM_POOL_PLACEMENTS:
+            raise ValueError(f"stem_pool_placement must be one of {STEM_POOL_PLACEMENTS}, got {stem_pool_placement!r}")
         if stem_pool:
+            if stem_pool_placement == "paper":
+                stem_pool_kernel, stem_pool_stride = paper_stem_pool(pooling)
             kernel = triple(stem_pool_kernel, "stem_pool_kernel")
             stride = triple(stem_pool_stride, "stem_pool_stride")
             padding, ceil_mode = same_geometry(kernel, stride, "stem_pool_kernel")

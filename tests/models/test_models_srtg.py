@@ -255,6 +255,25 @@ def test_stem_pool_is_off_by_default_and_on_for_the_softpool_study():
         assert [(s.name, s.method) for s in sites] == [("stem_pool", method)]
 
 
+def test_the_papers_stem_placement_differs_per_method_and_halves_time():
+    from softpool_video.training.configs import resolve_config
+
+    clip = torch.randn(1, 3, 8, 32, 32)
+    shapes = {}
+    for method in ("softpool", "max", "avg"):
+        model = create_model("srtg_r2plus1d_tiny", 5, pooling=method, stem_pool=True, stem_pool_placement="paper")
+        pool = model.stem_pool
+        shapes[method] = tuple(model.stem_pool(model.stem(clip)).shape[2:])
+        kernel = tuple(getattr(pool, "kernel_size", None) or pool.args.kernel_size)
+        assert kernel == ((2, 2, 2) if method == "softpool" else (3, 3, 3)), (method, kernel)
+    assert len(set(shapes.values())) == 1 and shapes["max"][0] == 4  # T 8 -> 4 for every method
+    equal = create_model("srtg_r2plus1d_tiny", 5, pooling="softpool", stem_pool=True)
+    assert equal.stem_pool(equal.stem(clip)).shape[2] == 8  # the default keeps time
+    with pytest.raises(ValueError, match="stem_pool_placement must be one of"):
+        create_model("srtg_r2plus1d_tiny", 5, stem_pool=True, stem_pool_placement="published")
+    assert "stem_pool_placement: paper" in resolve_config("ucf101/srtg_r2plus1d_50_paper_stem").read_text()
+
+
 @pytest.mark.parametrize("name, params", [("srtg_r3d_50", 56_904_656), ("srtg_r2plus1d_50", 55_043_255),
                                           ("srtg_r3d_18", 44_543_312)])
 def test_published_layout(name, params):

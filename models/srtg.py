@@ -26,16 +26,23 @@ later, for the multi-temporal-convolution paper. Here `stem_pool=False` is the d
 SRTG models and `stem_pool=True` adds the pooling site of the SoftPool study (the `pooling`
 method from the registry, via resnet3d's make_pool).
 
-Choices where the paper leaves room, or where its published form does not train (so that the
-gates open on some clips and frames and every LSTM learns):
+What follows the published code and what is this project's own. Published: the placement
+and layout above, the squeeze (spatial mean), the stacked LSTM with hidden size C, the fusion
+x * h, and, in every released SRTG builder, `gates=False`: Squeeze and Recursion without the
+temporal gate. That is the published setting, `gates=False` here. The gate itself exists in
+the published code only in a form that does not train (below); the gate rule used here (per
+frame, on normalised features, cycling back in both directions), its straight-through
+gradient and the LSTM initialisation are this project's choices, made so that the gates open
+on some clips and frames and every LSTM learns:
 
-* Gate granularity (`gate_mode`). The published code decides per clip and fuses a clip only
-  when every frame cycles back. For T >= 4 that almost never happens, so the gates of the
-  early stages stay shut and their LSTMs never learn. Cycle-consistency is a property of
-  each frame (as in TCC), so by default ("frame") the gate decides per clip and per frame:
-  frame t of clip b is recalibrated iff that frame cycles back both ways. "clip" decides per
-  clip: open iff the fraction of frames that cycle back is at least `gate_threshold` (1.0,
-  every frame, is the published rule).
+* Gate granularity (`gate_mode`). The published code decides per clip, on the raw
+  features, and fuses a clip only when every frame cycles back in either direction. For
+  T >= 4 that almost never happens, so the gates of the early stages stay shut and their
+  LSTMs never learn. Cycle-consistency is a property of each frame (as in TCC), so by default
+  ("frame") the gate decides per clip and per frame: frame t of clip b is recalibrated iff
+  that frame cycles back both ways. "clip" decides per clip: open iff the fraction of frames
+  that cycle back (both ways, normalised features) is at least `gate_threshold`; 1.0, every
+  frame, is the nearest to the published rule, not the same.
 * What is compared. The squeezed features are post-ReLU (non-negative) and h lives in
   (-1, 1), so raw distances compare magnitudes, not temporal structure. Both sequences
   have their temporal mean removed and each frame is L2-normalised first. With one or two
@@ -49,7 +56,10 @@ gates open on some clips and frames and every LSTM learns):
   over both directions, and over frames in "clip" mode). Every LSTM gets a gradient in
   every step: through x * h where the gate is open, through the gate where it is shut
   (with a single frame the recurrent weights have no earlier state to act on, so only
-  their input weights and biases can learn there).
+  their input weights and biases can learn there: the shipped configs keep T >= 2 in every
+  stage, tests/training/test_training_configs.py). The relaxation's gradient also reaches the
+  backbone, through the squeezed features (they are not detached); whether a detached
+  variant trains better has not been measured.
 * LSTM initialisation. PyTorch's default makes h a small random-sign vector, so x * h
   starts as a ~20x shrinking with random channel signs, and the nets trained far slower than
   without SRTG. All four LSTM gate biases start at +1 (forget bias 1 as usual for LSTMs),

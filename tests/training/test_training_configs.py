@@ -103,3 +103,26 @@ def test_every_config_selects_checkpoints_on_a_holdout_never_on_the_test_list(fi
 def test_srtg_configs_put_a_pool_where_the_published_net_has_none(fit_parser, name):
     cfg = fit_parser.parse_args(["fit", "--config", str(resolve_config(name))]).fit
     assert cfg.model.model_kwargs["stem_pool"] is True  # else max and softpool runs are the same model
+
+
+@pytest.mark.parametrize("name", [n for n in available_configs() if "srtg" in n])
+def test_srtg_configs_leave_every_gated_stage_two_frames_or_more(fit_parser, name):
+    """The LSTM of a stage whose feature map has one frame has no step to recur over (its
+    weight_hh gets no gradient): each shipped SRTG config's clip length must keep T >= 2 in every
+    stage. Measured on the tiny net, which downsamples time like the full ones."""
+    import torch
+
+    from softpool_video.models import create_model
+    from softpool_video.models.srtg import SqueezeRecursionGate
+
+    fit = fit_parser.parse_args(["fit", "--config", str(resolve_config(name))]).fit
+    frames = fit.data.init_args.sampling.clip_len
+    kwargs = {k: v for k, v in dict(fit.model.model_kwargs or {}).items() if k != "weights"}
+    model = create_model("srtg_r2plus1d_tiny", 5, pooling=fit.model.pooling, **kwargs).eval()
+    seen: list[int] = []
+    for module in model.modules():
+        if isinstance(module, SqueezeRecursionGate):
+            module.register_forward_hook(lambda _m, args, _out: seen.append(args[0].shape[2]))
+    with torch.no_grad():
+        model(torch.randn(1, 3, frames, 32, 32))
+    assert seen and min(seen) >= 2, f"{name}: {frames} frames give the stages {seen} frames"

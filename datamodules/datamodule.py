@@ -385,7 +385,9 @@ class VideoDataModule(pl.LightningDataModule):
         # the epoch stands in each checkpoint); unreadable videos are left out of their batch
         # and counted, and a dead or hung worker is replaced mid-epoch (resilient.py). The
         # training loader decodes the next epoch's first batches while validation runs.
-        return ResilientDataLoader.wrap(loader, name=self._describe(stage), prime_next_epoch=stage == "train")
+        # A training batch is never dropped: every rank must take as many steps as the others.
+        return ResilientDataLoader.wrap(loader, name=self._describe(stage), prime_next_epoch=stage == "train",
+                                        keep_batch_count=stage == "train")
 
     def train_dataloader(self) -> DataLoader:
         loader = self._resilient(self._loader(self._dataset("train"), train=True), "train")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from softpool_video.training.cli import INPUT_ERRORS, one_line, run_cli
+from softpool_video.training.rank_failures import failed_rank
 
 from ._console import fail
 
@@ -20,3 +21,10 @@ def run(subcommand: str, argv: list[str], command: str | None = None) -> int:
     except INPUT_ERRORS as err:
         log.debug("%s failed", command or subcommand, exc_info=True)
         return fail(command or subcommand, one_line(str(err)), code=1 if isinstance(err, FloatingPointError) else 2)
+    except Exception as err:
+        failed = failed_rank()
+        if failed is None:
+            raise
+        log.debug("%s failed", command or subcommand, exc_info=True)  # the traceback, with -v
+        return fail(command or subcommand, f"rank {failed['rank']} of {failed['world_size']} failed: "
+                                           f"{type(err).__name__}: {str(err).strip()[:500]}", code=1)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -41,6 +42,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgre
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 from pytorch_lightning.plugins.io import CheckpointIO
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from softpool_video.checkpoint.io import AtomicCheckpointIO
@@ -51,6 +53,7 @@ from .configs import config_name, expand_config_args, is_fragment
 from .module import VideoClassifier, check_checkpoint_matches
 from .precision import CPUBf16Guard
 from .protocol import SelectionProtocol
+from .rank_failures import StopAllRanks
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +203,7 @@ class VideoCLI(LightningCLI):
         configured = trainer_config.get("callbacks") or []
         callbacks = [*(configured if isinstance(configured, list) else [configured]),
                      SelectionProtocol(), throughput_monitor(), TrainingStats(), RunRecorder(self.resolved_config()),
-                     VideoPredictionWriter(), CPUBf16Guard(),
+                     VideoPredictionWriter(), CPUBf16Guard(), StopAllRanks(),
                      LastCheckpoint(self._section(self.config).get("checkpoint", {}).get("every_n_train_steps"))]
         if trainer_config.get("enable_progress_bar", True) is not False and not any(
                 isinstance(c, ProgressBar) for c in callbacks):
@@ -246,6 +249,9 @@ def run_cli(subcommand: str | None, argv: list[str]) -> int:
             # we hand LightningCLI our own argv on purpose (names resolved, subcommand set)
             warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter")
             VideoCLI(args=[subcommand, *args] if subcommand else args, run=subcommand is not None)
+    except SIGTERMException:  # every rank stops at the next batch (Lightning's SIGTERM handling)
+        log.warning("stopped by SIGTERM; resume with --ckpt_path last")
+        return 128 + signal.SIGTERM
     except SystemExit as exit_:  # argparse errors and --help
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
     return 0

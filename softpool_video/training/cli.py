@@ -48,7 +48,7 @@ from pytorch_lightning.utilities.model_helpers import is_overridden
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from softpool_video.checkpoint.io import AtomicCheckpointIO
-from softpool_video.checkpoint.reader import read_checkpoint
+from softpool_video.checkpoint.reader import last_readable, read_checkpoint
 
 from .callbacks import LastCheckpoint, RunRecorder, TrainingStats, VideoPredictionWriter, throughput_monitor
 from .configs import config_name, expand_config_args, is_fragment
@@ -190,6 +190,11 @@ class VideoCLI(LightningCLI):
         if config.checkpoint.dirpath is None:
             # a fixed folder (not the logger's version_N) so that `--ckpt_path last` finds last.ckpt
             config.checkpoint.dirpath = str(root / "checkpoints")
+        if config.get("ckpt_path") == "last":
+            # Lightning's `last`, unless that file is unreadable: then the newest readable one
+            fallback = last_readable(config.checkpoint.dirpath)
+            if fallback is not None:
+                config.ckpt_path = str(fallback)
         if self.subcommand == "fit" and self._locks is not None and rank_zero_only.rank == 0:
             # before anything is written there; the other ranks run under rank 0's lock
             self._locks.enter_context(RunLock(root / RUN_LOCK, f"a fit into {root}", RUN_HINT))

@@ -21,7 +21,8 @@ Bad videos. `prepare_data()` (or `setup()`, if it was skipped) probes every vide
 the index cache; undecodable, truncated and empty files are excluded and logged with
 their count and paths (`bad_videos`), annotated files that are missing likewise
 (`missing_videos`). A file that fails later, at read time (or hangs for `decode_timeout`
-seconds), is left out of its batch and recorded; the loaders (`ResilientDataLoader`) also
+seconds), is recorded and left out of its batch (in training another item of the rank's
+shard takes its place, so every DDP rank takes as many steps); the loaders (`ResilientDataLoader`) also
 survive a dead worker. The loaders are torchdata StatefulDataLoaders: Lightning saves the
 training loader's place in the epoch in every checkpoint, and `--ckpt_path` resumes there.
 `teardown()` logs the count and paths (`read_failures()`).

@@ -34,5 +34,7 @@ def run(subcommand: str, argv: list[str], command: str | None = None) -> int:
         if failed is None:
             raise
         log.debug("%s failed", command or subcommand, exc_info=True)  # the traceback, with -v
+        hint = ("; a rank did not reach the collective within the process group's timeout "
+                "(--trainer.strategy.init_args.timeout)") if "timed out" in str(err).lower() else ""
         return fail(command or subcommand, f"rank {failed['rank']} of {failed['world_size']} failed: "
-                                           f"{type(err).__name__}: {str(err).strip()[:500]}", code=1)
+                                           f"{type(err).__name__}: {str(err).strip()[:500]}{hint}", code=1)

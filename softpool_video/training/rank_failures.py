@@ -33,6 +33,9 @@ def failed_rank() -> dict[str, int] | None:
 class StopAllRanks(Callback):
     """On an exception under DDP: record this rank, and from rank 0 stop the ranks it launched."""
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        _FAILED.clear()  # a new run in this process (tests run several)
+
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if trainer.world_size <= 1 or isinstance(exception, (SIGTERMException, KeyboardInterrupt)):
             return  # Lightning forwards SIGTERM and Ctrl-C to the other ranks itself

@@ -79,6 +79,7 @@ def test_a_broken_safetensors_is_named_by_predict_and_export(trained, demo_root,
     _one_line_naming(capsys.readouterr().err, "export", weights)
 
 
+@pytest.mark.slow  # a resumed fit
 def test_ckpt_path_last_falls_back_to_the_newest_readable_checkpoint(trained, demo_root, tmp_path, caplog):
     out = tmp_path / "run"
     shutil.copytree(trained, out, ignore=shutil.ignore_patterns("run.lock"))

@@ -28,6 +28,7 @@ a worker rebuilds the shard), drawn under the failed item's seed: the choice dep
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Iterator, Sized
 from dataclasses import dataclass
 from typing import Any
@@ -101,7 +102,7 @@ class Shard:
         (the failed item's own seed, so by seed, epoch and index)."""
         order = self.indices()
         picks = np.random.default_rng(seed).permutation(len(order))[:REPLACEMENT_TRIES + 1]
-        return (order[p] for p in picks if order[p] != index)
+        return itertools.islice((order[p] for p in picks if order[p] != index), REPLACEMENT_TRIES)
 
 
 @functools.lru_cache(maxsize=4)

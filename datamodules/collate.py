@@ -13,7 +13,10 @@ training process.
 Bad videos are the collate's job too: a dataset item that could not be read comes back as
 a `SkippedItem`, and `SkippingCollate` filters those out of the batch before collating the
 rest, handing them over under `SKIPPED_KEY` so the loader can count them (resilient.py).
-Nothing is substituted, so every good sample is delivered exactly once per epoch.
+Evaluation substitutes nothing: every good sample is delivered exactly once. A training item
+may come as a `Replaced` (samplers.py): another item of the rank's shard stands in for the
+unreadable one, which is handed over as skipped all the same, and counted under
+`REPLACED_KEY`.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from torch.utils.data import default_collate, get_worker_info
 
 INDEX_KEYS: tuple[str, ...] = ("label", "video_index", "clip_index", "crop_index")
 SKIPPED_KEY = "skipped"
+REPLACED_KEY = "replaced"
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,16 @@ class SkippedItem:
     video_index: int
     rel: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """A training item whose video could not be read (`skipped`, reported as skipped), stood
+    in for by `sample`, another item of the same rank's shard (None: no readable replacement
+    was found; the stand-ins tried are reported in their own places in the epoch)."""
+
+    sample: Any
+    skipped: SkippedItem
 
 
 def collate_clips(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -62,13 +76,24 @@ class SkippingCollate:
         self.collate = collate if collate is not None else default_collate
 
     def __call__(self, items: Sequence[Any]) -> dict[str, Any]:
-        good = [x for x in items if not isinstance(x, SkippedItem)]
-        skipped = [x for x in items if isinstance(x, SkippedItem)]
+        good, skipped, replaced = [], [], 0
+        for item in items:
+            if isinstance(item, Replaced):
+                skipped.append(item.skipped)
+                if item.sample is not None:
+                    good.append(item.sample)
+                    replaced += 1
+            elif isinstance(item, SkippedItem):
+                skipped.append(item)
+            else:
+                good.append(item)
         batch = self.collate(good) if good else {}
         if not isinstance(batch, dict):
             raise TypeError(f"SkippingCollate needs dict batches, got {type(batch).__name__}")
         if skipped:
             batch[SKIPPED_KEY] = skipped
+        if replaced:
+            batch[REPLACED_KEY] = replaced
         return batch
 
     def __repr__(self) -> str:

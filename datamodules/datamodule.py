@@ -21,7 +21,8 @@ Bad videos. `prepare_data()` (or `setup()`, if it was skipped) probes every vide
 the index cache; undecodable, truncated and empty files are excluded and logged with
 their count and paths (`bad_videos`), annotated files that are missing likewise
 (`missing_videos`). A file that fails later, at read time (or hangs for `decode_timeout`
-seconds), is left out of its batch and recorded; the loaders (`ResilientDataLoader`) also
+seconds), is recorded and left out of its batch (in training another item of the rank's
+shard takes its place, so every DDP rank takes as many steps); the loaders (`ResilientDataLoader`) also
 survive a dead worker. The loaders are torchdata StatefulDataLoaders: Lightning saves the
 training loader's place in the epoch in every checkpoint, and `--ckpt_path` resumes there.
 `teardown()` logs the count and paths (`read_failures()`).
@@ -405,7 +406,9 @@ class VideoDataModule(pl.LightningDataModule):
         # the epoch stands in each checkpoint); unreadable videos are left out of their batch
         # and counted, and a dead or hung worker is replaced mid-epoch (resilient.py). The
         # training loader decodes the next epoch's first batches while validation runs.
-        return ResilientDataLoader.wrap(loader, name=self._describe(stage), prime_next_epoch=stage == "train")
+        # A training batch is never dropped: every rank must take as many steps as the others.
+        return ResilientDataLoader.wrap(loader, name=self._describe(stage), prime_next_epoch=stage == "train",
+                                        keep_batch_count=stage == "train")
 
     def train_dataloader(self) -> DataLoader:
         loader = self._resilient(self._loader(self._dataset("train"), train=True), "train")

@@ -14,9 +14,10 @@ or whose decoding does not finish within `decode_timeout` seconds, or which is g
 was indexed, is recorded in the index's read-failure log and logged once per process, and the
 item comes back as a
 `SkippedItem` instead of a sample. The collate filter (`SkippingCollate`, collate.py) leaves
-skipped items out of the batch and `ResilientDataLoader` counts them, so every good video
-is still delivered exactly once per epoch and a bad one is never replaced by a duplicate of
-another. The DataModule reports the count and the paths at the end of the stage, and the
+skipped items out of the batch and `ResilientDataLoader` counts them, so in evaluation every
+good video is still delivered exactly once and a bad one is never replaced by a duplicate
+of another; in training `SeededItems` (samplers.py) puts another item of the rank's shard in
+its place, so DDP ranks stay in step, and it is counted all the same. The DataModule reports the count and the paths at the end of the stage, and the
 next index build marks the file bad.
 
 Changed files. Set-up trusts the index for files in folders that did not change (listing.py),

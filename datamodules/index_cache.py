@@ -290,7 +290,7 @@ class VideoIndex:
                 "rels": rels, "columns": columns}
         try:
             write_json_atomic(self.index_path, data, separators=(",", ":"))
-        except OSError as err:
+        except OSError as err:  # a cache: the run goes on (a full disk is named, reporting.py)
             log.warning("cannot save the video index to %s (%s); videos will be re-probed "
                         "next run", self.index_path, err)
 

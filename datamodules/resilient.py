@@ -8,8 +8,10 @@ not done. Two kinds of fault are handled on top, through public API only:
   instead of a sample; the collate filter (`SkippingCollate`, collate.py) leaves it out of
   the batch and hands it over under `SKIPPED_KEY`; the loader removes that key, counts the
   item and drops a batch in which every item was skipped (an epoch in which nothing could
-  be read is an error). Nothing is substituted, so every good sample is delivered exactly
-  once per epoch.
+  be read is an error). Evaluation substitutes nothing, so every good sample is delivered
+  exactly once. Training items are replaced (samplers.py: another item of the rank's shard
+  stands in for an unreadable one), so a training batch keeps its size; the replacements
+  are counted (`EpochReport.replaced`) and the unreadable items reported as skipped.
 - A worker process that dies (killed, out of memory, a segfault in a decoder) or, when
   `timeout` is set, sends no batch for that long (wedged where decode_timeout cannot reach
   it). The loader keeps the state (`state_dict()`) after every batch it hands over; on a
@@ -38,8 +40,11 @@ the batches equal those of a plain DataLoader with the same arguments, seeds inc
 Lightning may re-instantiate a DataLoader subclass to inject a sampler; this one takes
 DataLoader's arguments plus keyword-only extras, so it is re-created as itself.
 
-Under DDP a rank that drops an item-less batch yields one batch fewer than the others;
-that only happens when every item of a batch is unreadable.
+Under DDP every rank must deliver as many training batches as the others, or the others
+wait in the gradient all-reduce until the process group's timeout. With `keep_batch_count`
+(the DataModule's training loader) a batch in which no item could be read, replacements
+included, is not dropped: the rank stops with an error that names it (the other ranks then
+stop too, docs/architecture.md "Faults").
 """
 from __future__ import annotations
 
@@ -59,7 +64,7 @@ from typing import Any
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from .collate import SKIPPED_KEY, SkippedItem, SkippingCollate
+from .collate import REPLACED_KEY, SKIPPED_KEY, SkippedItem, SkippingCollate
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +87,8 @@ class EpochReport:
 
     batches: int = 0  # batches delivered
     samples: int = 0  # samples delivered
-    skipped: list[SkippedItem] = field(default_factory=list)  # left out: unreadable videos
+    skipped: list[SkippedItem] = field(default_factory=list)  # unreadable videos' items
+    replaced: int = 0  # skipped training items for which another item of the shard stood in
     worker_failures: list[WorkerFailure] = field(default_factory=list)
     dropped_items: list[Any] = field(default_factory=list)  # killed their worker too often
     finished: bool = False  # the pass delivered the epoch's last batch
@@ -97,6 +103,8 @@ class EpochReport:
             rels = list(dict.fromkeys(s.rel for s in self.skipped))
             parts.append(f"{len(self.skipped)} items skipped from {len(rels)} unreadable videos "
                          f"({', '.join(rels[:5])}{', ...' if len(rels) > 5 else ''})")
+        if self.replaced:
+            parts.append(f"{self.replaced} of them replaced by other items of this rank's shard")
         if self.worker_failures:
             parts.append(f"{len(self.worker_failures)} worker failures ("
                          + "; ".join(f"pid {f.pid} {f.cause}" for f in self.worker_failures[:5])
@@ -221,6 +229,8 @@ class ResilientDataLoader(StatefulDataLoader):
             `timeout`) before the item is dropped (>= 1).
         max_worker_restarts: worker-pool restarts allowed per epoch before giving up.
         name: shown in log messages (e.g. 'UCF-101 split 1 train').
+        keep_batch_count: a batch with no readable item raises (naming the rank) instead of
+            being dropped: under DDP each rank must deliver as many batches as the others.
         prime_next_epoch: with persistent workers and a sampler that has `set_epoch`
             (a training sampler), start the next epoch's prefetch as soon as an epoch ends:
             its first batches are decoded while validation runs instead of while training
@@ -235,7 +245,7 @@ class ResilientDataLoader(StatefulDataLoader):
 
     def __init__(self, dataset: Any, *args: Any, item_attempts: int = 2,
                  max_worker_restarts: int = 10, name: str = "", prime_next_epoch: bool = False,
-                 **kwargs: Any) -> None:
+                 keep_batch_count: bool = False, **kwargs: Any) -> None:
         if not isinstance(item_attempts, int) or item_attempts < 1:
             raise ValueError(f"item_attempts must be a positive integer, got {item_attempts!r}")
         if not isinstance(max_worker_restarts, int) or max_worker_restarts < 0:
@@ -259,6 +269,7 @@ class ResilientDataLoader(StatefulDataLoader):
         self.max_worker_restarts = max_worker_restarts
         self.name = name
         self.prime_next_epoch = prime_next_epoch
+        self.keep_batch_count = keep_batch_count
         self.report = EpochReport()
         self.failures_total = 0
         self._deaths: dict[int, str] = {}  # pid -> cause, recorded by the SIGCHLD handler
@@ -274,7 +285,7 @@ class ResilientDataLoader(StatefulDataLoader):
     def wrap(cls, loader: DataLoader, **extras: Any) -> ResilientDataLoader:
         """A ResilientDataLoader with the same dataset, sampler, batching, workers and
         generator as `loader` (which is left unused), plus `extras` (name, item_attempts,
-        max_worker_restarts, prime_next_epoch)."""
+        max_worker_restarts, prime_next_epoch, keep_batch_count)."""
         if isinstance(loader, cls) and not extras:
             return loader
         if loader.batch_size is not None:  # auto-batching: keep the sampler object itself
@@ -307,12 +318,15 @@ class ResilientDataLoader(StatefulDataLoader):
 
     def state_dict(self) -> dict[str, Any]:
         epoch = getattr(self.sampler, "epoch", None)
-        end = len(self) if self.batches_per_epoch is None else min(len(self), self.batches_per_epoch())
-        if self._primed is None and self._taken >= end:
+        if self._primed is None and self._taken >= self._epoch_end():
             # the pass is over: what comes next is the whole of the next epoch
             return {"order": self._order(), "epoch_done": True,
                     "next_epoch": epoch + 1 if isinstance(epoch, int) else None}
         return {"order": self._order(), "loader": super().state_dict()}
+
+    def _epoch_end(self) -> float:
+        """Batches in this epoch: all of the loader's, or fewer where the consumer stops early."""
+        return len(self) if self.batches_per_epoch is None else min(len(self), self.batches_per_epoch())
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._primed, self._taken = None, 0
@@ -418,7 +432,7 @@ class ResilientDataLoader(StatefulDataLoader):
             self._taken += 1
             snapshot = super().state_dict()
             batch = self._account(batch, report)
-            if self._taken >= len(self):
+            if self._taken >= self._epoch_end():
                 # Lightning stops asking once it holds the epoch's last batch (it knows the
                 # length), so the end of the epoch is handled before that batch is handed over.
                 self._finish(report)
@@ -550,17 +564,28 @@ class ResilientDataLoader(StatefulDataLoader):
                     report.batches, ", but the dropped item" if dropped else "")
 
     # ---- accounting ------------------------------------------------------------------------
-    @staticmethod
-    def _account(batch: Any, report: EpochReport) -> Any:
+    def _account(self, batch: Any, report: EpochReport) -> Any:
         if isinstance(batch, dict) and SKIPPED_KEY in batch:
-            report.skipped.extend(s for s in batch.pop(SKIPPED_KEY) if s.reason != _DROPPED)
-            if not batch:
-                return None  # every item of this batch failed
+            skipped = batch.pop(SKIPPED_KEY)
+            report.replaced += int(batch.pop(REPLACED_KEY, 0))
+            report.skipped.extend(s for s in skipped if s.reason != _DROPPED)
+            if not batch:  # every item of this batch failed
+                if self.keep_batch_count:
+                    self._empty_batch(skipped)
+                return None
         report.batches += 1
         if isinstance(batch, dict) and batch:
             first = next(iter(batch.values()))
             report.samples += len(first) if hasattr(first, "__len__") else 1
         return batch
+
+    def _empty_batch(self, skipped: list[SkippedItem]) -> None:
+        rank = getattr(self.sampler, "rank", 0)
+        rels = list(dict.fromkeys(s.rel for s in skipped))
+        raise RuntimeError(
+            f"{self.name or 'DataLoader'}: rank {rank}: no item of batch {self._taken} could be read, "
+            f"replacements included ({len(rels)} videos, e.g. {rels[0]}: {skipped[0].reason}); stopping rather than leave the other ranks waiting for this "
+            f"rank's step. Check the files with `softpool-video check-videos`")
 
     def _finish(self, report: EpochReport) -> None:
         report.finished = True

@@ -3,11 +3,16 @@
 Every file is written whole or not at all (a temporary file in the same folder, renamed
 over the target): readers (other ranks, a resumed run, a test watching the folder) see
 the old file or the new one, never half of one.
+
+A write that finds its filesystem full raises `NoSpaceLeft`, whose message is one line naming
+the file (`no_space_left`; the checkpoint writer and the commands use it too). The old file,
+if any, is left as it was.
 """
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import json
 import os
 import tempfile
@@ -20,6 +25,44 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+class NoSpaceLeft(OSError):
+    """ENOSPC while writing `filename`: one line that names the file."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        super().__init__(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    def __str__(self) -> str:
+        return (f"no space left on device writing {self.filename}; free space there and run again "
+                "(files written before are unchanged)")
+
+
+def no_space_left(err: BaseException, path: str | os.PathLike) -> BaseException:
+    """`err` as a NoSpaceLeft naming `path` when the filesystem was full, else `err` itself."""
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC and not isinstance(err, NoSpaceLeft):
+        return NoSpaceLeft(path)
+    return err
+
+
+def is_disk_full(err: BaseException, folder: str | os.PathLike) -> bool:
+    """Whether `err`, raised by a writer into `folder`, means the filesystem is full. Writers
+    in C++ or Rust (torch's zip writer, safetensors) do not raise OSError: their message says
+    so ("os error 28"), or only "file write failed", when `folder` then has no space left."""
+    chain: BaseException | None = err
+    seen: set[int] = set()
+    while chain is not None and id(chain) not in seen:
+        seen.add(id(chain))
+        if isinstance(chain, OSError) and chain.errno == errno.ENOSPC:
+            return True
+        text = str(chain)
+        if "No space left on device" in text or "os error 28" in text:
+            return True
+        if "file write failed" in text:
+            with contextlib.suppress(OSError):
+                return os.statvfs(folder).f_bavail == 0
+        chain = chain.__cause__ or chain.__context__
+    return False
+
+
 @contextlib.contextmanager
 def _atomic(path: str | os.PathLike, mode: str = "w", newline: str | None = None) -> Iterator[IO]:
     """An open temporary file beside `path`, renamed over it on success, removed on failure."""
@@ -30,8 +73,11 @@ def _atomic(path: str | os.PathLike, mode: str = "w", newline: str | None = None
         with os.fdopen(fd, mode, newline=newline) as f:
             yield f
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        mapped = no_space_left(err, path)
+        if mapped is not err:
+            raise mapped from None
         raise
 
 

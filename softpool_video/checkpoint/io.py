@@ -6,7 +6,8 @@ on another filesystem the move is a copy straight into the target, and nothing i
 fsync'ed. `AtomicCheckpointIO` serialises the checkpoint, writes it to a hidden file in
 the target's own folder, fsyncs it, `os.replace`s it over the target (atomic on POSIX)
 and fsyncs the folder. A reader (or `--ckpt_path last`) sees the old file or the new
-one, never a mix. Remote URLs (s3://, gs://, ...) are left to Lightning.
+one, never a mix. On a full disk the temporary file is removed and `NoSpaceLeft` names the
+target (reporting.py): the previous checkpoint stays whole and loadable. Remote URLs (s3://, gs://, ...) are left to Lightning.
 
 Reading goes through the checks of reader.py: a file that is not a checkpoint gets one
 clear error naming it.
@@ -23,6 +24,8 @@ from typing import Any
 import torch
 from lightning_fabric.utilities.types import _PATH
 from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from softpool_video.reporting import no_space_left
 
 from .reader import UNREADABLE, check_is_checkpoint, unreadable
 
@@ -84,8 +87,11 @@ def save_atomic(data: bytes, path: str | os.PathLike) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)  # a full disk: the space goes back, the old file stays
+        mapped = no_space_left(err, path)
+        if mapped is not err:
+            raise mapped from None
         raise
     _fsync_dir(path.parent)
     return path

@@ -3,9 +3,15 @@
 `torch.load(weights_only=True)` unpickles only tensors and plain containers: a file that
 carries anything else (a pickled object with a `__reduce__`, say) is refused, never run.
 A file that is not a Lightning checkpoint gets one clear error naming it.
+
+`--ckpt_path last` loads the newest file named *last* in the checkpoint folder (Lightning's
+rule); `last_readable` keeps that rule but, when that file cannot be read (truncated by a
+full disk, zeroed by a crashed filesystem), falls back to the newest readable checkpoint of
+the folder and says so.
 """
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import zipfile
@@ -13,10 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+
+log = logging.getLogger(__name__)
 
 _PATH = str | os.PathLike  # what torch.load and Lightning take
 
-UNREADABLE = (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError)
+# (torch.load reads a .safetensors file through safetensors, whose errors are its own)
+UNREADABLE = (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, SafetensorError)
 # an existing local file that still fails to load: unreadable too (Lightning's loader
 # keeps a missing file's own error)
 UNREADABLE_FILE = (*UNREADABLE, OSError, ValueError)
@@ -56,3 +66,34 @@ def read_checkpoint(path: _PATH, *, mmap: bool = True, label: str = "--ckpt_path
     except UNREADABLE_FILE as err:
         raise unreadable(path, err, label) from None
     return check_is_checkpoint(checkpoint, path, label)
+
+
+def last_readable(folder: _PATH) -> Path | None:
+    """The checkpoint `--ckpt_path last` should load from `folder`: the newest `*last*.ckpt`
+    when it is readable, else the newest readable `*.ckpt` (with a warning naming both), else
+    a CheckpointError naming the unreadable file. None when the folder holds no `*last*`
+    checkpoint (Lightning then says what it does with `last`)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    newest_first = sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    lasts = [p for p in newest_first if "last" in p.name]
+    if not lasts:
+        return None
+    try:
+        read_checkpoint(lasts[0])
+        return lasts[0]
+    except CheckpointError as err:
+        broken = err
+    for candidate in newest_first:
+        if candidate == lasts[0]:
+            continue
+        try:
+            read_checkpoint(candidate)
+        except CheckpointError:
+            continue
+        log.warning("--ckpt_path last: %s cannot be read (%s); using %s, the newest readable checkpoint in %s",
+                    lasts[0], broken, candidate.name, folder)
+        return candidate
+    raise CheckpointError(f"--ckpt_path last: {str(lasts[0])!r} cannot be read and no other checkpoint in "
+                          f"{str(folder)!r} can ({broken})")

@@ -120,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
                                   slurm=slurm_options(args), wait=args.wait)
     except (ValueError, FileNotFoundError, NotADirectoryError) as err:
         return fail("benchmark", err)
-    except RuntimeError as err:  # cells busy elsewhere (CellBusy), cells that failed (CellsFailed), squeue
-        from softpool_video.training.cell_lock import CellBusy
-        return fail("benchmark", err, code=2 if isinstance(err, CellBusy) else 1)
+    except RuntimeError as err:  # cells busy elsewhere (RunBusy), cells that failed (CellsFailed), squeue
+        from softpool_video.training.run_lock import RunBusy
+        return fail("benchmark", err, code=2 if isinstance(err, RunBusy) else 1)
     except FloatingPointError as err:  # a cell diverged: the input was fine, the run failed
         return fail("benchmark", err, code=1)
     except SystemExit as exit_:  # a cell's LightningCLI rejected its arguments

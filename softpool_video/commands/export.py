@@ -16,6 +16,7 @@ import sys
 
 from softpool_video.checkpoint import CheckpointError
 from softpool_video.export import FORMATS, ExportError, ParityClipError, export_checkpoint
+from softpool_video.reporting import NoSpaceLeft
 
 from ._console import console, fail, print_table, setup_logging
 
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                                        opset=args.opset, verify=not args.no_verify)
         except (CheckpointError, FileNotFoundError, ParityClipError) as err:  # the same for every format
             return fail("export", err)
+        except NoSpaceLeft as err:  # the others would not fit either
+            return fail("export", err, code=1)
         except ExportError as err:  # this format failed; the others may not
             fail("export", f"{fmt}: {err}", code=1)
             failed.append(fmt)

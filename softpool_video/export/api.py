@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -10,6 +13,7 @@ from typing import Any
 import torch
 
 from ..checkpoint import LoadedModel, build_card, load_checkpoint, video_views
+from ..reporting import NoSpaceLeft, is_disk_full
 from .metrics import find_test_metrics
 from .onnx_export import ExportError
 from .verify import describe
@@ -215,22 +219,40 @@ def export_checkpoint(ckpt_path: str | Path, fmt: str, out_dir: str | Path, *, v
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     example, source = example_clip(model, video)
-    with torch.no_grad():
-        if fmt == "safetensors":
-            result = export_safetensors(model, example, out, name, model.metrics)
-            card_path = result["files"][1]
-        else:
-            stem = f"{name}.decomposed" if fmt == "pt2" and decompose else name
-            path = out / f"{stem}{SUFFIX[fmt]}"
-            if fmt == "onnx":
-                result = export_onnx(model.net, example, path, opset=opset, verify=verify)
-            elif fmt == "pt2":
-                result = export_pt2(model.net, example, path, decompose=decompose)
+    stem = f"{name}.decomposed" if fmt == "pt2" and decompose else name
+    target = out / f"{stem}{SUFFIX.get(fmt, '.safetensors')}"
+    # Written and verified in a hidden folder beside the target, then renamed into place: a
+    # failed export (a full disk, say) leaves no partial file; a full disk is one line naming
+    # the target.
+    staging = Path(tempfile.mkdtemp(prefix=".exporting-", dir=out))
+    try:
+        with torch.no_grad():
+            if fmt == "safetensors":
+                result = export_safetensors(model, example, staging, name, model.metrics)
             else:
-                result = export_torchscript(model.net, example, path, model_name=f"{model.arch} ({model.pooling})")
-            card_path = path.with_name(path.name + ".json")
-            card_path.write_text(json.dumps(build_card(model, path, model.metrics, fmt), indent=2) + "\n")
-            result["files"] = [*result["files"], card_path]
+                path = staging / target.name
+                if fmt == "onnx":
+                    result = export_onnx(model.net, example, path, opset=opset, verify=verify)
+                elif fmt == "pt2":
+                    result = export_pt2(model.net, example, path, decompose=decompose)
+                else:
+                    result = export_torchscript(model.net, example, path,
+                                                model_name=f"{model.arch} ({model.pooling})")
+                card = path.with_name(path.name + ".json")
+                card.write_text(json.dumps(build_card(model, path, model.metrics, fmt), indent=2) + "\n")
+                result["files"] = [*result["files"], card]
+        moved = []
+        for written in map(Path, result["files"]):
+            os.replace(written, out / written.name)
+            moved.append(out / written.name)
+        result["files"] = moved
+    except Exception as err:
+        if is_disk_full(err, out):
+            raise NoSpaceLeft(target) from None
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    card_path = result["files"][1] if fmt == "safetensors" else result["files"][-1]
     check = result.get("verification")
     if check is not None and not check["passed"]:
         raise ExportError(f"{fmt} export of {ckpt_path} does not match PyTorch: {describe(check)}")

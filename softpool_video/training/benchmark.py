@@ -40,11 +40,11 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from softpool_video.reporting import new_figure, write_csv, write_json_atomic
 
-from .cell_lock import CellLock
 from .cell_progress import CellProgress
 from .protocol import SELECTED_ON_TEST_NOTE
 from .reproducibility import run_record, write_record
 from .requeue import RequeueOnSignal
+from .run_lock import RunLock
 from .statistics import PairedDifference, holm_adjust, paired_difference
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,9 @@ def cell_folder(out: Path, cell: Cell) -> Path:
     return Path(out) / "cells" / cell.name
 
 
+CELL_HINT = " (see `softpool-video benchmark --status`)"
+
+
 def cell_lock_path(out: Path, cell: Cell) -> Path:
     return Path(out) / "cells" / f"{cell.name}.lock"
 
@@ -180,10 +183,11 @@ def run_cell(cell: Cell, base_args: list[str], out: Path, force: bool = False,
              requeue_on_signal: bool = False) -> tuple[dict[str, Any], bool]:
     """Train and test one cell, or return its stored result. Returns (result, ran).
 
-    Rank 0 holds the cell's lock throughout (`CellBusy` when another process runs the cell).
+    Rank 0 holds the cell's lock throughout (`RunBusy` when another process runs the cell).
     `requeue_on_signal`: under SLURM, SLURM's warning signal checkpoints the cell and requeues
     its job (requeue.py; raises `Requeued`)."""
-    lock = CellLock(cell_lock_path(out, cell), cell.name) if rank_zero_only.rank == 0 else nullcontext()
+    lock = (RunLock(cell_lock_path(out, cell), f"cell {cell.name}", CELL_HINT) if rank_zero_only.rank == 0
+            else nullcontext())
     with lock:
         return _run_cell(cell, base_args, out, force, requeue_on_signal)
 

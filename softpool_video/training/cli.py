@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import warnings
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +43,20 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgre
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 from pytorch_lightning.plugins.io import CheckpointIO
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.model_helpers import is_overridden
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from softpool_video.checkpoint.io import AtomicCheckpointIO
-from softpool_video.checkpoint.reader import read_checkpoint
+from softpool_video.checkpoint.reader import last_readable, read_checkpoint
 
 from .callbacks import LastCheckpoint, RunRecorder, TrainingStats, VideoPredictionWriter, throughput_monitor
 from .configs import config_name, expand_config_args, is_fragment
 from .module import VideoClassifier, check_checkpoint_matches
 from .precision import CPUBf16Guard
 from .protocol import SelectionProtocol
+from .rank_failures import StopAllRanks
+from .run_lock import RunBusy, RunLock
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +65,11 @@ log = logging.getLogger(__name__)
 LINKED_FROM_DATA = ("num_classes", "class_names")
 
 # Errors that mean "bad input" at the command line: print the message, not a traceback.
-INPUT_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError, MisconfigurationException)
+INPUT_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError, MisconfigurationException,
+                RunBusy)
+
+RUN_LOCK = "run.lock"  # in the run folder, held by a fit for as long as it runs (run_lock.py)
+RUN_HINT = "; wait for it to end, or give this run its own --trainer.default_root_dir"
 
 
 class _NoCloudTips(logging.Filter):
@@ -130,7 +140,9 @@ def _absolute(path: Any) -> str:
 class VideoCLI(LightningCLI):
     """LightningCLI with the suite's defaults; the datamodule is chosen by `data.class_path`."""
 
-    def __init__(self, args: list[str] | None = None, run: bool = True, **kwargs: Any) -> None:
+    def __init__(self, args: list[str] | None = None, run: bool = True, locks: ExitStack | None = None,
+                 **kwargs: Any) -> None:
+        self._locks = locks  # where `fit` holds its run folder's lock (run_cli releases it at the end)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("parser_class", VideoArgumentParser)
@@ -178,6 +190,14 @@ class VideoCLI(LightningCLI):
         if config.checkpoint.dirpath is None:
             # a fixed folder (not the logger's version_N) so that `--ckpt_path last` finds last.ckpt
             config.checkpoint.dirpath = str(root / "checkpoints")
+        if config.get("ckpt_path") == "last":
+            # Lightning's `last`, unless that file is unreadable: then the newest readable one
+            fallback = last_readable(config.checkpoint.dirpath)
+            if fallback is not None:
+                config.ckpt_path = str(fallback)
+        if self.subcommand == "fit" and self._locks is not None and rank_zero_only.rank == 0:
+            # before anything is written there; the other ranks run under rank 0's lock
+            self._locks.enter_context(RunLock(root / RUN_LOCK, f"a fit into {root}", RUN_HINT))
 
     def resolved_config(self) -> dict[str, Any] | None:
         """The run's parsed config as plain data (the subcommand's part), with the values linked from
@@ -200,7 +220,7 @@ class VideoCLI(LightningCLI):
         configured = trainer_config.get("callbacks") or []
         callbacks = [*(configured if isinstance(configured, list) else [configured]),
                      SelectionProtocol(), throughput_monitor(), TrainingStats(), RunRecorder(self.resolved_config()),
-                     VideoPredictionWriter(), CPUBf16Guard(),
+                     VideoPredictionWriter(), CPUBf16Guard(), StopAllRanks(),
                      LastCheckpoint(self._section(self.config).get("checkpoint", {}).get("every_n_train_steps"))]
         if trainer_config.get("enable_progress_bar", True) is not False and not any(
                 isinstance(c, ProgressBar) for c in callbacks):
@@ -242,10 +262,13 @@ def run_cli(subcommand: str | None, argv: list[str]) -> int:
     """
     try:
         args = expand_config_args(list(argv))
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), ExitStack() as locks:
             # we hand LightningCLI our own argv on purpose (names resolved, subcommand set)
             warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter")
-            VideoCLI(args=[subcommand, *args] if subcommand else args, run=subcommand is not None)
+            VideoCLI(args=[subcommand, *args] if subcommand else args, run=subcommand is not None, locks=locks)
+    except SIGTERMException:  # every rank stops at the next batch (Lightning's SIGTERM handling)
+        log.warning("stopped by SIGTERM; resume with --ckpt_path last")
+        return 128 + signal.SIGTERM
     except SystemExit as exit_:  # argparse errors and --help
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
     return 0

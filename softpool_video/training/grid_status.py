@@ -14,9 +14,9 @@ from pathlib import Path
 from softpool_video.reporting import write_json_atomic
 
 from .benchmark import CELL_FILE, RESULT_FILE, read_json
-from .cell_lock import lock_holder
 from .cell_progress import PROGRESS_FILE
 from .requeue import REQUEUES_FILE
+from .run_lock import lock_holder
 
 GRID_FILE = "grid.json"
 # the metric a status row shows, first found: the cell's own test, then its validation, then its loss

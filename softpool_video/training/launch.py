@@ -33,8 +33,8 @@ from .benchmark import (
     stored_result,
     write_outputs,
 )
-from .cell_lock import CellBusy, lock_holder
 from .grid_status import grid_status, write_grid
+from .run_lock import RunBusy, lock_holder
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _busy_locally(out: Path, grid: Sequence[Cell]) -> list[str]:
 def _refuse_busy(out: Path, busy: dict[str, str]) -> None:
     if busy:
         listed = ", ".join(f"{name} ({where})" for name, where in busy.items())
-        raise CellBusy(f"--out {out}: cells still queued or running under another submission: {listed}; "
+        raise RunBusy(f"--out {out}: cells still queued or running under another submission: {listed}; "
                        f"see `softpool-video benchmark --status {out}`, or wait for them")
 
 

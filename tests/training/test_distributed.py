@@ -50,7 +50,8 @@ def test_each_training_item_carries_its_own_seed():
     sampler.set_epoch(2)
     whole = list(sampler)
     assert len(whole) == len(sampler) == 20
-    assert [seed for _, seed in whole] == [item_seed(0, 2, i) for i, _ in whole]
+    assert [seed for _, seed, _ in whole] == [item_seed(0, 2, i) for i, _, _ in whole]
+    assert {shard for _, _, shard in whole} == {sampler.shard()}  # what replacements are drawn from
 
 
 class NoisyItems(Dataset):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +15,9 @@ from run_args import tiny_benchmark_args
 
 from softpool_video.commands import benchmark as benchmark_command
 from softpool_video.training.benchmark import Cell, cell_lock_path, run_benchmark
-from softpool_video.training.cell_lock import CellBusy, CellLock, lock_holder
 from softpool_video.training.grid_status import grid_status
 from softpool_video.training.local_launcher import available_cores, clamp_parallel, core_shares, gpu_shares
+from softpool_video.training.run_lock import RunBusy, RunLock, lock_holder
 from softpool_video.training.slurm_launcher import SlurmOptions
 
 
@@ -108,15 +109,15 @@ def test_a_cell_runs_in_one_process_at_a_time(demo_root, tmp_path, capsys):
     # another process holds the cell (a lock is per open file description: a child process)
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time\n"
-        "from softpool_video.training.cell_lock import CellLock\n"
-        f"with CellLock({str(path)!r}, 'max-seed0'):\n"
+        "from softpool_video.training.run_lock import RunLock\n"
+        f"with RunLock({str(path)!r}, 'cell max-seed0'):\n"
         "    print('held', flush=True)\n"
         "    time.sleep(120)\n")], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         assert lock_holder(path)["pid"] == holder.pid
-        with pytest.raises(CellBusy, match=f"cell max-seed0 is running in pid {holder.pid}"), \
-                CellLock(path, "max-seed0"):
+        with pytest.raises(RunBusy, match=f"cell max-seed0 is running in pid {holder.pid} on {socket.gethostname()}"), \
+                RunLock(path, "cell max-seed0"):
             pass
         code = benchmark_command.main(["--config", "demo", "--pooling", "max", "--out", str(out),
                                        "--launcher", "local", "--", *tiny_benchmark_args(demo_root)])

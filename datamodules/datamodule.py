@@ -281,8 +281,9 @@ class VideoDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Probe every video of every stage once (rank 0 of each node, under Lightning)."""
-        rels = [r.rel for stage in ("train", "val", "test") for r in self.subset(stage).records]
-        self.index.ensure(rels, f"Indexing {self.annotations.dataset} videos", listing=self.listing)
+        rels = list(dict.fromkeys(r.rel for stage in ("train", "val", "test") for r in self.subset(stage).records))
+        # as columns: a warm index answers without an entry object per video (index_columns.py)
+        self.index.columns(rels, f"Indexing {self.annotations.dataset} videos", listing=self.listing)
 
     def _good(self, stage: Stage) -> tuple[list[VideoRecord], MetaColumns]:
         records = self.subset(stage).records

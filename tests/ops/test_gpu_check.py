@@ -38,6 +38,10 @@ def test_stages_share_one_log_and_rewrite_the_report_after_each(gpu_check, tmp_p
     two = stages.results[1]
     assert two["detail"] == "exit code 3" and two["log_tail"] == ["second fails"]
     assert stages.results[2]["detail"].startswith("timed out") and not stages.ok
+    ok = gpu_check.Stages(60, tmp_path / "ok.log", lambda: None)
+    assert ok.run("one", [sys.executable, "-c", "pass"])
+    ok.skip("ncu", "no GPU")  # optional: reported, does not fail the run
+    assert ok.ok and ok.results[-1]["status"] == "skipped"
 
 
 def test_output_names_fit_what_a_lent_machine_returns(gpu_check):

@@ -25,8 +25,8 @@ would start with too little time left is recorded as skipped):
 Output, all directly under --out (at most 5 files, fixed names): gpu_check.json and
 gpu_check.md, rewritten after every stage, so a run cut short still leaves what it did;
 gpu_check.log, every stage's output in order; ncu.txt. Exits non-zero when a stage failed,
-timed out or was skipped (the optional ncu stage aside). Without a CUDA GPU it prints one line, writes nothing, exits 0,
-unless --rehearse: then every stage that can run on the CPU runs (build; tests: the op's
+timed out or was skipped (the optional ncu stage aside). Without a CUDA GPU it prints one
+line, writes nothing and exits 0, unless --rehearse: then every stage that can run on the CPU runs (build; tests: the op's
 CPU tests and the CUDA kernels' emulated launch instead of the CUDA tests; bench and memory
 at small sizes; fit in fp32) with each stage's time limit 4 times longer, and writes the
 same layout, marked as a rehearsal; its figures say nothing about a GPU.

@@ -11,7 +11,7 @@ $(PIP) install --no-build-isolation --no-deps -e .
 $(PY) -c "import softpool_video as s; print('softpool_video', s.__version__, 'extension:', s.extension_status())"
 endef
 
-.PHONY: setup demo test test-fast test-slurm test-matrix lint bench soak build clean gpu-check
+.PHONY: setup demo test test-fast test-slurm test-matrix lint bench soak build clean gpu-check gpu-wheels
 
 $(VENV)/.deps: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,10 +64,18 @@ bench: $(VENV)/.built
 soak: $(VENV)/.built
 	$(PY) -m benchmarks.soak
 
-# On a CUDA machine: build for its GPU, CUDA op tests, kernel timings, model profiles and a
-# short mixed-precision fit, under 5 minutes (scripts/gpu_check.py); without a GPU, says so.
+# On a CUDA machine: CUDA op tests, kernel timings, per-method memory and a short
+# mixed-precision fit (scripts/gpu_check.py; the extension is built once, by .built, so
+# --no-build); without a GPU, says so. GPU_CHECK_OUT=DIR puts the report there. On the lent
+# machine, whose image has its own Python, use docs/gpu.md's command instead.
+GPU_CHECK_OUT ?= benchmarks/results/gpu
+GPU_CHECK_BUDGET_S ?= 420
 gpu-check: $(VENV)/.built
-	$(PY) scripts/gpu_check.py
+	$(PY) scripts/gpu_check.py --no-build --out "$(GPU_CHECK_OUT)" --budget-s $(GPU_CHECK_BUDGET_S)
+
+# The wheels the lent GPU machine's image lacks, into .whl/ (git-ignored; needs pip's index).
+gpu-wheels:
+	$(PYTHON) scripts/gpu_wheels.py .whl
 
 clean:
 	rm -rf build *.egg-info softpool_video/_C*.so $(VENV)/.built

@@ -4,6 +4,7 @@
 #include <torch/library.h>
 
 #include <atomic>
+#include <limits>
 
 #include "softpool.h"
 
@@ -140,12 +141,16 @@ namespace {
 
 std::atomic<int> cpu_kernel{kNative};
 std::atomic<int64_t> emulated_sm_count{1};
+// The emulation picks 32-bit indices below this limit, as the device does below INT32_MAX;
+// 0 makes it take the 64-bit path on any size (tests of that path).
+std::atomic<int64_t> emulated_index32_limit{std::numeric_limits<int32_t>::max()};
 
 std::tuple<at::Tensor, at::Tensor> forward_cpu_selected(const at::Tensor& x, at::IntArrayRef kernel_size,
                                                         at::IntArrayRef stride, at::IntArrayRef padding,
                                                         at::IntArrayRef dilation, bool ceil_mode) {
   if (cpu_kernel.load() == kCudaEmulated)
-    return forward_emulated(x, kernel_size, stride, padding, dilation, ceil_mode, emulated_sm_count.load());
+    return forward_emulated(x, kernel_size, stride, padding, dilation, ceil_mode, emulated_sm_count.load(),
+                            emulated_index32_limit.load());
   return forward_cpu(x, kernel_size, stride, padding, dilation, ceil_mode);
 }
 
@@ -154,7 +159,7 @@ at::Tensor backward_cpu_selected(const at::Tensor& grad_out, const at::Tensor& x
                                  at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
   if (cpu_kernel.load() == kCudaEmulated)
     return backward_emulated(grad_out, x, out, lse, kernel_size, stride, padding, dilation, ceil_mode,
-                             emulated_sm_count.load());
+                             emulated_sm_count.load(), emulated_index32_limit.load());
   return backward_cpu(grad_out, x, out, lse, kernel_size, stride, padding, dilation, ceil_mode);
 }
 
@@ -191,9 +196,23 @@ static PyObject* get_cpu_kernel(PyObject*, PyObject*) {
   return Py_BuildValue("(iL)", softpool::cpu_kernel.load(), static_cast<long long>(softpool::emulated_sm_count.load()));
 }
 
+// _C._set_emulated_index32_limit(limit: int) -> previous limit: the emulated kernels index in
+// 32 bits only when every index of the launch is below `limit` (0: always 64-bit).
+static PyObject* set_emulated_index32_limit(PyObject*, PyObject* args) {
+  long long limit = 0;
+  if (!PyArg_ParseTuple(args, "L", &limit)) return nullptr;
+  if (limit < 0 || limit > std::numeric_limits<int32_t>::max()) {
+    PyErr_Format(PyExc_ValueError, "softpool: index32_limit must be in [0, 2**31 - 1], got %lld", limit);
+    return nullptr;
+  }
+  return PyLong_FromLongLong(softpool::emulated_index32_limit.exchange(static_cast<int64_t>(limit)));
+}
+
 static PyMethodDef softpool_methods[] = {
     {"_set_cpu_kernel", set_cpu_kernel, METH_VARARGS, "Select the CPU kernels: 0 native, 1 cuda-emulated."},
     {"_cpu_kernel", get_cpu_kernel, METH_NOARGS, "(CPU kernel, emulated SM count)."},
+    {"_set_emulated_index32_limit", set_emulated_index32_limit, METH_VARARGS,
+     "Emulated kernels: 32-bit indices below this limit (0: always 64-bit); returns the previous one."},
     {nullptr, nullptr, 0, nullptr}};
 
 // Importing softpool_video._C loads the library above, which registers the ops.

@@ -60,12 +60,15 @@ at::Tensor backward_cpu(const at::Tensor& grad_out, const at::Tensor& x, const a
                         at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode);
 
 // The CUDA kernels' per-thread code run on the CPU over the launch grid of a
-// device with `sm_count` multiprocessors (softpool_emulated.cpp).
+// device with `sm_count` multiprocessors (softpool_emulated.cpp), with 32-bit
+// indices when every index stays below `index32_limit` (the device's: INT32_MAX).
 std::tuple<at::Tensor, at::Tensor> forward_emulated(const at::Tensor& x, at::IntArrayRef kernel_size,
                                                     at::IntArrayRef stride, at::IntArrayRef padding,
-                                                    at::IntArrayRef dilation, bool ceil_mode, int64_t sm_count);
+                                                    at::IntArrayRef dilation, bool ceil_mode, int64_t sm_count,
+                                                    int64_t index32_limit);
 at::Tensor backward_emulated(const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& out,
                              const at::Tensor& lse, at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                             at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode, int64_t sm_count);
+                             at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode, int64_t sm_count,
+                             int64_t index32_limit);
 
 }  // namespace softpool

@@ -7,6 +7,8 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include <limits>
+
 #include "softpool_launch.h"
 
 namespace softpool {
@@ -17,31 +19,44 @@ using kernels::BackwardParams;
 using kernels::ForwardParams;
 using kernels::LaunchDims;
 
-template <typename scalar_t, typename acc_t>
-__global__ void forward_kernel(const ForwardParams<scalar_t, acc_t> p) {
-  kernels::forward_grid_thread<scalar_t, acc_t>(blockIdx.x, threadIdx.x, LaunchDims{gridDim.x, blockDim.x}, p);
+// __launch_bounds__: the launcher always uses kThreads threads per block, and the bound
+// lets the compiler budget registers for it: at least 4 resident blocks per SM (64
+// registers a thread, 50% occupancy) on the 32-bit path with a float accumulator; 2 (128)
+// for fp64 (which spills under 64) and on the rare 64-bit path.
+template <typename acc_t, typename I>
+constexpr int kMinBlocksPerSM = sizeof(I) == 4 && sizeof(acc_t) == 4 ? 4 : 2;
+
+template <typename scalar_t, typename acc_t, typename I>
+__global__ void __launch_bounds__(kernels::kThreads, kMinBlocksPerSM<acc_t, I>)
+    forward_kernel(const ForwardParams<scalar_t, acc_t, I> p) {
+  kernels::forward_grid_thread<scalar_t, acc_t, I>(static_cast<I>(blockIdx.x), static_cast<I>(threadIdx.x),
+                                                   LaunchDims{gridDim.x, blockDim.x}, p);
 }
 
-template <typename scalar_t, typename acc_t>
-__global__ void backward_kernel(const BackwardParams<scalar_t, acc_t> p) {
-  kernels::backward_grid_thread<scalar_t, acc_t>(blockIdx.x, threadIdx.x, LaunchDims{gridDim.x, blockDim.x}, p);
+template <typename scalar_t, typename acc_t, typename I>
+__global__ void __launch_bounds__(kernels::kThreads, kMinBlocksPerSM<acc_t, I>)
+    backward_kernel(const BackwardParams<scalar_t, acc_t, I> p) {
+  kernels::backward_grid_thread<scalar_t, acc_t, I>(static_cast<I>(blockIdx.x), static_cast<I>(threadIdx.x),
+                                                    LaunchDims{gridDim.x, blockDim.x}, p);
 }
 
 struct CudaLauncher {
   int64_t sm_count() const { return at::cuda::getCurrentDeviceProperties()->multiProcessorCount; }
 
+  int64_t index32_limit() const { return std::numeric_limits<int32_t>::max(); }
+
   void prepare_output(at::Tensor&) const {}
 
-  template <typename scalar_t, typename acc_t>
-  void forward(LaunchDims l, const ForwardParams<scalar_t, acc_t>& p) const {
-    forward_kernel<scalar_t, acc_t>
+  template <typename scalar_t, typename acc_t, typename I>
+  void forward(LaunchDims l, const ForwardParams<scalar_t, acc_t, I>& p) const {
+    forward_kernel<scalar_t, acc_t, I>
         <<<static_cast<unsigned>(l.blocks), static_cast<unsigned>(l.threads), 0, at::cuda::getCurrentCUDAStream()>>>(p);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 
-  template <typename scalar_t, typename acc_t>
-  void backward(LaunchDims l, const BackwardParams<scalar_t, acc_t>& p) const {
-    backward_kernel<scalar_t, acc_t>
+  template <typename scalar_t, typename acc_t, typename I>
+  void backward(LaunchDims l, const BackwardParams<scalar_t, acc_t, I>& p) const {
+    backward_kernel<scalar_t, acc_t, I>
         <<<static_cast<unsigned>(l.blocks), static_cast<unsigned>(l.threads), 0, at::cuda::getCurrentCUDAStream()>>>(p);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }

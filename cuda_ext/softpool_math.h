@@ -13,6 +13,7 @@
 #include <limits>
 
 #include "fast_math.h"
+#include "int_divider.h"
 
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define SP_HD __host__ __device__ __forceinline__
@@ -32,19 +33,21 @@ struct PoolGeometry {
 };
 
 // Valid input positions of one window along one dim: first, first+step, ...
-struct Span {
-  int64_t first;
-  int64_t count;
-  int64_t step;
+template <typename I>
+struct SpanT {
+  I first;
+  I count;
+  I step;
 };
+using Span = SpanT<int64_t>;
 
 // Candidate outputs [lo, hi) whose window may cover one input position.
-struct OutRange {
-  int64_t lo;
-  int64_t hi;
+template <typename I>
+struct OutRangeT {
+  I lo;
+  I hi;
 };
-
-SP_HD int64_t ceil_div_nonneg(int64_t a, int64_t b) { return (a + b - 1) / b; }
+using OutRange = OutRangeT<int64_t>;
 
 // Floor division that is correct for negative numerators.
 SP_HD int64_t floor_div(int64_t a, int64_t b) {
@@ -52,36 +55,58 @@ SP_HD int64_t floor_div(int64_t a, int64_t b) {
   return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
+// The functions below take the stride and dilation as dividers (int_divider.h): the
+// CUDA kernels pass precomputed ones, the CPU kernels plain int64 values (overloads
+// further down). Every numerator they divide is >= 0.
+
 // Window of output `o`: positions o*s - p + j*d for j in [0, k) that lie in
 // [0, in). Padding and the part of a ceil_mode window past the edge are simply
 // not visited, which is the same as giving them weight 0 (-inf activation).
-SP_HD Span window_span(int64_t o, int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) {
-  const int64_t start = o * s - p;
-  const int64_t j0 = start < 0 ? ceil_div_nonneg(-start, d) : 0;
-  int64_t j1 = ceil_div_nonneg(in - start, d);  // in - start > 0 for every valid window
+template <typename I, typename Div>
+SP_HD SpanT<I> window_span(I o, I in, I k, I s, I p, const Div& dil) {
+  const I d = dil.value();
+  const I start = o * s - p;
+  const I j0 = start < 0 ? dil.div(-start + d - 1) : I(0);
+  I j1 = dil.div(in - start + d - 1);  // in - start > 0 for every valid window
   if (j1 > k) j1 = k;
-  Span span;
+  SpanT<I> span;
   span.first = start + j0 * d;
-  span.count = j1 > j0 ? j1 - j0 : 0;
+  span.count = j1 > j0 ? j1 - j0 : I(0);
   span.step = d;
   return span;
 }
 
-SP_HD OutRange covering_outputs(int64_t i, int64_t out, int64_t k, int64_t s, int64_t p, int64_t d) {
-  // o covers i when o*s - p <= i <= o*s - p + d*(k-1).
-  int64_t lo = -floor_div(-(i + p - d * (k - 1)), s);  // ceil division
-  int64_t hi = floor_div(i + p, s) + 1;
-  if (lo < 0) lo = 0;
+template <typename I, typename Div>
+SP_HD OutRangeT<I> covering_outputs(I i, I out, I k, const Div& stride, I p, I d) {
+  // o covers i when o*s - p <= i <= o*s - p + d*(k-1): lo = ceil(first / s), clamped to 0.
+  const I s = stride.value();
+  const I first = i + p - d * (k - 1);
+  const I lo = first > 0 ? stride.div(first + s - 1) : I(0);
+  I hi = stride.div(i + p) + 1;  // i + p >= 0
   if (hi > out) hi = out;
-  OutRange r;
+  OutRangeT<I> r;
   r.lo = lo;
   r.hi = hi > lo ? hi : lo;
   return r;
 }
 
-// With dilation > 1, a covering window may step over the position.
+// With dilation > 1, a covering window may step over the position (i + p - o*s >= 0).
+template <typename I, typename Div>
+SP_HD bool window_hits(I i, I o, I s, I p, const Div& dil) {
+  const I n = i + p - o * s;
+  return dil.value() == 1 || n == dil.div(n) * dil.value();
+}
+
+SP_HD Span window_span(int64_t o, int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) {
+  return window_span<int64_t>(o, in, k, s, p, PlainDivider<int64_t>(d));
+}
+
+SP_HD OutRange covering_outputs(int64_t i, int64_t out, int64_t k, int64_t s, int64_t p, int64_t d) {
+  return covering_outputs<int64_t>(i, out, k, PlainDivider<int64_t>(s), p, d);
+}
+
 SP_HD bool window_hits(int64_t i, int64_t o, int64_t s, int64_t p, int64_t d) {
-  return d == 1 || (i + p - o * s) % d == 0;
+  return window_hits<int64_t>(i, o, s, p, PlainDivider<int64_t>(d));
 }
 
 #if !(defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__))
@@ -151,25 +176,25 @@ SP_HD void finish_window(acc_t hi, acc_t lo, acc_t sum_e, acc_t sum_ed, acc_t& y
 }
 
 // Forward for one output over the valid positions of its window.
-template <typename scalar_t, typename acc_t>
-SP_HD void forward_window(const scalar_t* x, int64_t sd, int64_t sh, int64_t sw,
-                          Span wd, Span wh, Span ww, scalar_t* y, acc_t* lse) {
+template <typename scalar_t, typename acc_t, typename I>
+SP_HD void forward_window(const scalar_t* x, I sd, I sh, I sw, SpanT<I> wd, SpanT<I> wh, SpanT<I> ww, scalar_t* y,
+                          acc_t* lse) {
   acc_t hi = -std::numeric_limits<acc_t>::infinity();
   acc_t lo = std::numeric_limits<acc_t>::infinity();
-  for (int64_t a = 0; a < wd.count; ++a) {
+  for (I a = 0; a < wd.count; ++a) {
     const scalar_t* xd = x + (wd.first + a * wd.step) * sd;
-    for (int64_t b = 0; b < wh.count; ++b) {
+    for (I b = 0; b < wh.count; ++b) {
       const scalar_t* xh = xd + (wh.first + b * wh.step) * sh;
-      for (int64_t c = 0; c < ww.count; ++c)
+      for (I c = 0; c < ww.count; ++c)
         max_step<acc_t>(static_cast<acc_t>(xh[(ww.first + c * ww.step) * sw]), hi, lo);
     }
   }
   acc_t sum_e = 0, sum_ed = 0;
-  for (int64_t a = 0; a < wd.count; ++a) {
+  for (I a = 0; a < wd.count; ++a) {
     const scalar_t* xd = x + (wd.first + a * wd.step) * sd;
-    for (int64_t b = 0; b < wh.count; ++b) {
+    for (I b = 0; b < wh.count; ++b) {
       const scalar_t* xh = xd + (wh.first + b * wh.step) * sh;
-      for (int64_t c = 0; c < ww.count; ++c)
+      for (I c = 0; c < ww.count; ++c)
         exp_step<acc_t>(static_cast<acc_t>(xh[(ww.first + c * ww.step) * sw]), hi, sum_e, sum_ed);
     }
   }
@@ -192,22 +217,20 @@ SP_HD acc_t window_grad(acc_t grad_out, acc_t a, acc_t y, acc_t lse) {
 
 // Backward for one input: a gather over every window that contains it, so
 // each input is written once, without atomics, in a fixed order.
-// Output-shaped tensors (grad_out, y, lse) share the strides od/oh/ow.
-template <typename scalar_t, typename acc_t>
-SP_HD acc_t backward_input(acc_t a, int64_t id, int64_t ih, int64_t iw, const PoolGeometry& g,
-                           OutRange rd, OutRange rh, OutRange rw,
-                           const scalar_t* grad_out, const scalar_t* y, const acc_t* lse,
-                           int64_t od, int64_t oh, int64_t ow) {
+// Output-shaped tensors (grad_out, y, lse) share the strides od/oh/ow; G is the
+// kernels' geometry (stride, pad, dilation[3]; stride and dilation as dividers).
+template <typename scalar_t, typename acc_t, typename I, typename G>
+SP_HD acc_t backward_input(acc_t a, I id, I ih, I iw, const G& g, OutRangeT<I> rd, OutRangeT<I> rh, OutRangeT<I> rw,
+                           const scalar_t* grad_out, const scalar_t* y, const acc_t* lse, I od, I oh, I ow) {
   acc_t grad = 0;
-  for (int64_t pd = rd.lo; pd < rd.hi; ++pd) {
-    if (!window_hits(id, pd, g.stride[0], g.pad[0], g.dilation[0])) continue;
-    for (int64_t ph = rh.lo; ph < rh.hi; ++ph) {
-      if (!window_hits(ih, ph, g.stride[1], g.pad[1], g.dilation[1])) continue;
-      for (int64_t pw = rw.lo; pw < rw.hi; ++pw) {
-        if (!window_hits(iw, pw, g.stride[2], g.pad[2], g.dilation[2])) continue;
-        const int64_t o = pd * od + ph * oh + pw * ow;
-        grad += window_grad<acc_t>(static_cast<acc_t>(grad_out[o]), a,
-                                   static_cast<acc_t>(y[o]), lse[o]);
+  for (I pd = rd.lo; pd < rd.hi; ++pd) {
+    if (!window_hits(id, pd, g.stride[0].value(), g.pad[0], g.dilation[0])) continue;
+    for (I ph = rh.lo; ph < rh.hi; ++ph) {
+      if (!window_hits(ih, ph, g.stride[1].value(), g.pad[1], g.dilation[1])) continue;
+      for (I pw = rw.lo; pw < rw.hi; ++pw) {
+        if (!window_hits(iw, pw, g.stride[2].value(), g.pad[2], g.dilation[2])) continue;
+        const I o = pd * od + ph * oh + pw * ow;
+        grad += window_grad<acc_t>(static_cast<acc_t>(grad_out[o]), a, static_cast<acc_t>(y[o]), lse[o]);
       }
     }
   }

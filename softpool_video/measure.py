@@ -3,8 +3,11 @@
 Every command, callback and benchmark measures through this module, so a figure called
 "median" or "p90" means the same thing wherever it is printed.
 
-- `time_callable`: a self-contained callable timed by `torch.utils.benchmark.Timer`
-  (CUDA-synchronised, threads pinned to torch's current setting).
+- `time_callable`: a self-contained callable timed by `torch.utils.benchmark.Timer`: host wall
+  time of synchronised calls (launch and synchronisation overhead included), threads pinned to
+  torch's current setting. For whole steps, not for kernels of microseconds.
+- `time_back_to_back`: many back-to-back calls between two CUDA events (`perf_counter` on the
+  CPU), per-call time; how kernels are timed.
 - `Marks` / `timed_call`: named timestamps for work that cannot be re-run at will (a phase
   of a training step inside a running fit, a forward whose output the backward needs):
   CUDA events on a GPU, read without stalling it; `perf_counter` on the CPU.
@@ -82,11 +85,14 @@ class Timing:
 
 def time_callable(fn: Callable[[], object], repeats: int | None = 7, warmup: int = 2,
                   min_run_time: float = 0.2) -> Timing:
-    """Times `fn()` with `torch.utils.benchmark.Timer` after `warmup` calls.
+    """Host wall time of `fn()` by `torch.utils.benchmark.Timer`, after `warmup` calls.
 
     repeats: that many single calls, one time each; None: `blocked_autorange(min_run_time)`,
-    whose blocks of calls give one (per-call) time each. The timer synchronises CUDA and runs
-    with torch's current thread count (its own default would pin one thread).
+    whose blocks of calls give one (per-call) time each. The timer synchronises CUDA before
+    and after each timed block, so a single call's time includes its launch overhead and one
+    synchronisation: right for a training step, too coarse for a kernel of microseconds (use
+    `time_back_to_back`). It runs with torch's current thread count (its own default would pin
+    one thread).
     """
     from torch.utils.benchmark import Timer
 
@@ -98,6 +104,33 @@ def time_callable(fn: Callable[[], object], repeats: int | None = 7, warmup: int
     else:
         times = [timer.timeit(1).times[0] for _ in range(repeats)]
     return Timing([t * 1e3 for t in times])
+
+
+def time_back_to_back(fn: Callable[[], object], device: torch.device | str, calls: int = 20, repeats: int = 7,
+                      warmup: int = 3) -> Timing:
+    """Per-call milliseconds of `calls` back-to-back calls of `fn`, measured `repeats` times after
+    `warmup` calls.
+
+    On CUDA each measurement is a pair of events (`Marks`) around the calls: the device's own
+    clock, the next launch queued while the previous kernel runs, one synchronisation per
+    measurement. On the CPU it is `perf_counter`. Inputs larger than the GPU's L2 keep the
+    time one of memory, not of the cache.
+    """
+    if calls < 1 or repeats < 1 or warmup < 0:
+        raise ValueError(f"calls and repeats must be >= 1 and warmup >= 0, got calls={calls}, repeats={repeats}, "
+                         f"warmup={warmup}")
+    cuda = torch.device(device).type == "cuda"
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        marks = Marks(cuda)
+        marks.mark("start")
+        for _ in range(calls):
+            fn()
+        marks.mark("end")
+        times.append(marks.ms("start", "end") / calls)
+    return Timing(times)
 
 
 class Marks:

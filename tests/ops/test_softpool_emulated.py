@@ -57,9 +57,9 @@ def _cuda_emulated(compiled_extension):
 
 def test_64bit_indexing():
     pytest.skip("not emulated: the emulated threads run one scalar index at a time, and a plane of 2**31 "
-                "elements would take many minutes (and 14 GiB); the per-thread code indexes in int64 "
-                "throughout, which test_softpool_op.py::test_64bit_indexing checks natively and "
-                "make gpu-check on the device")
+                "elements would take many minutes (and 14 GiB); the kernels' 64-bit index path is "
+                "checked here on small tensors (test_32bit_and_64bit_indices_agree_bit_for_bit), "
+                "natively by test_softpool_op.py::test_64bit_indexing and on the device by gpu_check")
 
 
 def test_the_emulated_kernels_are_the_ones_running():
@@ -92,6 +92,48 @@ def test_grid_size_does_not_change_a_bit(layout, geometry):
     ref.backward(torch.linspace(-1, 1, ref.numel(), dtype=torch.float64).reshape(ref.shape))
     torch.testing.assert_close(results[0][0].double(), ref, rtol=2e-5, atol=2e-5)
     torch.testing.assert_close(results[0][1].double(), xr.grad, rtol=2e-5, atol=2e-5)
+
+
+@contextlib.contextmanager
+def index32_limit(limit: int):
+    previous = _extension._C._set_emulated_index32_limit(limit)
+    try:
+        yield
+    finally:
+        _extension._C._set_emulated_index32_limit(previous)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last_3d"])
+@pytest.mark.parametrize("geometry", [(3, 1, 1, 1), (2, 2, 0, 1), (3, 2, 1, 1), ((2, 3, 3), (1, 3, 2), 1, (1, 2, 3))])
+def test_32bit_and_64bit_indices_agree_bit_for_bit(layout, geometry):
+    # The kernels index in 32 bits, dividing by precomputed magic numbers, whenever every
+    # index of the launch fits; otherwise in int64 with plain division. Odd sizes and
+    # dilation exercise every divider (sizes, strides, dilations); limit 0 forces int64.
+    k, s, p, d = geometry
+    x = torch.randn(2, 5, 7, 19, 23) * 3
+    if layout == "channels_last_3d":
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    g = None
+    results = []
+    for limit in (2**31 - 1, 0):
+        with index32_limit(limit):
+            xs = x.clone().requires_grad_()
+            y = soft_pool3d(xs, k, s, p, d)
+            g = torch.randn_like(y) if g is None else g
+            y.backward(g)
+            results.append((y.detach(), xs.grad))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+    xr = x.double().requires_grad_()
+    ref = soft_pool_reference(xr, pool_args(3, k, s, p, d))[0]
+    ref.backward(g.double())
+    torch.testing.assert_close(results[0][0].double(), ref, rtol=2e-5, atol=2e-5)
+    torch.testing.assert_close(results[0][1].double(), xr.grad, rtol=2e-5, atol=2e-5)
+
+
+def test_the_index32_limit_is_checked():
+    with pytest.raises(ValueError, match=r"index32_limit must be in \[0, 2\*\*31 - 1\], got -1"):
+        _extension._C._set_emulated_index32_limit(-1)
+    assert _extension._C._set_emulated_index32_limit(2**31 - 1) == 2**31 - 1  # the device's, unchanged
 
 
 def test_emulated_matches_native_kernels():

@@ -35,6 +35,31 @@ def test_time_callable_times_each_repeat_with_torch_benchmark():
     assert auto.times_ms and auto.median_ms > 0
 
 
+def test_time_back_to_back_is_per_call_over_many_calls():
+    import time
+
+    calls = []
+
+    def sleep_2ms():
+        calls.append(1)
+        time.sleep(0.002)
+
+    timing = measure.time_back_to_back(sleep_2ms, "cpu", calls=5, repeats=3, warmup=2)
+    assert len(calls) == 2 + 5 * 3
+    assert len(timing.times_ms) == 3
+    assert all(2.0 <= t < 20.0 for t in timing.times_ms)  # per call, not per block of 5
+    with pytest.raises(ValueError, match="calls=0"):
+        measure.time_back_to_back(sleep_2ms, "cpu", calls=0)
+
+
+@pytest.mark.cuda
+def test_time_back_to_back_uses_cuda_events():
+    x = torch.randn(2**24, device="cuda")
+    one = measure.time_back_to_back(lambda: x.mul_(1.0), "cuda", calls=10, repeats=3).median_ms
+    two = measure.time_back_to_back(lambda: (x.mul_(1.0), x.mul_(1.0)), "cuda", calls=10, repeats=3).median_ms
+    assert 0 < one < two  # twice the kernels, more device time per call
+
+
 def test_marks_read_wall_and_cpu_time():
     marks = measure.Marks(cuda=False, cpu_time=True)
     marks.mark("start")

@@ -21,7 +21,10 @@ compiled_extension = op_tests.compiled_extension  # skip without a build, fail o
 # Re-run every CPU test of the op's grid here, except those that are not about the kernels
 # or cannot run on the emulated path.
 NOT_REPEATED = {
-    "test_64bit_indexing",  # replaced below: too slow emulated
+    # a 2**31-element plane takes many minutes emulated (one scalar index per thread); the 64-bit
+    # index path is checked here on small tensors by forcing it
+    # (test_32bit_and_64bit_indices_agree_bit_for_bit), natively by test_softpool_op.py
+    "test_64bit_indexing",
     "test_reference_path_when_extension_is_missing",  # a process without the extension
     "test_a_built_extension_that_does_not_load_fails_the_op_tests",  # about the test modules, not the kernels
     "test_torch_compile_fullgraph_with_backward",  # tracing sees the fake kernels, whatever runs on the CPU
@@ -55,11 +58,6 @@ def _cuda_emulated(compiled_extension):
         yield
 
 
-def test_64bit_indexing():
-    pytest.skip("not emulated: the emulated threads run one scalar index at a time, and a plane of 2**31 "
-                "elements would take many minutes (and 14 GiB); the kernels' 64-bit index path is "
-                "checked here on small tensors (test_32bit_and_64bit_indices_agree_bit_for_bit), "
-                "natively by test_softpool_op.py::test_64bit_indexing and on the device by gpu_check")
 
 
 def test_the_emulated_kernels_are_the_ones_running():

@@ -41,7 +41,7 @@ import numpy as np
 
 from softpool_video.reporting import write_json_atomic
 
-from .decoders import DecodeError, PyAVReader, check_backend, reader_class
+from .decoders import DamagedStream, DecodeError, PyAVReader, check_backend, reader_class
 from .frame_layout import LAYOUTS, PLAIN, backend_order
 from .listing import VideoListing
 from .video_files import cache_folder
@@ -193,6 +193,8 @@ def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
                         reader.get(np.arange(start, min(start + 64, n)))
                 return VideoMeta(n, reader.fps or fps, width, height, name, "", size, mtime,
                                  backend, depth, layout)
+            except DamagedStream as err:  # the data, not the backend: no point trying another
+                return _bad(f"{name}: {err.reason}", size, mtime, backend, depth, n, fps, layout)
             except DecodeError as err:
                 errors.append(f"{name}: {err.reason}")
         return _bad("; ".join(errors), size, mtime, backend, depth, layout=layout)

@@ -148,11 +148,11 @@ def check_files(paths: list[Path], timeout: float, *, jobs: int = 2, seed: int =
                 proc.join()
                 results[str(path)] = {"hang": f"no result after {limit:.0f}s (killed)"}
             if proc.exitcode is not None:
-                if str(path) not in results:
-                    if conn.poll():
+                if str(path) not in results and conn.poll():
+                    with contextlib.suppress(EOFError):  # a dead child's pipe polls as readable
                         results[str(path)] = conn.recv()
-                    else:
-                        results[str(path)] = {"crash": f"checker died with exit code {proc.exitcode}"}
+                if str(path) not in results:
+                    results[str(path)] = {"crash": f"checker died with exit code {proc.exitcode}"}
                 conn.close()
                 del running[pid]
         time.sleep(0.01)

@@ -39,3 +39,21 @@ def test_fuzz_sample(tmp_path: Path) -> None:
         assert c["accepted"] + c["rejected"] == counts["files"]
     clean = [f for f in result["files"] if f["mutation"] == "none"]
     assert all(f["pyav"]["accepted"] and not f["pyav"]["mismatch"] for f in clean)
+
+
+def test_a_decoder_crash_costs_only_its_child(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+
+    from benchmarks import fuzz_decoders
+
+    def crash(path: Path, *args: object) -> dict:
+        if path.name == "crash.avi":
+            os.kill(os.getpid(), signal.SIGSEGV)  # what a decoder's bad pointer does
+        return {"truth_frames": 0}
+
+    monkeypatch.setattr(fuzz_decoders, "check_file", crash)  # forked children inherit it
+    paths = [tmp_path / "crash.avi", tmp_path / "fine.avi"]
+    results = fuzz_decoders.check_files(paths, timeout=5.0, jobs=2)
+    assert results[str(paths[1])] == {"truth_frames": 0}
+    assert "crash" in results[str(paths[0])] and str(-signal.SIGSEGV) in results[str(paths[0])]["crash"]

@@ -207,7 +207,7 @@ def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
             except DamagedStream as err:  # the data, not the backend: no point trying another
                 return _bad(f"{err.backend}: {err.reason}", size, mtime, backend, depth, n, fps, layout)
             except DecodeError as err:
-                errors.append(f"{name}: {err.reason}")
+                errors.append(f"{err.backend}: {err.reason}")  # PyAV's, in a full probe of a decord file
         return _bad("; ".join(errors), size, mtime, backend, depth, layout=layout)
 
 

@@ -206,7 +206,9 @@ def encode_video(src: str | Path, out_path: str | Path, fmt: str, settings: Prep
         width, height = output_size(ist.codec_context.width, ist.codec_context.height,
                                     settings.short_side)
         scaler = av.video.reformatter.VideoReformatter()  # one converter for every frame
-        with av.open(str(out_path), "w", format=fmt) as out:
+        # bitexact: no random segment id or date in the container, so the same input and
+        # settings give the same bytes (Matroska's differed from run to run).
+        with av.open(str(out_path), "w", format=fmt, options={"fflags": "+bitexact"}) as out:
             ost = _add_video_stream(out, fmt, rate, settings)
             ost.width, ost.height, ost.pix_fmt = width, height, "yuv420p"
             for start in range(0, reader.num_frames, _READ_CHUNK):

@@ -11,7 +11,7 @@ $(PIP) install --no-build-isolation --no-deps -e .
 $(PY) -c "import softpool_video as s; print('softpool_video', s.__version__, 'extension:', s.extension_status())"
 endef
 
-.PHONY: setup demo test test-fast test-slurm test-matrix lint bench soak build clean gpu-check gpu-wheels
+.PHONY: setup demo test test-fast test-slurm test-matrix lint bench soak fuzz build clean gpu-check gpu-wheels
 
 $(VENV)/.deps: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ bench: $(VENV)/.built
 
 soak: $(VENV)/.built
 	$(PY) -m benchmarks.soak
+
+# 300 fuzzed videos through check-videos, both readers, fit (2 workers), test and predict;
+# benchmarks/results/fuzz.json. Not in `make test`, which runs a seeded sample of it.
+fuzz: $(VENV)/.built
+	$(PY) -m benchmarks.fuzz
 
 # On a CUDA machine: CUDA op tests, kernel timings, per-method memory and a short
 # mixed-precision fit (scripts/gpu_check.py; the extension is built once, by .built, so

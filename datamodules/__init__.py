@@ -15,7 +15,16 @@ for the DataLoader, collate.py batches them and leaves unreadable ones out.
 """
 from .clip_sampling import ClipSampler, clip_at, clip_span, uniform_starts
 from .dataset import VideoClipDataset
-from .decoders import BACKENDS, DecodeError, DecordReader, PyAVReader, VideoReader, open_video, read_frames
+from .decoders import (
+    BACKENDS,
+    DamagedStream,
+    DecodeError,
+    DecordReader,
+    PyAVReader,
+    VideoReader,
+    open_video,
+    read_frames,
+)
 from .demo import DEMO_CLASSES, DEMO_VARIANTS, make_demo_dataset
 from .demo_hard import HARD_CLASSES
 from .index_cache import ReadFailureLog, VideoIndex, VideoMeta, probe_video
@@ -49,7 +58,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "BACKENDS", "CACHE_DIRNAME", "DEMO_CLASSES", "DEMO_VARIANTS", "HARD_CLASSES", "KINETICS_MEAN", "KINETICS_STD",
+    "BACKENDS", "CACHE_DIRNAME", "DamagedStream", "DEMO_CLASSES", "DEMO_VARIANTS", "HARD_CLASSES", "KINETICS_MEAN", "KINETICS_STD",
     "VIDEO_EXTENSIONS", "ClipSampler", "ClipSampling", "DecodeError", "Decoding", "DecordReader", "EvalTransform",
     "HMDB51Annotations", "HMDB51DataModule", "KineticsAnnotations", "KineticsDataModule", "Loading",
     "MultiScaleCrop", "PyAVReader", "ReadFailureLog", "SplitListAnnotations",

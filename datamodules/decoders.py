@@ -53,6 +53,13 @@ class DecodeError(RuntimeError):
         super().__init__(f"{backend}: cannot decode {self.path}: {self.reason}")
 
 
+class DamagedStream(DecodeError):
+    """The decoder concealed errors in a frame (FFmpeg flags it corrupt): the data is damaged,
+    and what a reader returns for it depends on where decoding started, so no reader's
+    frames can be trusted. Not a backend problem: callers do not fall back to another one
+    (decord conceals the same errors without saying so)."""
+
+
 @runtime_checkable
 class VideoReader(Protocol):
     """What every backend provides. Use as a context manager or call `close()`."""
@@ -209,6 +216,7 @@ class PyAVReader(_ReaderBase):
         self._pending: Iterator[Any] = iter(())  # frames of the last packet not looked at
         self._rgb = av.video.reformatter.VideoReformatter()
         self._sent_pts = self._out_pts = _NO_PTS
+        self._pass_key = _NO_PTS  # pts of the key frame the current decoding pass started from
         self._next_count = 0  # counting readers: the number of the next picture out
         self._skipped: set[int] = set()
         self._recent: dict[int, np.ndarray] = {}
@@ -280,6 +288,12 @@ class PyAVReader(_ReaderBase):
         else:
             self._pts = np.unique(in_decode_order)
             self._keys = np.unique(in_decode_order[is_key])
+            if self._pts.size < in_decode_order.size:
+                # Numbering by timestamp would merge the pictures that share one (a repeated
+                # range of a damaged file does this), and shift every frame after them.
+                raise DecodeError(self.path, self.backend,
+                                  f"{in_decode_order.size - self._pts.size} packets repeat another's "
+                                  "timestamp: frames cannot be numbered by time")
         self._num_frames = int(self._pts.size)
         if self._num_frames == 0:
             raise DecodeError(self.path, self.backend,
@@ -307,8 +321,11 @@ class PyAVReader(_ReaderBase):
         has come out."""
         if seek_pts is None or self._counting:
             self._container.seek(0)
+            self._pass_key = _NO_PTS
         else:
             self._container.seek(seek_pts, stream=self._stream, backward=True, any_frame=False)
+            before = self._keys[self._keys <= seek_pts]
+            self._pass_key = int(before[-1]) if before.size else _NO_PTS
         self._packets = self._container.demux(self._stream)
         self._pending = iter(())
         self._sent_pts = self._out_pts = _NO_PTS
@@ -364,6 +381,13 @@ class PyAVReader(_ReaderBase):
             return False
         else:
             ts = int(frame.pts)
+        if frame.is_corrupt and ts >= self._pass_key:
+            # Errors concealed in this frame reach the frames that refer to it. (Frames shown
+            # before the key frame a pass starts from refer to the group before: an open
+            # group's leading pictures come out damaged after a seek, and are never returned.)
+            number = ts if self._counting else int(np.searchsorted(self._pts, ts))
+            raise DamagedStream(self.path, self.backend,
+                                f"damaged: the decoder concealed errors in frame {number}")
         self._out_pts = max(self._out_pts, ts)
         i = wanted.get(ts)
         if i is not None and i not in out:
@@ -476,7 +500,7 @@ def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, backend: 
 
     Falls back to the other backend when opening *or decoding* fails, so a file that
     decord opens but cannot decode is still read; with a known `layout`, only to a backend
-    that is exact for it.
+    that is exact for it; never after DamagedStream.
     """
     errors: list[str] = []
     order = _backends(path, backend, fallback, layout)
@@ -484,6 +508,8 @@ def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, backend: 
         try:
             with _READERS[name](path, num_threads=num_threads, layout=layout) as reader:
                 return reader.get(indices), name
+        except DamagedStream:
+            raise  # the data is damaged: another backend would only hide it
         except DecodeError as err:
             errors.append(f"{name}: {err.reason}")
         except IndexError as err:  # this backend sees fewer frames than the index promised

@@ -41,7 +41,7 @@ import numpy as np
 
 from softpool_video.reporting import write_json_atomic
 
-from .decoders import DecodeError, PyAVReader, check_backend, reader_class
+from .decoders import DamagedStream, DecodeError, PyAVReader, check_backend, reader_class
 from .frame_layout import LAYOUTS, PLAIN, backend_order
 from .index_columns import MetaColumns, StoredColumns
 from .listing import VideoListing
@@ -114,12 +114,19 @@ def _header(path: str) -> tuple[int, float, int, int, bool]:
         return _stream_header(container, path)
 
 
+def _decode_all(reader: Any) -> None:
+    for start in range(0, reader.num_frames, 64):
+        reader.get(np.arange(start, min(start + 64, reader.num_frames)))
+
+
 def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
                 fallback: bool = True) -> VideoMeta:
     """Probe one file. Never raises for a bad video: the reason is in `VideoMeta.error`.
 
     depth: 'header' opens the file and counts frames (no decoding); 'fast' also decodes
-    the first and the last frame; 'full' decodes every frame (slow, thorough). A stream with
+    the first and the last frame; 'full' decodes every frame (slow, thorough), also with PyAV
+    when decord reads the file (decord conceals decoding errors silently; PyAV refuses a
+    damaged stream: decoders.DamagedStream). A stream with
     B-frames is also demuxed by PyAV to find its frame layout (frame_layout.py); only backends
     exact for that layout are tried (`backend` if it is, then with `fallback` the other).
     """
@@ -190,12 +197,18 @@ def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
                 if depth == "fast":
                     reader.get([0, n - 1])
                 elif depth == "full":
-                    for start in range(0, n, 64):
-                        reader.get(np.arange(start, min(start + 64, n)))
+                    _decode_all(reader)
+                    if name != "pyav":
+                        # decord conceals decoding errors silently; PyAV's decoder flags them
+                        # (DamagedStream), so a full probe decodes a decord file with it too.
+                        _decode_all(opened["pyav"] if "pyav" in opened
+                                    else stack.enter_context(PyAVReader(path, layout=layout)))
                 return VideoMeta(n, reader.fps or fps, width, height, name, "", size, mtime,
                                  backend, depth, layout)
+            except DamagedStream as err:  # the data, not the backend: no point trying another
+                return _bad(f"{err.backend}: {err.reason}", size, mtime, backend, depth, n, fps, layout)
             except DecodeError as err:
-                errors.append(f"{name}: {err.reason}")
+                errors.append(f"{err.backend}: {err.reason}")  # PyAV's, in a full probe of a decord file
         return _bad("; ".join(errors), size, mtime, backend, depth, layout=layout)
 
 

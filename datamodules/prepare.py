@@ -206,7 +206,9 @@ def encode_video(src: str | Path, out_path: str | Path, fmt: str, settings: Prep
         width, height = output_size(ist.codec_context.width, ist.codec_context.height,
                                     settings.short_side)
         scaler = av.video.reformatter.VideoReformatter()  # one converter for every frame
-        with av.open(str(out_path), "w", format=fmt) as out:
+        # bitexact: no random segment id or date in the container, so the same input and
+        # settings give the same bytes (Matroska's differed from run to run).
+        with av.open(str(out_path), "w", format=fmt, options={"fflags": "+bitexact"}) as out:
             ost = _add_video_stream(out, fmt, rate, settings)
             ost.width, ost.height, ost.pix_fmt = width, height, "yuv420p"
             for start in range(0, reader.num_frames, _READ_CHUNK):
@@ -222,15 +224,22 @@ def encode_video(src: str | Path, out_path: str | Path, fmt: str, settings: Prep
         return reader.num_frames
 
 
-def _full_decode(path: str | Path, size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+def full_decode(path: str | Path, size: tuple[int, int] | None = None,
+                threads: int = 0) -> Iterator[np.ndarray]:
     """The frames of a full sequential decode of `path` (the pictures the decoder puts out,
-    in order), as RGB, scaled to `size` (width, height) with the filter `encode_video` uses."""
+    in order), as RGB, scaled to `size` (width, height) with the filter `encode_video` uses.
+
+    threads: decoder threads (0: FFmpeg's choice). A sound stream decodes the same with any
+    number; a damaged one does not (error concealment differs with frame threads, and from
+    run to run), so a comparison with the readers (one thread each) uses 1."""
     import av
 
     width, height = size or (None, None)
     to_rgb = av.video.reformatter.VideoReformatter()  # one converter for every frame
     with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = threads
+        for frame in container.decode(stream):
             yield to_rgb.reformat(frame, width, height, "rgb24", interpolation="AREA").to_ndarray()
 
 
@@ -254,9 +263,9 @@ def _compare_frames(src: Path, tmp: Path, size: tuple[int, int]) -> str:
     also checks the numbering `encode_video` read the source with. Encoding is lossy, so
     equality cannot be asked for; a frame that moved (a swap, a frame lost or repeated)
     lands nearer a neighbour."""
-    source = _full_decode(src, size)
+    source = full_decode(src, size)
     window = [None, next(source, None), next(source, None)]  # frames i-1, i, i+1 of the source
-    for i, copy in enumerate(_full_decode(tmp)):
+    for i, copy in enumerate(full_decode(tmp)):
         if window[1] is None:
             return f"the copy has more frames than the input's full decode ({i} there)"
         error = {i + k: float(np.abs(copy.astype(np.float32) - frame).mean())

@@ -41,7 +41,7 @@ from typing import Any
 
 from benchmarks.fuzz_decoders import check_files, hung_past_timeout
 from benchmarks.fuzz_mutations import KINDS, mutate
-from benchmarks.run import dated_environment
+from benchmarks.run import dated_environment, report_checks
 from softpool_video.reporting import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -270,10 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     result["command"] = "python -m benchmarks.fuzz " + " ".join(argv if argv is not None else sys.argv[1:])
     write_json_atomic(args.out, result, indent=1)
     print(json.dumps(result["counts"], indent=1))
-    for name, ok in result["checks"].items():
-        print(f"{'PASS' if ok else 'FAIL'}  {name}")
-    print(f"{'PASSED' if result['passed'] else 'FAILED'} in {result['seconds']}s; wrote {args.out}")
-    return 0 if result["passed"] else 1
+    return report_checks(result, args.out)
 
 
 if __name__ == "__main__":

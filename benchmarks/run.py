@@ -33,6 +33,15 @@ def bench_softpool(device: str, quick: bool) -> str:
     return f"### SoftPool3d op, input {tuple(shape)} fp32, {device}\n\n{table}"
 
 
+def report_checks(result: dict, out: Path) -> int:
+    """Print a run's named checks (PASS/FAIL) and its verdict; the exit status (0: all passed).
+    Shared by the runs that judge themselves (soak, fuzz)."""
+    for name, ok in result["checks"].items():
+        print(f"{'PASS' if ok else 'FAIL'}  {name}")
+    print(f"{'PASSED' if result['passed'] else 'FAILED'} in {result['seconds']}s; wrote {out}")
+    return 0 if result["passed"] else 1
+
+
 def bench_module(name: str, quick: bool) -> str | None:
     """Benchmarks other parts of the suite contribute: benchmarks/bench_<name>.py with run(quick)."""
     try:

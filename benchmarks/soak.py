@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.run import dated_environment
+from benchmarks.run import dated_environment, report_checks
 from softpool_video.reporting import write_json_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results" / "soak.json"
@@ -231,10 +231,7 @@ def main(argv: list[str] | None = None) -> int:
           f"growth from epoch {result['baseline_epoch']} to {result['epochs'][-1]['epoch']}: "
           f"main RSS {result['growth']['main_rss_mib']:+} MiB, largest worker "
           f"{result['growth']['worker_rss_mib']:+} MiB, fds {result['growth']['fds']:+}")
-    for name, ok in result["checks"].items():
-        print(f"{'PASS' if ok else 'FAIL'}  {name}")
-    print(f"{'PASSED' if result['passed'] else 'FAILED'} in {result['seconds']}s; wrote {args.out}")
-    return 0 if result["passed"] else 1
+    return report_checks(result, args.out)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from lock_holder import hold_lock
 from run_args import tiny_benchmark_args
 
 from softpool_video.commands import benchmark as benchmark_command
@@ -106,15 +105,8 @@ def test_a_cell_runs_in_one_process_at_a_time(demo_root, tmp_path, capsys):
     out = tmp_path / "out"
     cell = Cell("max", None, 0)
     path = cell_lock_path(out, cell)
-    # another process holds the cell (a lock is per open file description: a child process)
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\n"
-        "from softpool_video.training.run_lock import RunLock\n"
-        f"with RunLock({str(path)!r}, 'cell max-seed0'):\n"
-        "    print('held', flush=True)\n"
-        "    time.sleep(120)\n")], stdout=subprocess.PIPE, text=True)
+    holder = hold_lock(path, "cell max-seed0")  # another process holds the cell
     try:
-        assert holder.stdout.readline().strip() == "held"
         assert lock_holder(path)["pid"] == holder.pid
         with pytest.raises(RunBusy, match=f"cell max-seed0 is running in pid {holder.pid} on {socket.gethostname()}"), \
                 RunLock(path, "cell max-seed0"):

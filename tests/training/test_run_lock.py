@@ -8,26 +8,14 @@ import logging
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from lock_holder import hold_lock
 from run_args import tiny_args
 
 from softpool_video.commands import fit
 from softpool_video.training.cli import RUN_LOCK
 from softpool_video.training.run_lock import RunBusy, RunLock, lock_holder
-
-
-def _hold(path: Path) -> subprocess.Popen:
-    """A live process holding the lock at `path` (as a running fit does) until killed."""
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import time\n"
-        "from softpool_video.training.run_lock import RunLock\n"
-        f"with RunLock({str(path)!r}, 'a fit'):\n"
-        "    print('held', flush=True)\n"
-        "    time.sleep(120)\n")], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
-    return holder
 
 
 def _ended() -> int:
@@ -39,7 +27,7 @@ def _ended() -> int:
 
 def test_a_second_fit_into_a_live_runs_folder_is_refused(demo_root, tmp_path, capsys):
     out = tmp_path / "run"
-    holder = _hold(out / RUN_LOCK)
+    holder = hold_lock(out / RUN_LOCK, "a fit")
     try:
         assert fit.main(tiny_args(demo_root, out)) == 2
     finally:
@@ -71,7 +59,7 @@ def test_the_lock_names_its_holder_and_a_clean_release_leaves_no_stale_record(tm
     with caplog.at_level(logging.WARNING), RunLock(path, "cell max-seed0"):
         pass
     assert "taking over" not in caplog.text
-    holder = _hold(path)
+    holder = hold_lock(path, "a fit")
     try:
         with pytest.raises(RunBusy, match=f"pid {holder.pid} on {socket.gethostname()}"), RunLock(path, "cell x"):
             pass

@@ -21,6 +21,9 @@ from .frame_layout import LAYOUTS
 
 LAYOUT_NAMES: tuple[str, ...] = tuple(LAYOUTS)
 NO_BACKEND = -1  # the backend code of a bad file (VideoMeta.backend == '')
+# what MetaColumns hold for VideoMeta's backend and layout strings
+BACKEND_CODE: dict[str, int] = {b: i for i, b in enumerate(BACKENDS)} | {"": NO_BACKEND}
+LAYOUT_CODE: dict[str, int] = {name: i for i, name in enumerate(LAYOUT_NAMES)}
 
 
 class MetaColumns(NamedTuple):
@@ -36,13 +39,11 @@ class MetaColumns(NamedTuple):
     @classmethod
     def of(cls, metas: Sequence[Any]) -> MetaColumns:
         """From VideoMeta entries (a cold set-up, tests, hand-made metadata)."""
-        backend_code = {b: i for i, b in enumerate(BACKENDS)} | {"": NO_BACKEND}
-        layout_code = {name: i for i, name in enumerate(LAYOUT_NAMES)}
         return cls(np.array([m.num_frames for m in metas], dtype=np.int64),
                    np.array([m.size for m in metas], dtype=np.int64),
                    np.array([m.mtime_ns for m in metas], dtype=np.int64),
-                   np.array([backend_code[m.backend] for m in metas], dtype=np.int8),
-                   np.array([layout_code[m.layout] for m in metas], dtype=np.int8),
+                   np.array([BACKEND_CODE[m.backend] for m in metas], dtype=np.int8),
+                   np.array([LAYOUT_CODE[m.layout] for m in metas], dtype=np.int8),
                    [m.error for m in metas])
 
     def __len__(self) -> int:
@@ -74,6 +75,7 @@ class StoredColumns:
         if any(len(c) and (c.min() < 0 or c.max() >= len(strings)) for c in self._codes.values()):
             raise IndexError("a coded field points outside the index's strings")
         self._row_of: dict[str, int] | None = None
+        self._numbers: dict[str, np.ndarray] = {}  # numeric columns as arrays, made when first taken
 
     def __len__(self) -> int:
         return len(self.rels)
@@ -94,23 +96,24 @@ class StoredColumns:
 
     def matches(self, rows: np.ndarray, field: str, values: Iterable[str]) -> np.ndarray:
         """Whether the coded `field` of each row is one of `values` (bool per row)."""
-        wanted = [i for i, s in enumerate(self.strings) if s in set(values)]
+        values = set(values)
+        wanted = [i for i, s in enumerate(self.strings) if s in values]
         return np.isin(self._codes[field][rows], wanted)
 
     def take(self, rows: np.ndarray) -> MetaColumns:
         """MetaColumns of these rows (all >= 0), no object per row but the error strings."""
-        strings = self.strings
-        backend_code = np.array([BACKENDS.index(s) if s in BACKENDS else NO_BACKEND for s in strings],
-                                dtype=np.int8)
-        layout_code = np.array([LAYOUT_NAMES.index(s) if s in LAYOUT_NAMES else -1 for s in strings],
-                               dtype=np.int8)
+        # the index's string codes -> MetaColumns' codes (strings of other fields map to -1)
+        backend_code = np.array([BACKEND_CODE.get(s, NO_BACKEND) for s in self.strings], dtype=np.int8)
+        layout_code = np.array([LAYOUT_CODE.get(s, -1) for s in self.strings], dtype=np.int8)
         layouts = layout_code[self._codes["layout"][rows]]
         if len(layouts) and layouts.min() < 0:
             raise ValueError("an index entry names an unknown frame layout")
         errors = self._lists["error"]
 
         def numbers(name: str) -> np.ndarray:
-            return np.asarray(self._lists[name], dtype=np.int64)[rows]
+            if name not in self._numbers:  # once, however many subsets take rows
+                self._numbers[name] = np.asarray(self._lists[name], dtype=np.int64)
+            return self._numbers[name][rows]
 
         return MetaColumns(numbers("num_frames"), numbers("size"), numbers("mtime_ns"),
                            backend_code[self._codes["backend"][rows]], layouts,

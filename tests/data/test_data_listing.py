@@ -106,7 +106,7 @@ def _no_video_touched(calls: dict[str, list[str]], root: Path) -> None:
 
 def test_warm_kinetics_setup_touches_no_video_file(tmp_path_factory: pytest.TempPathFactory,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    shared = shared_tree(tmp_path_factory, "kinetics_videos", lambda r: make_kinetics_tree(r, per_class=4))
+    shared = shared_tree(tmp_path_factory, "kinetics_videos_4", lambda r: make_kinetics_tree(r, per_class=4))
     root = copy_tree(shared, tmp_path_factory.mktemp("warm_k") / "k")
 
     def setup() -> KineticsDataModule:
@@ -129,7 +129,7 @@ def test_warm_kinetics_setup_touches_no_video_file(tmp_path_factory: pytest.Temp
 def test_setup_keeps_only_the_datasets_packed_tables(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The per-video Python tables set-up builds (CSV rows, subsets, index entries, listing
     paths) are dropped once the datasets are built, and made again, the same, when asked."""
-    shared = shared_tree(tmp_path_factory, "kinetics_videos", lambda r: make_kinetics_tree(r, per_class=4))
+    shared = shared_tree(tmp_path_factory, "kinetics_videos_4", lambda r: make_kinetics_tree(r, per_class=4))
     root = copy_tree(shared, tmp_path_factory.mktemp("release") / "k")
     dm = KineticsDataModule(root, decoding={"probe": "header", "decoder": "pyav"}, loading={"num_workers": 0})
     dm.setup("fit")
@@ -155,7 +155,7 @@ def test_warm_ucf_setup_touches_no_video_file(tmp_path_factory: pytest.TempPathF
 
 
 def test_a_finished_download_is_found_warm(tmp_path_factory: pytest.TempPathFactory) -> None:
-    shared = shared_tree(tmp_path_factory, "kinetics_videos", lambda r: make_kinetics_tree(r, per_class=4))
+    shared = shared_tree(tmp_path_factory, "kinetics_videos_4", lambda r: make_kinetics_tree(r, per_class=4))
     root = copy_tree(shared, tmp_path_factory.mktemp("download") / "k")
     before = KineticsDataModule(root, loading={"num_workers": 0})
     missing = before.subset("train").missing

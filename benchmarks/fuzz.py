@@ -192,8 +192,9 @@ def _summary(files: list[dict], decoded: dict[str, dict], trees: list[dict], tim
         "files": len(files), "fuzzed": len(fuzzed), "clean_seeds": len(files) - len(fuzzed),
         "by_mutation": dict(Counter(f["mutation"] for f in fuzzed)),
         "decoders": per_backend,
-        # decord conceals decoding errors without saying so; the PyAV reader refuses the files
-        # it sees errors concealed in (DamagedStream). decord's mismatches should be on those.
+        # decord's reader refuses a read its FFmpeg logged errors in; the PyAV reader one with a
+        # frame its decoder flags as concealed (DamagedStream). Should decord still disagree
+        # with the full decode, this says whether PyAV's check would have caught the file.
         "decord_mismatches_where_pyav_accepts": sum(
             bool(decoded[f["path"]].get("decord", {}).get("mismatch"))
             and bool(decoded[f["path"]].get("pyav", {}).get("accepted")) for f in files),

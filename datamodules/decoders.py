@@ -33,6 +33,7 @@ from typing import Any, Literal, Protocol, Self, runtime_checkable
 import numpy as np
 import torch
 
+from . import decoder_errors
 from .frame_layout import LAYOUTS, PLAIN, backend_order, check_layout, classify, count_vops
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,8 @@ class DecordReader(_ReaderBase):
             import decord
         except ImportError as err:  # pragma: no cover - decord2 is a pinned dependency
             raise DecodeError(path, self.backend, f"decord is not installed ({err})") from err
+        decoder_errors.install()
+        errors = decoder_errors.count()
         try:
             self._vr = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=num_threads)
             self._num_frames = len(self._vr)
@@ -164,13 +167,27 @@ class DecordReader(_ReaderBase):
             # decord prefixes its C++ log location ("[12:00:00] src/video_reader.cc:154: ").
             message = _DECORD_LOG_PREFIX.sub("", str(err).splitlines()[0] if str(err) else "")
             raise DecodeError(path, self.backend, f"cannot open: {message}".rstrip(".")) from err
+        self._refuse_if_concealed(errors, "opening")
         if self._num_frames <= 0:
             raise DecodeError(path, self.backend, "no frames")
 
     def _get(self, idx: np.ndarray) -> torch.Tensor:
         # get_batch seeks to the key frame before each run of indices and decodes forward.
+        errors = decoder_errors.count()
         arr = self._vr.get_batch(idx.tolist()).asnumpy()
+        self._refuse_if_concealed(errors, "decoding")
         return torch.from_numpy(np.ascontiguousarray(arr))
+
+    def _refuse_if_concealed(self, errors_before: int, doing: str) -> None:
+        """decord hides the pictures FFmpeg concealed errors in; FFmpeg's log names them
+        (decoder_errors.py). Refused as a DecodeError, not a DamagedStream: the errors may be
+        those of pictures this read did not return (the leading pictures after a seek), so
+        the read falls back to PyAV, which tells the two apart and refuses only damage."""
+        errors = decoder_errors.count() - errors_before
+        if errors > 0:
+            raise DecodeError(self.path, self.backend,
+                              f"damaged: the decoder reported {errors} error(s) while {doing} "
+                              f"(last: {decoder_errors.last_message()!r})")
 
     def close(self) -> None:
         self._vr = None  # decord frees its context when the reader is collected

@@ -125,8 +125,8 @@ def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
 
     depth: 'header' opens the file and counts frames (no decoding); 'fast' also decodes
     the first and the last frame; 'full' decodes every frame (slow, thorough), also with PyAV
-    when decord reads the file (decord conceals decoding errors silently; PyAV refuses a
-    damaged stream: decoders.DamagedStream). A stream with
+    when decord reads the file (PyAV's reader refuses a damaged stream, decoders.DamagedStream;
+    decord's only sees the errors its FFmpeg logs, decoder_errors.py). A stream with
     B-frames is also demuxed by PyAV to find its frame layout (frame_layout.py); only backends
     exact for that layout are tried (`backend` if it is, then with `fallback` the other).
     """
@@ -199,8 +199,8 @@ def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
                 elif depth == "full":
                     _decode_all(reader)
                     if name != "pyav":
-                        # decord conceals decoding errors silently; PyAV's decoder flags them
-                        # (DamagedStream), so a full probe decodes a decord file with it too.
+                        # decord's reader sees only the errors its FFmpeg logs; PyAV's flags
+                        # every concealed frame (DamagedStream): a full probe decodes with it too.
                         _decode_all(opened["pyav"] if "pyav" in opened
                                     else stack.enter_context(PyAVReader(path, layout=layout)))
                 return VideoMeta(n, reader.fps or fps, width, height, name, "", size, mtime,

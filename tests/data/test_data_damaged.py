@@ -1,6 +1,8 @@
 """Damaged streams the fuzz campaign (benchmarks/fuzz.py) found the readers taking as sound:
 errors the decoder concealed, and packets that repeat another's timestamp. The PyAV reader
-refuses both, and a damaged stream is not handed to decord by a fallback."""
+refuses both, and a damaged stream is not handed to decord by a fallback. decord refuses a
+read in which its FFmpeg reported errors (datamodules/decoder_errors.py), and the read falls
+back to PyAV, which refuses the damage or reads the frames exactly."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,10 +10,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 from data_fixtures import write_video
 
 from benchmarks.fuzz_mutations import mutate
-from softpool_video.datamodules import DamagedStream, DecodeError, open_video, probe_video, read_frames
+from softpool_video.datamodules import DamagedStream, DecodeError, decoder_errors, open_video, probe_video, read_frames
 
 
 def _packets(path: Path) -> list[tuple[int, int, int | None]]:
@@ -51,7 +54,35 @@ def test_a_damaged_stream_is_not_handed_to_decord(concealed: Path) -> None:
     for backend in ("pyav", "decord"):  # a full probe decodes a decord file with PyAV too
         meta = probe_video(concealed, backend, depth="full")
         assert not meta.ok and meta.error.startswith("pyav: damaged"), meta
-    assert probe_video(concealed, "decord", depth="fast").ok  # the damage lies between first and last
+
+
+def test_decord_refuses_a_read_its_decoder_reported_errors_in(concealed: Path) -> None:
+    refused = r"damaged: the decoder reported \d+ error\(s\) while decoding"
+    with open_video(concealed, "decord", fallback=False) as reader, pytest.raises(DecodeError, match=refused):
+        reader.get(np.arange(reader.num_frames))
+
+
+def test_a_decord_read_with_errors_falls_back_to_pyav(concealed: Path) -> None:
+    with pytest.raises(DamagedStream):  # decord refuses, PyAV tells damage from a seek's lead-in
+        read_frames(concealed, np.arange(30), "decord")
+    # Frames before the damage: decord's, or (when its decoding thread had run on into the
+    # damage before the read returned: decoder_errors.py) PyAV's; the same either way.
+    first, _ = read_frames(concealed, [0, 5], "decord")
+    with open_video(concealed, "pyav", fallback=False) as reader:
+        assert torch.equal(first, reader.get([0, 5]))
+    frames, backend = read_frames(concealed, np.arange(40, 48), "decord")  # from the next key frame on
+    assert backend == "decord" and frames.shape[0] == 8
+
+
+def test_a_clean_file_reports_no_decoder_errors(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "clean.mp4", 48, codec="libx264", gop=12)
+    assert decoder_errors.install()  # decord2 ships its own libavutil, found in this process
+    before = decoder_errors.count()
+    with open_video(path, "decord", fallback=False) as reader:
+        reader.get(np.arange(48))
+        for i in (47, 3, 30, 11, 12):  # seeks back and forth
+            reader.get([i])
+    assert decoder_errors.count() == before
 
 
 def test_pyav_refuses_packets_that_repeat_a_timestamp(tmp_path: Path) -> None:

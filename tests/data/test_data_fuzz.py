@@ -24,15 +24,14 @@ def test_header_span_finds_the_avi_header() -> None:
 
 @pytest.mark.slow
 def test_fuzz_sample(tmp_path: Path) -> None:
-    result = run(tmp_path, files=8, datasets=1, seed=0, decode_timeout=20.0)
+    # 12: with fewer, too few files of the tree are readable for the fit to have a batch.
+    result = run(tmp_path, files=12, datasets=1, seed=0, decode_timeout=20.0)
     counts, checks = result["counts"], result["checks"]
-    assert counts["files"] == 12 and counts["fuzzed"] == 8  # + the four clean seeds
+    assert counts["files"] == 16 and counts["fuzzed"] == 12  # + the four clean seeds
     for name, ok in checks.items():
-        if not name.startswith("decord:"):
-            assert ok, (name, counts)
-    # The PyAV reader never disagrees with the full decode. decord may, but only on a damaged
-    # stream, which the PyAV reader refuses (README, "Fuzzed videos").
-    assert counts["decoders"]["pyav"]["mismatches"] == 0
+        assert ok, (name, counts)
+    # Neither reader disagrees with the full decode on a file it accepts (README, "Fuzzed videos").
+    assert counts["decoders"]["pyav"]["mismatches"] == counts["decoders"]["decord"]["mismatches"] == 0
     assert counts["decord_mismatches_where_pyav_accepts"] == 0
     for backend in ("decord", "pyav"):
         c = counts["decoders"][backend]

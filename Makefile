@@ -11,7 +11,7 @@ $(PIP) install --no-build-isolation --no-deps -e .
 $(PY) -c "import softpool_video as s; print('softpool_video', s.__version__, 'extension:', s.extension_status())"
 endef
 
-.PHONY: setup demo test test-fast test-slurm test-matrix lint bench soak fuzz build clean gpu-check gpu-wheels
+.PHONY: setup demo test test-fast test-slurm test-matrix lint bench readme-tables soak fuzz build clean gpu-check gpu-wheels
 
 $(VENV)/.deps: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ lint: $(VENV)/.deps
 
 bench: $(VENV)/.built
 	$(PY) -m benchmarks.run
+
+# Every results table of README, rerun and copied in (benchmarks/readme_tables.py; ~25 min).
+readme-tables: $(VENV)/.built
+	$(PY) -m benchmarks.readme_tables
 
 soak: $(VENV)/.built
 	$(PY) -m benchmarks.soak

@@ -34,8 +34,8 @@ GENERATED = "<!-- written by `make readme-tables` (benchmarks/readme_tables.py);
 class Table:
     """What writes one README table: `commands` in order ({out}: this table's run folder,
     {runs}: the folder of every table's runs); the table is the markdown of `source` (the last
-    command's stdout, or a file the commands wrote): whole (`tables=None`), every markdown
-    table of it (`ALL`), or the tables at those indices."""
+    command's stdout, or a file the commands wrote): whole but its headings (`tables=None`),
+    or the markdown tables of it at those indices."""
 
     name: str
     commands: tuple[tuple[str, ...], ...]
@@ -43,7 +43,6 @@ class Table:
     tables: tuple[int, ...] | None = (0,)
 
 
-ALL: tuple[int, ...] = ()
 CLI = ("softpool-video",)
 BENCH = ("python", "-m", "benchmarks.run")
 HARD_DEMO_DATA = ("softpool-video", "make-demo-data", "{out}/data", "--variant", "hard", "--overwrite")
@@ -63,7 +62,7 @@ TABLES: tuple[Table, ...] = (
     Table("model_profile", ((*CLI, "profile", "--model", "r2plus1d_tiny", "--pooling", "max,avg,softpool",
                              "--input", "8,3,16,112,112", "--threads", "1", "--out", "{out}"),)),
     Table("export", ((*BENCH, "--only", "export"),)),
-    Table("data_loading", ((*BENCH, "--only", "data"),), tables=ALL),
+    Table("data_loading", ((*BENCH, "--only", "data"),), tables=None),
 )
 NAMES = tuple(t.name for t in TABLES)
 
@@ -96,9 +95,12 @@ def _shown(command: tuple[str, ...], out: Path) -> str:
 
 
 def _commit() -> str:
+    """HEAD, and whether tracked files differ from it; README and docs/tables/ do not count
+    (this command writes them, and they measure nothing)."""
     sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                          text=True, check=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            ":(exclude)README.md", ":(exclude)docs/tables"], cwd=REPO,
                            capture_output=True, text=True, check=True).stdout.strip()
     return f"{sha} with uncommitted changes" if dirty else sha
 
@@ -111,7 +113,7 @@ def _machine() -> str:
     return f"{cpu_name()}, {os.cpu_count()} cores"
 
 
-def run_table(table: Table) -> str:
+def run_table(table: Table, commit: str) -> str:
     """Run the table's commands; returns the block for docs/tables/<name>.md."""
     out = RUNS / table.name
     out.mkdir(parents=True, exist_ok=True)
@@ -125,17 +127,16 @@ def run_table(table: Table) -> str:
         stdout = done.stdout
     text = stdout if table.source == "stdout" else (REPO / table.source.format(out=out)).read_text()
     found = markdown_tables(text)
-    wanted = range(len(found)) if table.tables == ALL else table.tables
-    if table.tables is None:
-        body = text.strip()
-    elif not found or (wanted and len(found) <= max(wanted)):
+    if table.tables is None:  # the whole text but its headings: README has its own
+        body = "\n".join(line for line in text.splitlines() if not line.startswith("#")).strip()
+    elif len(found) <= max(table.tables):
         raise SystemExit(f"[{table.name}] found {len(found)} markdown table(s) in {table.source}, "
-                         f"expected {'some' if not wanted else max(wanted) + 1}")
+                         f"expected at least {max(table.tables) + 1}")
     else:
-        body = "\n\n".join(found[i] for i in wanted)
+        body = "\n\n".join(found[i] for i in table.tables)
     commands = "; ".join(f"`{_shown(c, out)}`" for c in table.commands)
     seconds = time.perf_counter() - start
-    provenance = (f"{commands} at commit {_commit()}; {_machine()}; "
+    provenance = (f"{commands} at commit {commit}; {_machine()}; "
                   f"{started:%Y-%m-%d %H:%M} UTC, {seconds / 60:.1f} min.")
     return f"{GENERATED}\n{provenance}\n\n{body}\n"
 
@@ -167,9 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--only: unknown table(s) {', '.join(unknown)}; choose from {', '.join(NAMES)}")
     TABLES_DIR.mkdir(parents=True, exist_ok=True)
     if not args.splice:
+        commit = _commit()  # the code that measures: a change made while it runs is not it
         for table in TABLES:
             if not only or table.name in only:
-                (TABLES_DIR / f"{table.name}.md").write_text(run_table(table))
+                (TABLES_DIR / f"{table.name}.md").write_text(run_table(table, commit))
     readme = README.read_text()
     for name in NAMES:
         path = TABLES_DIR / f"{name}.md"

@@ -249,6 +249,31 @@ def run(work: Path, *, files: int = 300, datasets: int = 3, seed: int = 0, decod
     return result
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The readers' outcome per file, then what the commands did (README's tables)."""
+    counts = result["counts"]
+    readers = counts["decoders"]
+    longest = {b: max((f.get(b, {}).get("longest_s", 0.0) for f in result["files"]), default=0.0) for b in readers}
+    names = {"decord": "decord", "pyav": "PyAV"}
+    rows = [("accepted", "accepted"), ("rejected, each with its reason", "rejected"),
+            ("of which timed out", "timed_out"), ("accepted, but frames differ from the full decode", "mismatches")]
+    lines = [f"| of {counts['files']} files | " + " | ".join(names.get(b, b) for b in readers) + " |",
+             "|---|" + "---:|" * len(readers)]
+    lines += [f"| {label} | " + " | ".join(str(readers[b][key]) for b in readers) + " |" for label, key in rows]
+    lines.append("| longest single read, s | " + " | ".join(f"{longest[b]:.2f}" for b in readers) + " |")
+    lines += ["", "| the commands on the trees | files or runs |", "|---|---:|",
+              f"| commands run (`check-videos`, `fit`, `test`, `predict` per tree) | {counts['commands']} |",
+              f"| commands that crashed (a traceback or a signal) or hung | "
+              f"{counts['command_crashes'] + counts['command_hangs']} |",
+              f"| checker children that died (a decoder crash) | {counts['checker_crashes']} |",
+              f"| files `check-videos` named bad | {counts['check_videos_bad']} |",
+              f"| more files that failed at read time in `fit` or `test` (read-failure log) | "
+              f"{counts['read_failures_in_fit_or_test']} |",
+              f"| files `predict` named as unreadable (it predicted the others) | {counts['predict_failed']} |",
+              f"| DataLoader workers replaced | {counts['workers_replaced']} |"]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fuzz", description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=300, help="fuzzed files (default 300)")
@@ -270,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     result["env"] = dated_environment("cpu")
     result["command"] = "python -m benchmarks.fuzz " + " ".join(argv if argv is not None else sys.argv[1:])
     write_json_atomic(args.out, result, indent=1)
-    print(json.dumps(result["counts"], indent=1))
+    print(markdown(result), end="\n\n")
     return report_checks(result, args.out)
 
 

@@ -7,7 +7,7 @@ then copied into README between `<!-- readme-table: <name> -->` and `<!-- /readm
 tests/test_readme_tables.py checks that README holds each file exactly, so a README table
 is always the output of the last run of its command.
 
-    python -m benchmarks.readme_tables                  # every table (about 25 min on 2 cores)
+    python -m benchmarks.readme_tables                  # every table (about 35 min on 2 cores)
     python -m benchmarks.readme_tables --only op,models # some
     python -m benchmarks.readme_tables --splice         # copy docs/tables/ into README only
 """
@@ -63,6 +63,8 @@ TABLES: tuple[Table, ...] = (
                              "--input", "8,3,16,112,112", "--threads", "1", "--out", "{out}"),)),
     Table("export", ((*BENCH, "--only", "export"),)),
     Table("data_loading", ((*BENCH, "--only", "data"),), tables=None),
+    Table("setup", ((*BENCH, "--only", "setup"),), tables=None),
+    Table("fuzz", (("python", "-m", "benchmarks.fuzz"),), tables=(0, 1)),
 )
 NAMES = tuple(t.name for t in TABLES)
 

@@ -61,7 +61,7 @@ lint: $(VENV)/.deps
 bench: $(VENV)/.built
 	$(PY) -m benchmarks.run
 
-# Every results table of README, rerun and copied in (benchmarks/readme_tables.py; ~25 min).
+# README's results tables, rerun and copied in (benchmarks/readme_tables.py; ~35 min).
 readme-tables: $(VENV)/.built
 	$(PY) -m benchmarks.readme_tables
 

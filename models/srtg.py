@@ -57,9 +57,11 @@ on some clips and frames and every LSTM learns:
   every step: through x * h where the gate is open, through the gate where it is shut
   (with a single frame the recurrent weights have no earlier state to act on, so only
   their input weights and biases can learn there: the shipped configs keep T >= 2 in every
-  stage, tests/training/test_training_configs.py). The relaxation's gradient also reaches the
-  backbone, through the squeezed features (they are not detached); whether a detached
-  variant trains better has not been measured.
+  stage, tests/training/test_training_configs.py). By default (`gate_gradient="backbone"`)
+  the relaxation's gradient also reaches the backbone, through the squeezed features;
+  `gate_gradient="recurrent"` makes the same decision from an LSTM pass on detached
+  features, so it trains the LSTM only. Which trains better is not measured yet: the
+  built-in hard demo cannot tell differences of under tens of points apart.
 * LSTM initialisation. PyTorch's default makes h a small random-sign vector, so x * h
   starts as a ~20x shrinking with random channel signs, and the nets trained far slower than
   without SRTG. All four LSTM gate biases start at +1 (forget bias 1 as usual for LSTMs),
@@ -89,6 +91,7 @@ from .registry import register_model
 from .resnet3d import TINY, VideoResNet, video_resnet
 
 GATE_MODES = ("frame", "clip")
+GATE_GRADIENTS = ("backbone", "recurrent")  # where the gate's straight-through gradient may go
 LSTM_BIAS = 1.0  # initial value of every LSTM gate bias (see the module docstring)
 
 
@@ -138,7 +141,7 @@ def cycle_consistency(squeezed: torch.Tensor, recurrent: torch.Tensor, temperatu
 
 # --- the block ----------------------------------------------------------------------------
 
-def check_gate_args(threshold: float, temperature: float, mode: str) -> None:
+def check_gate_args(threshold: float, temperature: float, mode: str, gradient: str = "backbone") -> None:
     """ValueError naming the first bad gate argument."""
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold (fraction of cycle-consistent frames) must be in (0, 1], got {threshold!r}")
@@ -146,20 +149,23 @@ def check_gate_args(threshold: float, temperature: float, mode: str) -> None:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
     if mode not in GATE_MODES:
         raise ValueError(f"mode must be one of {', '.join(map(repr, GATE_MODES))}, got {mode!r}")
+    if gradient not in GATE_GRADIENTS:
+        raise ValueError(f"gate_gradient must be one of {', '.join(map(repr, GATE_GRADIENTS))}, got {gradient!r}")
 
 
 class SqueezeRecursionGate(nn.Module):
     """The SRTG block: maps a (B, C, T, H, W) feature map to one of the same shape."""
 
     def __init__(self, channels: int, lstm_layers: int = 2, gates: bool = True, threshold: float = 1.0,
-                 temperature: float = 0.1, mode: str = "frame") -> None:
+                 temperature: float = 0.1, mode: str = "frame", gradient: str = "backbone") -> None:
         super().__init__()
-        check_gate_args(threshold, temperature, mode)
+        check_gate_args(threshold, temperature, mode, gradient)
         self.lstm = nn.LSTM(channels, channels, num_layers=lstm_layers, batch_first=True)
         self.gates = gates
         self.threshold = threshold
         self.temperature = temperature
         self.mode = mode
+        self.gradient = gradient
         self.last_gate: torch.Tensor | None = None
         self.last_consistency: torch.Tensor | None = None
         with torch.no_grad():  # PyTorch's init for the weights; every gate bias at LSTM_BIAS (two vectors add up)
@@ -187,7 +193,12 @@ class SqueezeRecursionGate(nn.Module):
         if not self.gates:
             self._keep(x.new_ones(x.shape[0]), None)
             return recalibrated
-        g, consistency = self.gate(squeezed, recurrent)
+        if self.gradient == "recurrent":
+            # The same decision, from an LSTM pass on detached features: the straight-through
+            # gradient then trains the LSTM only, and never reaches the backbone.
+            g, consistency = self.gate(squeezed.detach(), self.lstm(squeezed.detach())[0])
+        else:
+            g, consistency = self.gate(squeezed, recurrent)
         self._keep(g, consistency)
         g = g.to(x.dtype).view(x.shape[0], 1, -1, 1, 1)  # per frame, or per clip broadcast over frames
         return x + g * (recalibrated - x)
@@ -200,7 +211,8 @@ class SqueezeRecursionGate(nn.Module):
         self.last_consistency = None if consistency is None else consistency.detach()
 
     def extra_repr(self) -> str:
-        return f"gates={self.gates}, mode={self.mode!r}, threshold={self.threshold}, temperature={self.temperature}"
+        return (f"gates={self.gates}, mode={self.mode!r}, threshold={self.threshold}, "
+                f"temperature={self.temperature}, gradient={self.gradient!r}")
 
 
 def _full_precision(device: torch.device) -> contextlib.AbstractContextManager:
@@ -269,7 +281,8 @@ _DEPTHS: dict[int, tuple[str, tuple[int, ...]]] = {
 
 def srtg_resnet(family: str, depth: int | None, num_classes: int, pooling: str = "max", gates: bool = True,
                 lstm_layers: int = 2, gate_mode: str = "frame", gate_threshold: float = 1.0,
-                gate_temperature: float = 0.1, stem_pool: bool = False, **kwargs: Any) -> VideoResNet:
+                gate_temperature: float = 0.1, gate_gradient: str = "backbone", stem_pool: bool = False,
+                **kwargs: Any) -> VideoResNet:
     """A VideoResNet of `family` with an SRTG block at the end of every residual block.
 
     depth 18/34: basic blocks; 50: the published bottleneck (SRTGBottleneck); None: the
@@ -277,9 +290,10 @@ def srtg_resnet(family: str, depth: int | None, num_classes: int, pooling: str =
     stem_pool_kernel, ...) go to VideoResNet.
     """
     def extra(channels: int) -> nn.Module:
-        return SqueezeRecursionGate(channels, lstm_layers, gates, gate_threshold, gate_temperature, gate_mode)
+        return SqueezeRecursionGate(channels, lstm_layers, gates, gate_threshold, gate_temperature, gate_mode,
+                                    gate_gradient)
 
-    check_gate_args(gate_threshold, gate_temperature, gate_mode)
+    check_gate_args(gate_threshold, gate_temperature, gate_mode, gate_gradient)
     block = "basic"
     if depth is not None:
         block, layers = _DEPTHS[depth]

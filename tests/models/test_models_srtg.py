@@ -148,8 +148,45 @@ def test_lstm_gate_biases_start_at_one():
     assert (h > 0).float().mean() > 0.9  # x * h starts as a positive rescaling of x
 
 
+def _block_gradients(block: SqueezeRecursionGate, x: torch.Tensor, hold_gate: bool = False):
+    """Output, input gradient and LSTM gradients of a weighted sum of the block's output;
+    hold_gate: the gate taken as a constant (no straight-through gradient at all)."""
+    if hold_gate:
+        decide = block.gate
+        block.gate = lambda s, r: tuple(t.detach() for t in decide(s, r))
+    x = x.clone().requires_grad_(True)
+    block.zero_grad()
+    out = block(x)
+    (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+    return out.detach(), x.grad, [p.grad.clone() for p in block.lstm.parameters()]
+
+
+@pytest.mark.parametrize("mode", ["frame", "clip"])
+def test_gate_gradient_recurrent_trains_the_lstm_only(mode):
+    torch.manual_seed(0)
+    backbone = SqueezeRecursionGate(C, lstm_layers=1, mode=mode)
+    recurrent = SqueezeRecursionGate(C, lstm_layers=1, mode=mode, gradient="recurrent")
+    recurrent.load_state_dict(backbone.state_dict())
+    held = SqueezeRecursionGate(C, lstm_layers=1, mode=mode)
+    held.load_state_dict(backbone.state_dict())
+    x = torch.randn(3, C, 6, 4, 4)
+    out_b, dx_b, dlstm_b = _block_gradients(backbone, x)
+    out_r, dx_r, dlstm_r = _block_gradients(recurrent, x)
+    out_h, dx_h, dlstm_h = _block_gradients(held, x, hold_gate=True)
+    # One decision, whatever the gradient's path.
+    torch.testing.assert_close(out_r, out_b, rtol=0, atol=0)
+    torch.testing.assert_close(out_h, out_b, rtol=0, atol=0)
+    assert torch.equal(recurrent.last_gate, backbone.last_gate)
+    # "recurrent": the input gets exactly the gradient of a constant gate; "backbone" does not.
+    torch.testing.assert_close(dx_r, dx_h, rtol=0, atol=0)
+    assert not torch.allclose(dx_b, dx_h)
+    # ...while the LSTM still learns through the gate in both.
+    assert any(not torch.allclose(a, b) for a, b in zip(dlstm_r, dlstm_h, strict=True))
+    assert any(not torch.allclose(a, b) for a, b in zip(dlstm_b, dlstm_h, strict=True))
+
+
 @pytest.mark.parametrize("kwargs, message", [({"threshold": 0.0}, "threshold"), ({"temperature": 0.0}, "temperature"),
-                                             ({"mode": "batch"}, "mode")])
+                                             ({"mode": "batch"}, "mode"), ({"gradient": "both"}, "gate_gradient")])
 def test_bad_gate_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SqueezeRecursionGate(C, **kwargs)

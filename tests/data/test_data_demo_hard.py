@@ -68,16 +68,16 @@ def test_listed_videos_exist_and_decode(hard: Path) -> None:
     assert all(m.ok for m in metas.values())
     spec = HardDemoSpec()
     assert {spec.min_frames <= m.num_frames <= spec.max_frames for m in metas.values()} == {True}
-    with DecordReader(hard / "UCF-101" / "DotRise" / "v_DotRise_g05_c01.avi") as reader:
+    with DecordReader(hard / "UCF-101" / "Travel" / "v_Travel_g05_c01.avi") as reader:
         frames = reader.get(np.arange(0, 16, 2)).numpy()
     assert frames.shape == (8, spec.height, spec.width, 3)
 
 
 def test_deterministic_from_seed(hard: Path, tmp_path: Path) -> None:
     spec = HardDemoSpec(seed=3, **SMALL)
-    again = write_group(tmp_path / "same", spec, HARD_CLASSES.index("SwingFast"), 9)
-    assert _md5(again[0]) == _md5(hard / "UCF-101" / "SwingFast" / "v_SwingFast_g09_c01.avi")
-    other = write_group(tmp_path / "other", HardDemoSpec(seed=4, **SMALL), HARD_CLASSES.index("SwingFast"), 9)
+    again = write_group(tmp_path / "same", spec, HARD_CLASSES.index("Swing"), 9)
+    assert _md5(again[0]) == _md5(hard / "UCF-101" / "Swing" / "v_Swing_g09_c01.avi")
+    other = write_group(tmp_path / "other", HardDemoSpec(seed=4, **SMALL), HARD_CLASSES.index("Swing"), 9)
     assert _md5(other[0]) != _md5(again[0])
 
 
@@ -100,54 +100,68 @@ def _render(class_name: str, seed: int = 0, **knobs) -> np.ndarray:
     return spec.render(class_name, rng, spec.look(rng)).astype(np.float64).mean(-1)
 
 
-def _vertical_shift(frames: np.ndarray) -> float:
-    """The vertical shift (pixels per frame, + is down) that best maps each frame onto the next."""
-    a, b = frames[:-1, 8:-8], frames[1:]
-    errors = [np.mean((a - b[:, 8 + dy:b.shape[1] - 8 + dy]) ** 2) for dy in range(-3, 4)]
-    return float(np.argmin(errors) - 3)
+def _grain_change(frames: np.ndarray, step: int = 6, reach: int = 14) -> tuple[float, float]:
+    """(mean squared change from frame 0 to frame `step`, what is left of it after the best
+    whole-pixel shift of frame 0 by up to `reach` pixels), over the middle of the frame."""
+    h, w = frames.shape[1:]
+    a, b = frames[0], frames[step, reach:h - reach, reach:w - reach]
+    change = float(np.mean((b - a[reach:h - reach, reach:w - reach]) ** 2))
+    left = min(float(np.mean((b - a[reach + dy:h - reach + dy, reach + dx:w - reach + dx]) ** 2))
+               for dy in range(-reach, reach + 1) for dx in range(-reach, reach + 1))
+    return change, left
 
 
-def test_classes_are_defined_by_their_details() -> None:
-    """Rendered without the encoder: the grain drifts as named; a lone dot rises, falls or swings as named."""
-    no_dots = {"dot_contrast": (0.0, 0.0), "drift_speed": (1.0, 1.0), "fine_scale": (1.0, 1.0), "coarse_fraction": 0.0}
-    assert _vertical_shift(_render("DriftDown", **no_dots)) == 1
-    assert _vertical_shift(_render("DriftUp", **no_dots)) == -1
-    assert _vertical_shift(_render("DotRise", **no_dots)) == 0  # the grain holds still
+NO_DOTS = {"dot_contrast": (0.0, 0.0), "drift_speed": (0.6, 0.6), "detail_scale": (3.0, 3.0)}  # 1.8 px a frame
+ONLY_DOTS = {"grain_contrast": (0.0, 0.0), "clutter": 0.0, "dot_contrast": (100.0, 100.0), "jitter": 0.0}
 
-    def actor(class_name: str, seed: int, axis: int) -> np.ndarray:
-        # one dot, no grain or clutter: its row (axis 1) or column (axis 2) is the
-        # brightness-weighted centroid
-        frames = _render(class_name, seed, dots=1, grain_contrast=(0.0, 0.0), clutter=0.0)
-        frames = frames - np.median(frames, axis=0)
-        weight = np.clip(frames, 0, None)
-        position = np.arange(frames.shape[axis]).reshape((-1, 1) if axis == 1 else (1, -1))
-        return (weight * position).sum((1, 2)) / weight.sum((1, 2))
 
-    def actor_y(class_name: str, seed: int) -> np.ndarray:
-        return actor(class_name, seed, 1)
-
-    def actor_x(class_name: str, seed: int) -> np.ndarray:  # the swing is side to side
-        return actor(class_name, seed, 2)
-
-    def period(y: np.ndarray) -> float:
-        spectrum = np.abs(np.fft.rfft((y - y.mean()) * np.hanning(len(y))))
-        return len(y) / (int(np.argmax(spectrum[1:])) + 1)
-
-    spec = HardDemoSpec()
+def test_grain_classes_are_defined_by_the_grain() -> None:
+    """Without dots: the grain holds still, moves as a whole (Drift) or is redrawn (Flicker)."""
     for seed in range(3):
-        assert np.polyfit(np.arange(len(y := actor_y("DotRise", seed))), y, 1)[0] < -0.3
-        assert np.polyfit(np.arange(len(y := actor_y("DotFall", seed))), y, 1)[0] > 0.3
-        assert period(actor_x("SwingSlow", seed)) > 1.5 * spec.fast_period[1]
-        assert period(actor_x("SwingFast", seed)) < 1.5 * spec.fast_period[1]
+        still, _ = _grain_change(_render("Still", seed, **NO_DOTS))
+        drift, drift_shifted = _grain_change(_render("Drift", seed, **NO_DOTS))
+        flicker, flicker_shifted = _grain_change(_render("Flicker", seed, **NO_DOTS))
+        assert still < 0.5 < drift and flicker > 0.5
+        assert drift_shifted < drift / 3  # a shift explains the drift's change ...
+        assert flicker_shifted > flicker / 3  # ... and not the flicker's
 
 
-def test_details_come_fine_or_coarse() -> None:
-    """The dots of a fine clip are a few pixels across, those of a coarse clip many times that."""
-    def dot_pixels(coarse_fraction: float) -> int:
-        frames = _render("DotRise", 1, coarse_fraction=coarse_fraction, grain_contrast=(0.0, 0.0), clutter=0.0,
-                         dot_contrast=(100.0, 100.0))
+def _dot_centroids(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, how bright the dots are in all and their brightness-weighted (x, y) centroid."""
+    lit = np.clip(frames - np.median(frames), 0, None)
+    ys, xs = np.mgrid[:frames.shape[1], :frames.shape[2]]
+    total = lit.sum((1, 2))
+    return total, np.stack([(lit * xs).sum((1, 2)), (lit * ys).sum((1, 2))], 1) / np.maximum(total, 1e-9)[:, None]
+
+
+def test_dot_classes_are_defined_by_the_dots() -> None:
+    """One dot, no grain: it holds still (Still), travels away (Travel), comes back (Swing) or blinks (Blink)."""
+    for seed in range(3):
+        def track(class_name: str, seed: int = seed) -> tuple[np.ndarray, np.ndarray]:
+            return _dot_centroids(_render(class_name, seed, dots=1, detail_scale=(2.0, 2.0), **ONLY_DOTS))
+
+        def reach(path: np.ndarray) -> float:  # furthest distance from the first position
+            return float(np.linalg.norm(path - path[0], axis=1).max())
+
+        (still_light, still), (_, travel), (_, swing) = track("Still"), track("Travel"), track("Swing")
+        blink_light, _ = track("Blink")
+        assert reach(still) < 3 and reach(travel) > 15 and reach(swing) > 4
+        # a swing returns near where it was within a period; a travel keeps moving away
+        spec = HardDemoSpec()
+        period = int(spec.swing_period[1])
+        assert min(np.linalg.norm(swing[period // 2:] - swing[0], axis=1)) < 1.5
+        assert np.ptp(still_light) < 0.1 * still_light.mean()
+        assert (blink_light < 0.1 * blink_light.max()).sum() >= 5  # off for several frames ...
+        assert (blink_light > 0.5 * blink_light.max()).sum() >= 5  # ... and on for several
+
+
+def test_details_range_from_fine_to_coarse() -> None:
+    """The dots of a clip at the fine end are a few pixels across, those at the coarse end many times that."""
+    def dot_pixels(scale: float) -> int:
+        frames = _render("Still", 1, dots=1, detail_scale=(scale, scale), **ONLY_DOTS)
         lit = frames[0] - np.median(frames[0])
         return int((lit > 50).sum())
 
-    fine, coarse = dot_pixels(0.0), dot_pixels(1.0)
-    assert 1 <= fine <= 4 * 12 and coarse > 6 * fine
+    spec = HardDemoSpec()
+    fine, coarse = dot_pixels(spec.detail_scale[0]), dot_pixels(spec.detail_scale[1])
+    assert 1 <= fine <= 4 and coarse > 10 * fine

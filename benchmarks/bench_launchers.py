@@ -1,5 +1,5 @@
 """The benchmark grid under each launcher, side by side in one run: `demo_hard`, 2 methods x 2
-seeds (4 cells), on the data `make-demo-data --variant hard` writes.
+seeds (4 cells), on the data `make-demo-data --variant hard --clips-per-group 2` writes.
 
 - inline: the cells one after another in one process (the default launcher);
 - local: `--launcher local --parallel 2` (2 cells at once, each pinned to its share of the
@@ -10,7 +10,7 @@ seeds (4 cells), on the data `make-demo-data --variant hard` writes.
   threads an inline cell has): submission-to-start latency per cell and the grid's overhead
   against inline, per cell (target: under 10 s per cell).
 
-    python -m benchmarks.bench_launchers            # the 24-epoch config (~10 min on 2 cores)
+    python -m benchmarks.bench_launchers            # the config's epochs (~10 min on 2 cores)
     python -m benchmarks.bench_launchers --quick    # 2 epochs
 """
 from __future__ import annotations
@@ -96,16 +96,26 @@ def _run_slurm(root: Path, data: Path, inline_s: float, quick: bool) -> dict[str
             os.environ.pop("SLURM_CONF", None)
 
 
+def _config_epochs() -> int:
+    import yaml
+
+    from softpool_video.training.configs import resolve_config
+
+    return int(yaml.safe_load(resolve_config("demo_hard").read_text())["trainer"]["max_epochs"])
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="bench_launchers_"))
     try:
         data = root / "data"
-        subprocess.run([sys.executable, "-m", "softpool_video.cli", "make-demo-data", str(data), "--variant", "hard"],
+        # 2 clips per group (216 training videos) keeps the grid a few minutes: this times launchers, not methods
+        subprocess.run([sys.executable, "-m", "softpool_video.cli", "make-demo-data", str(data), "--variant", "hard",
+                        "--clips-per-group", "2"],
                        check=True, capture_output=True)
         inline_s = _benchmark(root / "inline", data, quick=quick)
         local_s = _benchmark(root / "local", data, "--launcher", "local", "--parallel", "2", quick=quick)
         result = {
-            "grid": " ".join(GRID), "epochs": 2 if quick else 24, "cores": len(os.sched_getaffinity(0)),
+            "grid": " ".join(GRID), "epochs": 2 if quick else _config_epochs(), "cores": len(os.sched_getaffinity(0)),
             "inline_s": inline_s, "local_parallel2_s": local_s, "local_over_inline": local_s / inline_s,
             "video_top1": {"inline": _video_top1(root / "inline"), "local": _video_top1(root / "local")},
         }
@@ -134,7 +144,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2 epochs per cell instead of 24")
+    parser.add_argument("--quick", action="store_true", help="2 epochs per cell instead of the config's")
     args = parser.parse_args(argv)
     from benchmarks.run import bench_module
     print(bench_module("launchers", args.quick))  # writes benchmarks/results/launchers.json

@@ -7,7 +7,7 @@ then copied into README between `<!-- readme-table: <name> -->` and `<!-- /readm
 tests/test_readme_tables.py checks that README holds each file exactly, so a README table
 is always the output of the last run of its command.
 
-    python -m benchmarks.readme_tables                  # every table (about 35 min on 2 cores)
+    python -m benchmarks.readme_tables                  # every table (about 90 min on 2 cores)
     python -m benchmarks.readme_tables --only op,models # some
     python -m benchmarks.readme_tables --splice         # copy docs/tables/ into README only
 """
@@ -54,6 +54,8 @@ TABLES: tuple[Table, ...] = (
                          "--seeds", "0,1,2,3,4", "--out", "{out}/benchmark", "--force", "--",
                          "--data.init_args.root", "{out}/data")),
           "{out}/benchmark/results.md", None),
+    Table("srtg_gate_gradient", (HARD_DEMO_DATA, ("python", "-m", "benchmarks.srtg_gate_gradient", "--data", "{out}/data",
+                                                  "--out", "{out}")), tables=(0, 1)),
     Table("op", ((*BENCH, "--only", "softpool"),)),
     Table("pooling_profile", ((*CLI, "profile-pooling", "--input", "2,16,8,32,32", "--threads", "1",
                                "--repeats", "30", "--out", "{out}"),)),

@@ -18,8 +18,8 @@ def main(argv: list[str]) -> int:
         prog="softpool-video make-demo-data",
         description="Write a built-in synthetic action dataset in the exact UCF-101 layout. "
                     f"Variants: default ({', '.join(DEMO_CLASSES)}; every pooling method saturates) "
-                    f"and hard ({', '.join(HARD_CLASSES)}: small, fast and low-contrast details that "
-                    "downsampling can destroy, so pooling methods differ).")
+                    f"and hard ({', '.join(HARD_CLASSES)}: small details changing over time that "
+                    "downsampling can destroy, so pooling methods can differ).")
     parser.add_argument("out", type=Path, help="output folder (created; must be empty or a demo)")
     parser.add_argument("--variant", choices=DEMO_VARIANTS, default="default",
                         help="which demo (default: default; hard: for configs/demo_hard.yaml)")

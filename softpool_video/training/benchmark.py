@@ -348,7 +348,7 @@ def summarize(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         p = d.p_adjusted if d.p_adjusted is not None else d.p_value
         row.update({f"{prefix} diff": d.mean, f"{prefix} ci low": d.ci_low, f"{prefix} ci high": d.ci_high,
                     f"{prefix} p": p, f"{prefix} p unadjusted": d.p_value, f"{prefix} pairs": d.n,
-                    f"{prefix} significant": d.significant,
+                    f"{prefix} significant": d.significant, f"{prefix} detectable": d.detectable(),
                     f"{prefix} verdict": comparison.verdict()})
     return rows
 
@@ -405,6 +405,13 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
                 lines.append(f"| {row['pooling']} | {column} | {100 * diff:+.1f} | {interval} | "
                              f"{'–' if p is None else f'{p:.3g}{p_label}'} | {row[f'{prefix} pairs']} | "
                              f"{row[f'{prefix} verdict']} |")
+        detectable = [(row["pooling"], d) for row in rows[1:]
+                      if (d := row.get(f"{comparison_prefix(COMPARED[0], baseline)} detectable")) is not None]
+        if detectable:
+            sizes = ", ".join(f"{name} {100 * d:.1f}" for name, d in detectable)
+            lines += ["", f"Smallest difference in {COMPARED[0]} that this grid detects with 80% power "
+                          f"(points; paired t-test at 5% over {len(rows) - 1} comparison(s), Holm's strictest step, "
+                          f"with the spread of the differences measured here): {sizes}."]
     return "\n".join(lines)
 
 

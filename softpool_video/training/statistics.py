@@ -79,8 +79,41 @@ class PairedDifference:
                     f"p = {self.p_adjusted:.3g}, n = {self.n})")
         return f"{text} ({interval}), {word} at 5% (paired t-test, unadjusted p = {self.p_value:.3g}, n = {self.n})"
 
+    def detectable(self, power: float = 0.8) -> float | None:
+        """The smallest true mean difference that a repeat of this comparison (same n, the same
+        spread of differences) detects with probability `power`; see `detectable_difference`."""
+        return detectable_difference(self.n, self.std, self.comparisons, power)
+
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "significant": self.significant}
+        return {**asdict(self), "significant": self.significant, "detectable": self.detectable()}
+
+
+def detectable_difference(n: int, std: float, comparisons: int = 1, power: float = 0.8) -> float | None:
+    """The smallest true mean difference a two-sided paired t-test over `n` pairs whose
+    differences spread with `std` finds significant with probability `power`, at level
+    ALPHA / `comparisons` (Holm's strictest step, so the bound holds for any rank).
+
+    Exact for normal differences: under a true difference delta the t statistic follows a
+    noncentral t with n - 1 degrees of freedom and noncentrality delta * sqrt(n) / std.
+    None where no test is possible (fewer than 2 pairs, or no spread).
+    """
+    from scipy import optimize, stats
+
+    if n < 2 or not std > _NO_SPREAD or math.isnan(std):
+        return None
+    df, alpha = n - 1, ALPHA / max(1, comparisons)
+    critical = float(stats.t.ppf(1.0 - alpha / 2, df))
+
+    def shortfall(delta: float) -> float:
+        nc = delta * math.sqrt(n) / std
+        # the wrong-sign tail; scipy's nct.cdf can return NaN that far out, where it is ~0
+        wrong_sign = float(stats.nct.cdf(-critical, df, nc))
+        return float(stats.nct.sf(critical, df, nc)) + (0.0 if math.isnan(wrong_sign) else wrong_sign) - power
+
+    high = std
+    while shortfall(high) < 0:
+        high *= 2
+    return float(optimize.brentq(shortfall, 0.0, high, xtol=1e-9 * std))
 
 
 def paired_difference(method: str, values: Mapping[Hashable, float], baseline: str,

@@ -87,3 +87,22 @@ def test_holm_adjustment_by_hand_and_over_a_reports_headline_comparisons():
     assert [r["video top-1 vs max p"] for r in rows[1:]] == pytest.approx(holm_adjust(raw))
     assert all(r["video top-1 vs max p"] >= p for r, p in zip(rows[1:], raw, strict=True))
     assert "Holm-adjusted over its 2 comparison(s)" in markdown_table(rows)
+
+
+def test_detectable_difference_has_the_power_it_claims():
+    """At the returned difference, simulated paired t-tests reject in 80% of repeats; with many
+    pairs it approaches the normal formula (z_0.975 + z_0.8) s / sqrt(n); a Holm family raises it."""
+    import numpy as np
+    from scipy import stats
+
+    from softpool_video.training.statistics import detectable_difference
+
+    n, std = 5, 0.02
+    delta = detectable_difference(n, std)
+    rng = np.random.default_rng(0)
+    diffs = rng.normal(delta, std, (40_000, n))
+    p = stats.ttest_1samp(diffs, 0.0, axis=1).pvalue
+    assert np.mean(p < 0.05) == pytest.approx(0.8, abs=0.01)
+    assert detectable_difference(200, std) == pytest.approx((1.959964 + 0.841621) * std / math.sqrt(200), rel=0.01)
+    assert detectable_difference(n, std, comparisons=2) > delta
+    assert detectable_difference(1, std) is None and detectable_difference(n, 0.0) is None

@@ -62,7 +62,7 @@ class HardDemoSpec(DemoSpec):
     detail_scale: tuple[float, float] = (0.5, 5.0)
     jitter: float = 0.15  # pixels, standard deviation of every dot's per-frame shake, in every class
     wander_speed: tuple[float, float] = (0.0, 0.1)  # pixels per frame, of the near-still dots
-    travel_speed: tuple[float, float] = (0.8, 1.2)  # pixels per frame, times max(1, scale / 2)
+    travel_speed: tuple[float, float] = (0.8, 1.2)  # pixels per frame: at most 47 pixels in 40 frames
     blink_period: tuple[float, float] = (6.0, 10.0)  # frames per on-off cycle
     swing_period: tuple[float, float] = (8.0, 12.0)  # frames per swing: 4-6 sampled frames at interval 2
     swing_amplitude: tuple[float, float] = (3.0, 5.0)  # pixels, times max(1, scale / 2)
@@ -136,11 +136,12 @@ def _shifted(field: np.ndarray, y: float, x: float, shape: tuple[int, int]) -> n
     return (1 - fx) * rows[:, :w] + fx * rows[:, 1:w + 1]
 
 
-def _reflect(positions: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-    """(n, 2) positions folded into the box (x0, y0, x1, y1), as if bouncing off its walls."""
-    lo, size = np.array(box[:2]), np.array(box[2:]) - np.array(box[:2])
-    folded = np.mod(positions - lo, 2 * size)
-    return lo + np.where(folded > size, 2 * size - folded, folded)
+def _place(rng: np.random.Generator, path: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """(n, 2) `path` (offsets from its start) moved to a random start from which all of it
+    lies in the box (x0, y0, x1, y1); callers keep paths shorter than the box."""
+    lo = np.array(box[:2]) - path.min(0)
+    hi = np.array(box[2:]) - path.max(0)
+    return rng.uniform(lo, np.maximum(lo, hi)) + path
 
 
 def _render(class_name: str, rng: np.random.Generator, look: dict[str, np.ndarray],
@@ -172,25 +173,26 @@ def _render(class_name: str, rng: np.random.Generator, look: dict[str, np.ndarra
         else:
             grains.append(field[pad:pad + h, pad:pad + w])
 
-    # Dots stay in the middle, inside every training and test crop; all of them shake alike.
-    box = (0.34 * w, 0.18 * h, 0.66 * w, 0.82 * h)
+    # Dots stay inside the centre crop, all of them, in every class (so a single frame does
+    # not tell the class), and all of them shake alike.
+    box = (0.16 * w, 0.08 * h, 0.84 * w, 0.92 * h)
     wander = _uniform(rng, spec.wander_speed)
     tracks = [_wander(rng, n, wander, box) for _ in range(spec.dots)]
     visible = np.ones((spec.dots, n), dtype=bool)
     # In Travel, Swing and Blink every dot acts, each on its own course or phase: the
-    # evidence is several small details, not one.
+    # evidence is several small details, not one. Paths are placed to fit the box whole, so
+    # a travelling dot never bounces back (which would make a swing of it).
     for k, actor in enumerate(tracks):
         heading = rng.uniform(0, 2 * math.pi)
         direction = np.array([math.cos(heading), math.sin(heading)])  # (x, y); any direction survives flips
-        centre = np.array([rng.uniform(box[0], box[2]), rng.uniform(box[1], box[3])])
         if class_name == "Travel":
-            travel = _uniform(rng, spec.travel_speed) * max(1.0, scale / 2) * t[:, None] * direction
-            actor[:] = _reflect(centre - travel[n // 2] + travel, box)
+            path = _uniform(rng, spec.travel_speed) * t[:, None] * direction
+            actor[:] = _place(rng, path, box)
         elif class_name == "Swing":
             period = _uniform(rng, spec.swing_period)
             amplitude = _uniform(rng, spec.swing_amplitude) * max(1.0, scale / 2)
             swing = amplitude * np.sin(2 * math.pi * t / period + rng.uniform(0, 2 * math.pi))
-            actor[:] = _reflect(centre + swing[:, None] * direction, box)
+            actor[:] = _place(rng, swing[:, None] * direction, box)
         elif class_name == "Blink":
             visible[k] = ((t / _uniform(rng, spec.blink_period) + rng.uniform(0, 1)) % 1.0) < 0.5
     for track in tracks:

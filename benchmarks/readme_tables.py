@@ -54,6 +54,8 @@ TABLES: tuple[Table, ...] = (
                          "--seeds", "0,1,2,3", "--out", "{out}/benchmark", "--force", "--",
                          "--data.init_args.root", "{out}/data")),
           "{out}/benchmark/results.md", None),
+    Table("srtg_gate_gradient", (HARD_DEMO_DATA, ("python", "-m", "benchmarks.srtg_gate_gradient",
+                                                  "--data", "{out}/data", "--out", "{out}")), tables=(0, 1)),
     Table("op", ((*BENCH, "--only", "softpool"),)),
     Table("pooling_profile", ((*CLI, "profile-pooling", "--input", "2,16,8,32,32", "--threads", "1",
                                "--repeats", "30", "--out", "{out}"),)),

@@ -61,7 +61,7 @@ lint: $(VENV)/.deps
 bench: $(VENV)/.built
 	$(PY) -m benchmarks.run
 
-# README's results tables, rerun and copied in (benchmarks/readme_tables.py; ~90 min).
+# README's results tables, rerun and copied in (benchmarks/readme_tables.py; ~2 h).
 readme-tables: $(VENV)/.built
 	$(PY) -m benchmarks.readme_tables
 

@@ -7,7 +7,7 @@ then copied into README between `<!-- readme-table: <name> -->` and `<!-- /readm
 tests/test_readme_tables.py checks that README holds each file exactly, so a README table
 is always the output of the last run of its command.
 
-    python -m benchmarks.readme_tables                  # every table (about 90 min on 2 cores)
+    python -m benchmarks.readme_tables                  # every table (about 2 hours on 2 cores)
     python -m benchmarks.readme_tables --only op,models # some
     python -m benchmarks.readme_tables --splice         # copy docs/tables/ into README only
 """

@@ -162,10 +162,11 @@ def _block_gradients(block: SqueezeRecursionGate, x: torch.Tensor, hold_gate: bo
 
 
 @pytest.mark.parametrize("mode", ["frame", "clip"])
-def test_gate_gradient_recurrent_trains_the_lstm_only(mode):
+def test_default_gate_gradient_trains_the_lstm_only(mode):
     torch.manual_seed(0)
-    backbone = SqueezeRecursionGate(C, lstm_layers=1, mode=mode)
-    recurrent = SqueezeRecursionGate(C, lstm_layers=1, mode=mode, gradient="recurrent")
+    backbone = SqueezeRecursionGate(C, lstm_layers=1, mode=mode, gradient="backbone")
+    recurrent = SqueezeRecursionGate(C, lstm_layers=1, mode=mode)
+    assert recurrent.gradient == "recurrent"  # the default, chosen by benchmarks/srtg_gate_gradient.py
     recurrent.load_state_dict(backbone.state_dict())
     held = SqueezeRecursionGate(C, lstm_layers=1, mode=mode)
     held.load_state_dict(backbone.state_dict())
@@ -176,6 +177,9 @@ def test_gate_gradient_recurrent_trains_the_lstm_only(mode):
     # One decision, whatever the gradient's path.
     torch.testing.assert_close(out_r, out_b, rtol=0, atol=0)
     torch.testing.assert_close(out_h, out_b, rtol=0, atol=0)
+    assert torch.equal(recurrent.last_gate, backbone.last_gate)
+    with torch.no_grad():  # inference runs the LSTM once (torch's no-grad LSTM kernel: last-bit differences)
+        torch.testing.assert_close(recurrent(x), out_r)
     assert torch.equal(recurrent.last_gate, backbone.last_gate)
     # "recurrent": the input gets exactly the gradient of a constant gate; "backbone" does not.
     torch.testing.assert_close(dx_r, dx_h, rtol=0, atol=0)

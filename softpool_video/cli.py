@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from softpool_video.third_party_warnings import silence_third_party_deprecations
+
 # name -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("softpool_video.commands.demo:main", "run the built-in demo end to end"),
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"softpool-video: error: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}",
               file=sys.stderr)
         return 2
+    silence_third_party_deprecations()
     target = COMMANDS[name][0]
     module_name, func_name = target.split(":")
     try:

@@ -5,6 +5,8 @@ import time
 import pytest
 import torch
 
+from softpool_video.third_party_warnings import as_pytest_filterwarnings
+
 # Tests use small tensors: one intra-op thread avoids OpenMP spin-waits that
 # stall small ops on a 2-core machine. The op tests run a 2-thread case
 # explicitly (test_softpool_op.py::test_two_threads_match_one).
@@ -13,6 +15,11 @@ torch.set_num_threads(1)
 # jsonargparse reports each deprecated use once per process unless told otherwise: report every
 # one, so that a deprecated call from our code meets the error::DeprecationWarning filter.
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "all")
+
+
+def pytest_configure(config):
+    for line in as_pytest_filterwarnings():  # the command line's own list of third-party deprecations
+        config.addinivalue_line("filterwarnings", line)
 
 
 def pytest_collection_modifyitems(config, items):

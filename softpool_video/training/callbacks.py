@@ -117,7 +117,8 @@ class LastCheckpoint(Callback):
                 or self._saved_step == trainer.global_step):
             return
         self._saved_step = trainer.global_step
-        trainer.save_checkpoint(str(Path(dirpath) / self.FILENAME))  # every rank calls it (a barrier)
+        # every rank calls it (a barrier); the full state (optimizer, loops), so a run resumes from it
+        trainer.save_checkpoint(str(Path(dirpath) / self.FILENAME), weights_only=False)
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
         n = self.every_n_train_steps

@@ -19,8 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    from ..third_party_warnings import silence_third_party_deprecations
     from .benchmark import Cell, run_cell
 
+    silence_third_party_deprecations()  # an entry point, like the command line
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     cell = Cell(**spec["cell"])
     try:

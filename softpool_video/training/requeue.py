@@ -64,7 +64,7 @@ class RequeueOnSignal(pl.Callback):
         if not trainer.strategy.reduce_boolean_decision(bool(_requested), all=False):
             return
         received = signal.Signals(_requested[0]).name if _requested else "a peer's signal"
-        trainer.save_checkpoint(self.last)
+        trainer.save_checkpoint(self.last, weights_only=False)  # the full state: the requeued job resumes from it
         if trainer.is_global_zero:
             job = slurm_job_id()
             log.warning("%s: saved %s at step %d; requeueing job %s", received, self.last,

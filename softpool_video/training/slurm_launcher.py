@@ -129,7 +129,10 @@ def run_cell_job(cell: Cell, base_args: list[str], out: str) -> str:
     import torch
 
     torch.set_num_threads(threads)
+    from ..third_party_warnings import silence_third_party_deprecations
     from .benchmark import run_cell
+
+    silence_third_party_deprecations()  # the job's entry point, like the command line
     try:
         run_cell(cell, base_args, Path(out), requeue_on_signal=True)
     except Requeued as requeued:

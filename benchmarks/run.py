@@ -42,12 +42,13 @@ def report_checks(result: dict, out: Path) -> int:
     return 0 if result["passed"] else 1
 
 
-def bench_module(name: str, quick: bool) -> str | None:
-    """Benchmarks other parts of the suite contribute: benchmarks/bench_<name>.py with run(quick)."""
-    try:
-        module = importlib.import_module(f"benchmarks.bench_{name}")
-    except ModuleNotFoundError:
-        return None
+# benchmarks/bench_<name>.py, each with run(quick) (and markdown(result) for its table)
+BENCH_MODULES = ("data", "setup", "pooling_zoo", "profiling", "export", "launchers")
+
+
+def bench_module(name: str, quick: bool) -> str:
+    """Run benchmarks/bench_<name>.py. A missing dependency fails the run: no benchmark drops out unseen."""
+    module = importlib.import_module(f"benchmarks.bench_{name}")
     result = module.run(quick=quick)
     _write(name, {"env": dated_environment("cpu"), "result": result})
     return module.markdown(result) if hasattr(module, "markdown") else json.dumps(result, indent=1)
@@ -65,16 +66,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     only = {s for s in args.only.split(",") if s}
+    unknown = sorted(only - {"softpool", *BENCH_MODULES})
+    if unknown:
+        parser.error(f"--only: unknown benchmark(s) {', '.join(unknown)}; choose from "
+                     f"{', '.join(('softpool', *BENCH_MODULES))}")
     sections = []
     if not only or "softpool" in only:
         sections.append(bench_softpool("cpu", args.quick))
         if torch.cuda.is_available():
             sections.append(bench_softpool("cuda", args.quick))
-    for name in ("data", "setup", "pooling_zoo", "profiling", "export", "launchers"):
+    for name in BENCH_MODULES:
         if not only or name in only:
-            text = bench_module(name, args.quick)
-            if text:
-                sections.append(text)
+            sections.append(bench_module(name, args.quick))
     env = dated_environment("cpu")
     print(f"# make bench — {env['processor']}, {env['threads']} threads, torch {env['torch']}\n")
     print("\n\n".join(sections))

@@ -1,5 +1,5 @@
 # Two stamps: $(VENV)/.deps (re)creates .venv and installs the pinned dependencies when
-# pyproject.toml changes; $(VENV)/.built (re)builds the extension when a kernel or setup.py
+# setup.cfg or pyproject.toml changes; $(VENV)/.built (re)builds the extension when a kernel or setup.py
 # changes, without touching the dependencies. Every target that needs the environment
 # depends on $(VENV)/.built.
 PYTHON ?= python3
@@ -13,7 +13,7 @@ endef
 
 .PHONY: setup demo test test-fast test-slurm test-matrix lint bench readme-tables soak fuzz build clean gpu-check gpu-wheels
 
-$(VENV)/.deps: pyproject.toml
+$(VENV)/.deps: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip "setuptools>=84" wheel
 	$(PIP) install torch==2.14.1 torchvision==0.29.1 ninja

@@ -1,4 +1,4 @@
-"""Builds softpool_video._C; everything else about the package lives in pyproject.toml.
+"""Builds softpool_video._C; the package's metadata and options live in setup.cfg, the build system in pyproject.toml.
 
 The extension is a CUDAExtension when this torch is a CUDA build and a CUDA
 toolkit can be found, otherwise a CppExtension (CPU kernels only).

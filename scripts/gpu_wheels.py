@@ -4,7 +4,7 @@ That machine reaches no package index and runs its image's python3 3.12 with tor
 torchvision, pytorch-lightning, torchmetrics, numpy, pyyaml, hypothesis and pytest
 (the device tool's KINDS.md lists the image). What gpu_check's stages import beyond those
 is carried as wheels in a git-ignored folder and installed there with `pip install
---no-index --target` (docs/gpu.md). Versions come from pyproject.toml's pins where it pins
+--no-index --target` (docs/gpu.md). Versions come from setup.cfg's pins where it pins
 the package. Each wheel is fetched with --no-deps (pip cannot resolve against the image),
 so every requirement of a carried wheel must be carried too or be in the image: this
 script checks that, and the total size, before it says done.
@@ -14,10 +14,10 @@ script checks that, and the total size, before it says done.
 from __future__ import annotations
 
 import argparse
+import configparser
 import re
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # its `signatures` extra (LightningCLI: the fit stage), av (demo data is written with it, and read
 # with it where decord is missing: open_video falls back) and their requirements that the image
 # lacks. Not decord2 (25 MiB: av and it would not fit the 40 MiB the tree can spare). And
-# setuptools: pyproject.toml needs >= 84 to build (PEP 639 license), the image's may be older.
+# setuptools: the build needs >= 84 (pyproject.toml; setup.cfg's PEP 639 license_expression), the image's may be older.
 CARRIED = ("torchdata", "jsonargparse", "docstring-parser", "typeshed-client", "importlib-resources", "av",
            "setuptools")
-# Versions for the packages pyproject.toml does not pin (requirements of the pinned ones, setuptools).
+# Versions for the packages setup.cfg does not pin (requirements of the pinned ones, setuptools).
 UNPINNED = {"docstring-parser": "0.17.0", "typeshed-client": "2.8.2", "importlib-resources": "6.5.2",
             "setuptools": "84.2.1"}
 # The image's packages that carried wheels require (KINDS.md, "Python packages already there").
@@ -47,7 +47,9 @@ def normalise(name: str) -> str:
 
 
 def pinned_versions() -> dict[str, str]:
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    deps = [line for line in config["options"]["install_requires"].splitlines() if line.strip()]
     pins = {}
     for dep in deps:
         if m := re.fullmatch(r"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^;\s]+)", dep.strip()):

@@ -64,12 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated subset, e.g. softpool,data")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
     only = {s for s in args.only.split(",") if s}
     unknown = sorted(only - {"softpool", *BENCH_MODULES})
     if unknown:
         parser.error(f"--only: unknown benchmark(s) {', '.join(unknown)}; choose from "
                      f"{', '.join(('softpool', *BENCH_MODULES))}")
+    torch.set_num_threads(args.threads)
     sections = []
     if not only or "softpool" in only:
         sections.append(bench_softpool("cpu", args.quick))

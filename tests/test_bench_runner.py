@@ -5,6 +5,7 @@ import importlib
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks import run
 
@@ -18,9 +19,11 @@ def test_every_bench_module_exists_and_imports():
 
 
 def test_unknown_only_name_is_refused(capsys):
+    threads = torch.get_num_threads()
     with pytest.raises(SystemExit) as exit_:
-        run.main(["--only", "softpool,dataa"])
+        run.main(["--only", "softpool,dataa", "--threads", str(threads + 1)])
     assert exit_.value.code == 2
+    assert torch.get_num_threads() == threads  # refused before it changed anything
     assert "--only: unknown benchmark(s) dataa; choose from softpool, data" in capsys.readouterr().err
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from data_fixtures import HMDB_CLASSES, UCF_CLASSES, make_hmdb_tree, make_kinetics_tree, make_ucf_tree, shared_tree
+from torch.utils.data import DistributedSampler
 
 from softpool_video.datamodules import (
     ClipSampling,
@@ -116,14 +117,14 @@ def test_lightning_keeps_the_shard_sampler_under_ddp(ucf_root: Path) -> None:
     test_loader = dm.test_dataloader()
     assert isinstance(test_loader.sampler, VideoShardSampler)
     assert test_loader.sampler.num_replicas == 2
-    connector = trainer._data_connector
     train_loader = dm.train_dataloader()
-    # the train sampler is a DistributedSampler already (sharded per rank, resumable)
+    # Lightning replaces a loader's sampler under DDP unless it is a DistributedSampler already
+    # (its documented `use_distributed_sampler` rule); ours all are, so it keeps them: the train
+    # sampler (sharded per rank, resumable) and the evaluation samplers (no view duplicated or
+    # dropped; tests/training/test_distributed.py runs a real 2-process fit and test).
     assert isinstance(train_loader.sampler, SeededTrainSampler) and train_loader.sampler.num_replicas == 2
-    assert not connector._requires_distributed_sampler(train_loader)
-    # the evaluation samplers are left alone too, so no view is duplicated or dropped
-    assert not connector._requires_distributed_sampler(test_loader)
-    assert not connector._requires_distributed_sampler(dm.val_dataloader())
+    for loader in (train_loader, test_loader, dm.val_dataloader()):
+        assert isinstance(loader.sampler, DistributedSampler), type(loader.sampler)
 
 
 DDP_SCRIPT = """

@@ -22,7 +22,7 @@ from data_fixtures import (
     write_audio_only,
     write_video,
 )
-from torch.utils.data import DataLoader, Dataset, SequentialSampler, get_worker_info
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from softpool_video.commands.check_videos import main as check_videos_main
 from softpool_video.datamodules import (
@@ -395,21 +395,38 @@ def test_a_persistent_worker_dying_between_passes_is_reported_and_replaced(prime
 
 
 def test_lightning_reinstantiates_it_as_itself(ucf_root: Path) -> None:
-    from lightning_fabric.utilities.data import _replace_dunder_methods
-    from pytorch_lightning.trainer.states import RunningStage
-    from pytorch_lightning.utilities.data import _update_dataloader
+    """Lightning rebuilds a predict loader around its own batch sampler, from the arguments it
+    saved while the datamodule's hook built it (or from the loader's attributes when it was
+    handed a loader): the rebuilt loader is still ours, collates once and reads every item."""
+    import pytorch_lightning as pl
+
+    class CountItems(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(1, 1)
+            self.items = 0
+
+        def predict_step(self, batch, batch_idx):
+            self.items += len(batch["label"])
+
+    class Look(pl.Callback):
+        def on_predict_start(self, trainer, pl_module) -> None:
+            loaders = trainer.predict_dataloaders
+            self.loader = loaders[0] if isinstance(loaders, list) else loaders
 
     dm = small_dm(ucf_root, num_workers=0)
-    dm.setup("test")
-    dataset = dm.datasets["test"]
-    with _replace_dunder_methods(DataLoader, "dataset"):  # what Lightning wraps hooks in
-        hooked = dm.test_dataloader()
-    for loader in (hooked, dm.test_dataloader()):  # with and without the saved arguments
-        new = _update_dataloader(loader, SequentialSampler(dataset), mode=RunningStage.PREDICTING)
-        assert type(new) is ResilientDataLoader and new.name == loader.name
+    handed = dm.test_dataloader()
+    for source in ({"datamodule": dm}, {"dataloaders": handed}):
+        model, look = CountItems(), Look()
+        trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False, callbacks=[look])
+        trainer.predict(model, return_predictions=False, **source)
+        new = look.loader
+        assert new is not handed  # rebuilt, not passed through
+        assert type(new) is ResilientDataLoader and new.name == handed.name
         assert isinstance(new.collate_fn, SkippingCollate)
         assert not isinstance(new.collate_fn.collate, SkippingCollate)  # not wrapped twice
-        assert sum(len(b["label"]) for b in new) == len(dataset)
+        assert model.items == len(dm.datasets["test"])
 
 
 # ---- decode timeout -------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """The CUDA kernels checked on the CPU: SOFTPOOL_VIDEO_CPU_KERNEL=cuda-emulated runs the
 CUDA kernels' own per-thread functions (cuda_ext/softpool_kernels.h) over the launch grid
-the CUDA launcher computes. This module re-runs the op's test grid of test_softpool_op.py
-(geometries, padding, dilation, ceil_mode, fp16/bf16/fp32/fp64, layouts, gradients and
-gradcheck, extreme values) on that path, and tests how the CPU implementation is selected."""
+the CUDA launcher computes. The op's test grid runs on that path through the `cpu_kernel`
+fixture of test_softpool_op.py; this module tests what only the emulation can (launch grid
+sizes, 32- against 64-bit indices) and how the CPU implementation is selected."""
 import contextlib
 import os
 import subprocess
@@ -17,39 +17,7 @@ from softpool_video import _extension, soft_pool3d
 from softpool_video.pooling import pool_args, soft_pool_reference
 
 compiled_extension = op_tests.compiled_extension  # skip without a build, fail on a broken one
-
-# Re-run every CPU test of the op's grid here, except those that are not about the kernels
-# or cannot run on the emulated path.
-NOT_REPEATED = {
-    # a 2**31-element plane takes many minutes emulated (one scalar index per thread); the 64-bit
-    # index path is checked here on small tensors by forcing it
-    # (test_32bit_and_64bit_indices_agree_bit_for_bit), natively by test_softpool_op.py
-    "test_64bit_indexing",
-    "test_reference_path_when_extension_is_missing",  # a process without the extension
-    "test_a_built_extension_that_does_not_load_fails_the_op_tests",  # about the test modules, not the kernels
-    "test_torch_compile_fullgraph_with_backward",  # tracing sees the fake kernels, whatever runs on the CPU
-    "test_torch_export_keeps_the_custom_op",
-    "test_bad_arguments_are_named",  # Python-level argument checks, before any kernel
-    "test_bad_inputs_are_named",
-    "test_module_repr_and_arguments",
-    "test_gpu_check_without_a_gpu_says_so_and_writes_nothing",
-}
-for _name in dir(op_tests):
-    _test = getattr(op_tests, _name)
-    if (_name.startswith("test_") and callable(_test) and _name not in NOT_REPEATED
-            and not any(m.name == "cuda" for m in getattr(_test, "pytestmark", []))):
-        globals()[_name] = _test
-del _name, _test
-
-
-@contextlib.contextmanager
-def cpu_kernel_selected(name: str, emulated_sm_count: int = 1):
-    previous = _extension.cpu_kernel()
-    _extension.set_cpu_kernel(name, emulated_sm_count)
-    try:
-        yield
-    finally:
-        _extension.set_cpu_kernel(previous)
+cpu_kernel_selected = op_tests.cpu_kernel_selected
 
 
 @pytest.fixture(autouse=True, scope="module")

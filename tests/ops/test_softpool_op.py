@@ -1,5 +1,11 @@
 """The SoftPool op: compiled kernels against the pure-PyTorch reference, exact
-gradients, extreme values, layouts, dtypes, tracing and argument errors."""
+gradients, extreme values, layouts, dtypes, tracing and argument errors.
+
+Every CPU test about the kernels runs twice (the `cpu_kernel` fixture): with the native CPU
+kernels and with SOFTPOOL_VIDEO_CPU_KERNEL=cuda-emulated, the CUDA kernels' own per-thread
+functions (cuda_ext/softpool_kernels.h) run over the launch grid the CUDA launcher computes;
+test_softpool_emulated.py tests the emulation itself."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -27,6 +33,52 @@ def compiled_extension():
         pytest.fail(f"the build produced {', '.join(_extension.built_extension_files())} but it does not load "
                     f"({_extension.extension_error()}): rebuild with `make build`", pytrace=False)
     pytest.skip(f"compiled extension not built (no softpool_video/_C.*.so) or disabled: {_extension.extension_error()}")
+
+
+# CPU tests that run with the native kernels only: not about the kernels, or not runnable emulated.
+NATIVE_ONLY = {
+    # a 2**31-element plane takes many minutes emulated (one scalar index per thread); the 64-bit
+    # index path is checked emulated on small tensors by forcing it
+    # (test_softpool_emulated.py::test_32bit_and_64bit_indices_agree_bit_for_bit)
+    "test_64bit_indexing",
+    "test_reference_path_when_extension_is_missing",  # a process without the extension
+    "test_a_built_extension_that_does_not_load_fails_the_op_tests",  # about the test modules, not the kernels
+    "test_torch_compile_fullgraph_with_backward",  # tracing sees the fake kernels, whatever runs on the CPU
+    "test_torch_export_keeps_the_custom_op",
+    "test_bad_arguments_are_named",  # Python-level argument checks, before any kernel
+    "test_bad_inputs_are_named",
+    "test_module_repr_and_arguments",
+    "test_gpu_check_without_a_gpu_says_so_and_writes_nothing",
+}
+
+
+def pytest_generate_tests(metafunc):
+    on_gpu = any(m.name == "cuda" for m in metafunc.definition.iter_markers())
+    if metafunc.function.__name__ not in NATIVE_ONLY and not on_gpu:
+        metafunc.parametrize("cpu_kernel", ["native", "cuda-emulated"], indirect=True, scope="module")
+
+
+@contextlib.contextmanager
+def cpu_kernel_selected(name: str, emulated_sm_count: int = 1):
+    previous = _extension.cpu_kernel()
+    _extension.set_cpu_kernel(name, emulated_sm_count)
+    try:
+        yield
+    finally:
+        _extension.set_cpu_kernel(previous)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def cpu_kernel(request, compiled_extension):
+    """The CPU kernels the test runs on: native, or cuda-emulated where pytest_generate_tests asks."""
+    name = getattr(request, "param", "native")
+    with cpu_kernel_selected(name):
+        yield name
+
+
+def test_the_selected_cpu_kernel_runs(cpu_kernel):
+    assert _extension.cpu_kernel() == cpu_kernel
+    assert softpool_video.extension_status().endswith(f"; CPU kernel: {cpu_kernel}")
 
 
 def compiled(x, args):

@@ -19,14 +19,6 @@ from softpool_video.checkpoint.io import AtomicCheckpointIO, remove_stale_partia
 from softpool_video.datamodules.resilient import _yielded
 from softpool_video.training.cli import with_atomic_checkpoints
 
-
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory) -> Path:
-    """The tiny demo data of test_cli.py (same folder and size, so written once per session)."""
-    from softpool_video.datamodules import make_demo_dataset
-    return make_demo_dataset(tmp_path_factory.getbasetemp() / "training_demo_tiny", groups=22, clips_per_group=1,
-                             width=32, height=32)
-
 EPOCHS, STEPS_PER_EPOCH, KILL_AT_STEP = 2, 6, 8  # the kill lands in the second epoch
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 

@@ -23,13 +23,6 @@ DEMO_CLASSES = 6
 
 
 @pytest.fixture(scope="module")
-def demo_root(tmp_path_factory) -> Path:
-    from softpool_video.datamodules import make_demo_dataset
-    return make_demo_dataset(tmp_path_factory.getbasetemp() / "training_demo_tiny", groups=22, clips_per_group=1,
-                             width=32, height=32)
-
-
-@pytest.fixture(scope="module")
 def kinetics_files(tmp_path_factory) -> dict[str, Path]:
     """torchvision's networks with random weights, saved as its KINETICS400_V1 files are: a plain
     state dict (torch.save) of the 400-class model."""

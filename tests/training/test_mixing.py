@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from run_args import tiny_args
 
 from softpool_video.commands.fit import main as fit_main
 from softpool_video.training.mixing import BatchMixer, dominant_label, soft_targets
@@ -122,13 +122,6 @@ def test_training_step_with_label_smoothing_uses_soft_targets_and_dominant_accur
     assert torch.equal(seen["acc_target"], dominant_label(target))
 
 
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory) -> Path:
-    from softpool_video.datamodules import make_demo_dataset
-    return make_demo_dataset(tmp_path_factory.getbasetemp() / "training_demo_tiny", groups=22, clips_per_group=1,
-                             width=32, height=32)
-
-
 @pytest.mark.parametrize("mixing", [["--model.mixup_alpha", "0.8"], ["--model.cutmix_alpha", "1.0"],
                                     ["--model.mixup_alpha", "0.2", "--model.cutmix_alpha", "1.0",
                                      "--model.mix_prob", "0.5"]])
@@ -141,12 +134,7 @@ def test_fit_with_mixing_runs_and_validation_is_not_mixed(demo_root, tmp_path, m
         return real_call(self, video, label)
 
     monkeypatch.setattr(BatchMixer, "__call__", counting)
-    args = ["--config", "demo", "--data.init_args.root", str(demo_root), "--data.init_args.loading.num_workers", "0",
-            "--data.init_args.sampling.clip_len", "4", "--data.init_args.transforms.crop_size", "32",
-            "--data.init_args.transforms.resize_short", "32", "--data.init_args.loading.batch_size", "4",
-            "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2",
-            "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
-            "--trainer.default_root_dir", str(tmp_path), *mixing]
+    args = [*tiny_args(demo_root, tmp_path), "--trainer.limit_val_batches", "2", *mixing]
     assert fit_main(args) == 0
     assert calls["train"] == 2  # one call per training batch, none for the 2 validation batches
     with open(next(tmp_path.glob("logs/version_*/metrics.csv")), newline="") as f:

@@ -116,13 +116,6 @@ def test_two_ranks_sum_to_the_one_process_confusion_matrix(tmp_path, two_gloo_ra
 
 # ---- a real test and validate run on the demo data ------------------------------------------------------
 @pytest.fixture(scope="module")
-def demo_root(tmp_path_factory) -> Path:
-    from softpool_video.datamodules import make_demo_dataset
-    return make_demo_dataset(tmp_path_factory.getbasetemp() / "training_demo_tiny", groups=22, clips_per_group=1,
-                             width=32, height=32)
-
-
-@pytest.fixture(scope="module")
 def tested(demo_root, tmp_path_factory) -> Path:
     """A 1-epoch fit, then `test` of its last checkpoint on the whole test list (42 videos of 6
     classes, listed class by class: a batch limit would test one class); returns its log folder."""

@@ -11,6 +11,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from run_args import tiny_args
 from torch.nn.parameter import is_lazy
 
 from softpool_video import _extension
@@ -173,21 +174,10 @@ def test_guard_turns_onednn_off_only_for_a_cpu_bf16_run_and_restores_it():
         assert torch.backends.mkldnn.enabled
 
 
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory) -> Path:
-    from softpool_video.datamodules import make_demo_dataset
-    return make_demo_dataset(tmp_path_factory.getbasetemp() / "training_demo_tiny", groups=22, clips_per_group=1,
-                             width=32, height=32)
-
-
 def test_bf16_mixed_fit_of_the_demo_with_softpool_and_cutmix(demo_root, tmp_path, capsys):
-    args = ["--config", "demo", "--data.init_args.root", str(demo_root), "--data.init_args.loading.num_workers", "0",
-            "--data.init_args.sampling.clip_len", "4", "--data.init_args.transforms.crop_size", "32",
-            "--data.init_args.transforms.resize_short", "32", "--data.init_args.loading.batch_size", "4",
-            "--model.pooling", "softpool", "--model.cutmix_alpha", "1.0",  # soft targets under autocast too
-            "--trainer.precision", "bf16-mixed", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "4",
-            "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
-            "--trainer.default_root_dir", str(tmp_path)]
+    args = [*tiny_args(demo_root, tmp_path), "--model.pooling", "softpool",
+            "--model.cutmix_alpha", "1.0",  # soft targets under autocast too
+            "--trainer.precision", "bf16-mixed", "--trainer.limit_train_batches", "4"]
     assert fit_main(args) == 0
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")
     assert checkpoint["global_step"] == 4

@@ -12,14 +12,6 @@ from softpool_video import cli
 from softpool_video.training import VideoClassifier
 
 
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory) -> Path:
-    """The tiny demo data of test_cli.py (same folder and size, so written once per session)."""
-    from softpool_video.datamodules import make_demo_dataset
-    return make_demo_dataset(tmp_path_factory.getbasetemp() / "training_demo_tiny", groups=22, clips_per_group=1,
-                             width=32, height=32)
-
-
 def fails(argv: list[str], capsys, subcommand: str = "fit") -> str:
     assert cli.main([subcommand, *argv]) == 2
     err = capsys.readouterr().err

@@ -2,9 +2,9 @@
 model they hold, the evaluation protocol a datamodule defines, and combining the views of a
 video into one prediction. (`checkpoint.io`, the atomic Lightning CheckpointIO, is imported
 on its own: it needs Lightning.)"""
-from .card import build_card, load_exported
+from .card import build_card, load_exported, load_model
 from .evaluation import EvaluationProtocol, video_views
-from .loaded import LoadedModel, load_checkpoint, load_model
+from .loaded import LoadedModel, load_checkpoint
 from .reader import CheckpointError, read_checkpoint
 from .views import AGGREGATIONS, class_probabilities, video_probabilities
 

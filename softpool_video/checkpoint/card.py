@@ -2,7 +2,7 @@
 network, how to feed it (clip sampling, resize, crop, normalisation), how it was evaluated
 and how well it did. `build_card` writes one; `load_exported` reads a card and its
 safetensors weights back, checking the weights' checksum and that they fit the model the
-card names.
+card names; `load_model` reads either a card (or its folder) or a Lightning checkpoint.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .loaded import LoadedModel, build_network, load_network_state
+from .loaded import LoadedModel, build_network, load_checkpoint, load_network_state
 from .reader import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -154,3 +154,11 @@ def load_exported(path: str | Path) -> LoadedModel:
                        class_names=list(class_names), model_kwargs=dict(card.get("model_kwargs") or {}),
                        data=data, aggregation=str(aggregation), metrics=dict(card.get("metrics") or {}),
                        source=str(card_path))
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """A Lightning checkpoint file, or an export folder / model card with safetensors weights."""
+    path = Path(path)
+    if path.is_file() and path.suffix != ".json":
+        return load_checkpoint(path)
+    return load_exported(path)

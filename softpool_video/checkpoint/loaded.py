@@ -5,8 +5,8 @@ A Lightning checkpoint is read by `read_checkpoint` (weights_only=True: tensors 
 data only). The network is then rebuilt from the checkpoint's hyper-parameters with
 `softpool_video.models.create_model` and its weights loaded strictly, so a checkpoint whose
 weights do not fit the model it names (other classes, another architecture, edited
-tensors) is rejected with the keys that differ. `load_model` also takes an export folder or
-model card (see card.py).
+tensors) is rejected with the keys that differ. An export folder or model card is read by
+card.py, which also holds `load_model` (either kind).
 """
 from __future__ import annotations
 
@@ -141,13 +141,3 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
                        class_names=list(class_names), model_kwargs=dict(model_kwargs), data=data,
                        aggregation=str(hparams.get("aggregation", "mean_softmax")), source=str(path),
                        extra=extra)
-
-
-def load_model(path: str | Path) -> LoadedModel:
-    """A Lightning checkpoint file, or an export folder / model card with safetensors weights."""
-    from .card import load_exported
-
-    path = Path(path)
-    if path.is_file() and path.suffix != ".json":
-        return load_checkpoint(path)
-    return load_exported(path)

@@ -64,13 +64,14 @@ def _required(hparams: Mapping[str, Any], key: str, kind: type, path: str) -> An
 def build_network(arch: str, num_classes: int, pooling: str, model_kwargs: Mapping[str, Any],
                   source: str) -> nn.Module:
     from softpool_video.models import create_model, list_models
-    from softpool_video.pooling import available_pools
+    from softpool_video.pooling import UnknownPoolingError, check_method
 
     if arch not in list_models():
         raise CheckpointError(f"{source}: unknown model arch={arch!r}; available: {', '.join(list_models())}")
-    if pooling not in available_pools():
-        raise CheckpointError(f"{source}: unknown pooling={pooling!r}; available: "
-                              f"{', '.join(available_pools())}")
+    try:
+        check_method(pooling, "pooling")
+    except UnknownPoolingError as err:
+        raise CheckpointError(f"{source}: {err}") from None
     return create_model(arch, num_classes, pooling=pooling, **dict(model_kwargs))
 
 

@@ -51,15 +51,11 @@ def _shape(text: str) -> list[int]:
 def parse_options(args: argparse.Namespace) -> dict[str, Any]:
     """Checks the parsed options; ValueError naming the option, the value and what is allowed."""
     from softpool_video.models import list_models
-    from softpool_video.pooling import available_pools
+    from softpool_video.pooling import check_methods
 
     if args.model not in list_models():
         raise ValueError(f"--model: unknown model {args.model!r}; available: {', '.join(list_models())}")
-    methods = [m.strip() for m in args.pooling.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in available_pools()]
-    if unknown or not methods:
-        raise ValueError(f"--pooling: unknown method(s) {unknown or args.pooling!r}; "
-                         f"available: {', '.join(available_pools())}")
+    methods = check_methods(args.pooling, "--pooling")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {args.device!r}: CUDA is not available on this machine")

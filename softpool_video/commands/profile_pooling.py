@@ -12,7 +12,7 @@ import sys
 import torch
 
 from softpool_video.pooling.profile import DEFAULT_METHODS, markdown_table, profile_methods, write_outputs
-from softpool_video.pooling.registry import available_pools
+from softpool_video.pooling.registry import available_pools, check_methods
 
 from ._console import console, fail, setup_logging
 
@@ -73,10 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         if len(shape) not in (3, 4, 5):
             raise ValueError(f"--input must be N,C,L or N,C,H,W or N,C,T,H,W, got {args.input!r}")
         dims = len(shape) - 2
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-        unknown = [m for m in methods if m not in available_pools()]
-        if unknown or not methods:
-            raise ValueError(f"unknown pooling method(s) {unknown}; available: {', '.join(available_pools())}")
+        methods = check_methods(args.methods, "--methods")
         try:
             method_args = json.loads(args.method_args)
         except json.JSONDecodeError as err:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from softpool_video.pooling.registry import available_pools
+from softpool_video.pooling.registry import available_pools, check_methods
 from softpool_video.pooling.retention import DEFAULT_METHODS, markdown_table, measure, write_outputs
 
 from ._console import console, fail, setup_logging
@@ -98,10 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parse(args: argparse.Namespace) -> tuple[list[str], list[int]]:
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in available_pools()]
-    if unknown or not methods:
-        raise ValueError(f"unknown pooling method(s) {unknown}; available: {', '.join(available_pools())}")
+    methods = check_methods(args.methods, "--methods")
     try:
         kernels = [int(k) for k in args.kernels.split(",") if k.strip()]
     except ValueError:

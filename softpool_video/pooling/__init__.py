@@ -14,8 +14,9 @@ from .registry import available_pools, build_pool, register_pool
 __all__ += ["available_pools", "build_pool", "register_pool"]
 
 from .basic import AdaptiveSoftPool1d, AdaptiveSoftPool2d, AdaptiveSoftPool3d  # noqa: E402
-from .registry import adaptive_pools, build_adaptive_pool, check_method, pool_method  # noqa: E402
+from .registry import UnknownPoolingError, adaptive_pools, build_adaptive_pool, check_method, check_methods, pool_method  # noqa: E402
 from .swap import Swap, swap_pooling  # noqa: E402
 
 __all__ += ["AdaptiveSoftPool1d", "AdaptiveSoftPool2d", "AdaptiveSoftPool3d", "adaptive_pools",
-            "build_adaptive_pool", "check_method", "pool_method", "Swap", "swap_pooling"]
+            "build_adaptive_pool", "check_method", "check_methods", "pool_method", "Swap", "swap_pooling",
+            "UnknownPoolingError"]

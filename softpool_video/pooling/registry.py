@@ -93,10 +93,30 @@ def adaptive_pools() -> list[str]:
     return sorted(name for name, m in _METHODS.items() if m.adaptive_factory is not None)
 
 
-def check_method(method: str) -> str:
-    if method not in _METHODS:
-        raise ValueError(f"unknown pooling method {method!r}; available: {', '.join(sorted(_METHODS))}")
-    return method
+class UnknownPoolingError(ValueError):
+    """Pooling method names the registry does not have; the message lists the ones it has."""
+
+
+def check_methods(methods: str | Sequence[str], option: str | None = None) -> list[str]:
+    """The names of `methods` (a comma-separated string or a sequence), each checked against
+    the registry: the one check of a pooling name. `option` is the argument as the user spelled
+    it (`--pooling`, `model.pooling`), put first in the error."""
+    names = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods)
+    names = [name for name in names if name]
+    unknown = [name for name in names if name not in _METHODS]
+    prefix = f"{option}: " if option else ""
+    available = f"available: {', '.join(sorted(_METHODS))}"
+    if not names:
+        raise UnknownPoolingError(f"{prefix}give at least one pooling method; {available}")
+    if unknown:
+        what = f"method {unknown[0]!r}" if len(unknown) == 1 else f"methods {', '.join(map(repr, unknown))}"
+        raise UnknownPoolingError(f"{prefix}unknown pooling {what}; {available}")
+    return names
+
+
+def check_method(method: str, option: str | None = None) -> str:
+    """One pooling method name, checked (see check_methods)."""
+    return check_methods([method], option)[0]
 
 
 def _bind(method: str, factory: Callable[..., nn.Module], args: tuple, method_args: dict) -> None:

@@ -126,14 +126,8 @@ def parse_list(option: str, text: str | None, kind: type = str) -> list:
 
 
 def make_grid(poolings: Sequence[str], splits: Sequence[int | None], seeds: Sequence[int]) -> list[Cell]:
-    from .module import check_pooling
-    if not poolings:
-        raise ValueError("--pooling: give at least one pooling method")
-    for pooling in poolings:
-        try:
-            check_pooling(pooling)
-        except ValueError as err:
-            raise ValueError(str(err).replace("model.pooling", "--pooling")) from None
+    from softpool_video.pooling import check_methods
+    check_methods(poolings, "--pooling")
     return [Cell(p, s, seed) for p in poolings for s in (splits or [None]) for seed in (seeds or [0])]
 
 

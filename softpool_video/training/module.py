@@ -20,6 +20,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from softpool_video.checkpoint.views import AGGREGATIONS, VideoScores, ViewBuffer, combine_across_ranks
 from softpool_video.models.srtg import gate_open_rates
+from softpool_video.pooling.registry import check_method
 from softpool_video.pooling.swap import materialize
 
 from .metrics import accuracies, accuracy_metrics
@@ -68,14 +69,6 @@ def check_arch(arch: str) -> str:
     if arch not in available:
         raise ValueError(f"model.arch: unknown model {arch!r}; available: {', '.join(available)}")
     return arch
-
-
-def check_pooling(pooling: str) -> str:
-    from softpool_video.pooling import available_pools
-    available = available_pools()
-    if pooling not in available:
-        raise ValueError(f"model.pooling: unknown pooling method {pooling!r}; available: {', '.join(available)}")
-    return pooling
 
 
 # hyperparameters that change the network's weights: a checkpoint must agree on all of them
@@ -141,7 +134,7 @@ class VideoClassifier(pl.LightningModule):
         check_mixing(mixup_alpha, cutmix_alpha, mix_prob)
         check_backbone_lr_scale(backbone_lr_scale)
         check_arch(arch)
-        check_pooling(pooling)
+        check_method(pooling, "model.pooling")
         check_optimizer(optimizer)
         check_schedule(schedule)
         if aggregation not in AGGREGATIONS:

@@ -16,9 +16,11 @@ from torch import nn
 
 from softpool_video.pooling import (
     AdaptiveSoftPool3d,
+    UnknownPoolingError,
     available_pools,
     build_adaptive_pool,
     build_pool,
+    check_methods,
     pool_args,
     soft_pool_reference,
 )
@@ -453,6 +455,18 @@ def test_unknown_method_lists_the_available_ones():
         assert name in str(err.value)
     for name in ZOO:
         assert name in ALL
+
+
+@pytest.mark.parametrize("methods,option,message", [
+    ("max,median", "--pooling", "--pooling: unknown pooling method 'median'; available: adapool, avg,"),
+    (["median", "max", "mean"], None, "unknown pooling methods 'median', 'mean'; available: adapool,"),
+    (" , ", "--methods", "--methods: give at least one pooling method; available: adapool,"),
+])
+def test_one_check_of_pooling_names(methods, option, message):
+    with pytest.raises(UnknownPoolingError) as err:
+        check_methods(methods, option)
+    assert str(err.value).startswith(message) and isinstance(err.value, ValueError)
+    assert check_methods(" max, softpool ", "--pooling") == ["max", "softpool"]
 
 
 @pytest.mark.parametrize("method,kwargs,match", [

@@ -37,7 +37,7 @@ demo: $(VENV)/.built
 # Everything but the exhaustive grids and the tests that need a real SLURM (what CI runs).
 test: $(VENV)/.built
 	$(PY) -m pytest -q -m "not matrix and not slurm"
-	@echo "left out: the tests on a real SLURM cluster (benchmark --launcher slurm); run them with: make test-slurm"
+	@echo "left out: the tests on a real SLURM cluster (study --launcher slurm); run them with: make test-slurm"
 
 # The `slurm` tests on a real single-node SLURM that this target installs (Debian's slurm-wlm
 # and munge), starts and stops again (root needed): scripts/slurm/local_cluster.sh. A cluster

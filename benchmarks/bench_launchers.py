@@ -34,7 +34,7 @@ GRID = ["--config", "demo_hard", "--pooling", "max,softpool", "--seeds", "0,1"]
 
 def _benchmark(out: Path, data: Path, *options: str, quick: bool) -> float:
     extra = ["--trainer.max_epochs", "2"] if quick else []
-    command = [sys.executable, "-m", "softpool_video.cli", "benchmark", *GRID, "--out", str(out), *options,
+    command = [sys.executable, "-m", "softpool_video.cli", "study", *GRID, "--out", str(out), *options,
                "--", "--data.init_args.root", str(data), *extra]
     tic = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
@@ -60,7 +60,7 @@ def _start_latencies(out: Path) -> list[float]:
     """Per cell, in start order: seconds from the moment it could start (the submission for the
     first, the previous cell's result for the others, one cell fitting at a time) to its start
     in its job (the job's Python up and the cell's lock taken)."""
-    from softpool_video.training.slurm_launcher import read_submissions
+    from softpool_video.studies.slurm_launcher import read_submissions
     (submission,) = read_submissions(out)
     free = dt.datetime.fromisoformat(submission.time).timestamp()
     starts = sorted((dt.datetime.fromisoformat(json.loads((out / "cells" / f"{name}.lock").read_text())["started"])

@@ -10,7 +10,7 @@ from dataclasses import asdict
 
 import torch
 
-from softpool_video.pooling.profile import DEFAULT_METHODS, markdown_table, profile_methods
+from softpool_video.studies.pooling_profile import DEFAULT_METHODS, markdown_table, profile_methods
 
 QUICK_INPUT = (2, 16, 8, 32, 32)
 FULL_INPUT = (2, 32, 16, 56, 56)

@@ -33,7 +33,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from softpool_video.measure import Marks, SavedTensorCounter, median, timed_call
 from softpool_video.profiling import LatencyProfiler, MemoryProfiler, pooling_layers
-from softpool_video.profiling.model_profile import (
+from softpool_video.reporting import write_json_atomic
+from softpool_video.studies.model_profile import (
     MethodProfile,
     MethodRun,
     TrainStep,
@@ -41,7 +42,6 @@ from softpool_video.profiling.model_profile import (
     make_batch,
     profile_method,
 )
-from softpool_video.reporting import write_json_atomic
 
 
 class _Classifier(pl.LightningModule):
@@ -190,7 +190,7 @@ def overhead(quick: bool) -> dict[str, Any]:
 _RSS_SCRIPT = """
 import json, resource, sys, torch
 torch.set_num_threads({threads})
-from softpool_video.profiling.model_profile import TrainStep, build
+from softpool_video.studies.model_profile import TrainStep, build
 model = build({arch!r}, {method!r}, 10, 0).train()
 gen = torch.Generator().manual_seed(0)
 x = torch.randn({shape!r}, generator=gen)

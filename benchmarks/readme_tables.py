@@ -1,15 +1,17 @@
-"""`make readme-tables`: every results table of README, written by the command that measures it.
+"""`make readme-tables`: every results table of README and docs/, written by the command that
+measures it.
 
 Each table below is one or more commands (run as subprocesses, outputs under
 runs/readme-tables/<name>/) and the markdown they print or write. The block is stored in
 docs/tables/<name>.md with the command, the commit, the machine and the date it ran on,
-then copied into README between `<!-- readme-table: <name> -->` and `<!-- /readme-table -->`.
-tests/test_readme_tables.py checks that README holds each file exactly, so a README table
-is always the output of the last run of its command.
+then copied into the one page (README.md or docs/*.md) that holds
+`<!-- readme-table: <name> -->` ... `<!-- /readme-table -->`. tests/test_readme_tables.py
+checks that the page holds each file exactly, so a published table is always the output of
+the last run of its command.
 
     python -m benchmarks.readme_tables                  # every table (about 2 hours on 2 cores)
     python -m benchmarks.readme_tables --only op,models # some
-    python -m benchmarks.readme_tables --splice         # copy docs/tables/ into README only
+    python -m benchmarks.readme_tables --splice         # copy docs/tables/ into the pages only
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 TABLES_DIR = REPO / "docs" / "tables"
+PAGES = (README, *sorted((REPO / "docs").glob("*.md")))  # where tables are published
 RUNS = Path("runs") / "readme-tables"  # relative: commands run in the repository root
 BEGIN, END = "<!-- readme-table: {name} -->", "<!-- /readme-table -->"
 GENERATED = "<!-- written by `make readme-tables` (benchmarks/readme_tables.py); do not edit here -->"
@@ -48,12 +51,12 @@ BENCH = ("python", "-m", "benchmarks.run")
 HARD_DEMO_DATA = ("softpool-video", "make-demo-data", "{out}/data", "--variant", "hard", "--overwrite")
 
 TABLES: tuple[Table, ...] = (
-    Table("demo", ((*CLI, "demo", "--out", "{out}", "--force"),), "{out}/benchmark/results.md", None),
+    Table("demo", ((*CLI, "demo", "--out", "{out}", "--force"),), "{out}/study/results.md", None),
     Table("hard_demo", (HARD_DEMO_DATA,
-                        (*CLI, "benchmark", "--config", "demo_hard", "--pooling", "max,avg,softpool",
-                         "--seeds", "0,1,2", "--out", "{out}/benchmark", "--force", "--",
+                        (*CLI, "study", "--config", "demo_hard", "--pooling", "max,avg,softpool",
+                         "--seeds", "0,1,2", "--out", "{out}/study", "--force", "--",
                          "--data.init_args.root", "{out}/data")),
-          "{out}/benchmark/results.md", None),
+          "{out}/study/results.md", None),
     Table("srtg_gate_gradient", (HARD_DEMO_DATA, ("python", "-m", "benchmarks.srtg_gate_gradient",
                                                   "--data", "{out}/data", "--out", "{out}")), tables=(0, 1)),
     Table("op", ((*BENCH, "--only", "softpool"),)),
@@ -99,12 +102,12 @@ def _shown(command: tuple[str, ...], out: Path) -> str:
 
 
 def _commit() -> str:
-    """HEAD, and whether tracked files differ from it; README and docs/tables/ do not count
-    (this command writes them, and they measure nothing)."""
+    """HEAD, and whether tracked files differ from it; the pages do not count (this command
+    writes them, and they measure nothing)."""
     sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                          text=True, check=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                            ":(exclude)README.md", ":(exclude)docs/tables"], cwd=REPO,
+                            ":(exclude)README.md", ":(exclude)docs/*.md", ":(exclude)docs/tables"], cwd=REPO,
                            capture_output=True, text=True, check=True).stdout.strip()
     return f"{sha} with uncommitted changes" if dirty else sha
 
@@ -131,7 +134,7 @@ def run_table(table: Table, commit: str) -> str:
         stdout = done.stdout
     text = stdout if table.source == "stdout" else (REPO / table.source.format(out=out)).read_text()
     found = markdown_tables(text)
-    if table.tables is None:  # the whole text but its headings: README has its own
+    if table.tables is None:  # the whole text but its headings: the page has its own
         body = "\n".join(line for line in text.splitlines() if not line.startswith("#")).strip()
     elif len(found) <= max(table.tables):
         raise SystemExit(f"[{table.name}] found {len(found)} markdown table(s) in {table.source}, "
@@ -145,26 +148,37 @@ def run_table(table: Table, commit: str) -> str:
     return f"{GENERATED}\n{provenance}\n\n{body}\n"
 
 
-def splice(readme: str, name: str, block: str) -> str:
-    """`readme` with the text between table `name`'s markers replaced by `block`."""
+def splice(page: str, name: str, block: str) -> str:
+    """`page` with the text between table `name`'s markers replaced by `block`."""
     begin = BEGIN.format(name=name)
     pattern = re.compile(re.escape(begin) + r"\n.*?" + re.escape(END), re.DOTALL)
-    if len(pattern.findall(readme)) != 1:
-        raise SystemExit(f"README needs exactly one '{begin}' ... '{END}' block for table {name!r}")
-    return pattern.sub(lambda _: f"{begin}\n{block}{END}", readme)
+    if len(pattern.findall(page)) != 1:
+        raise SystemExit(f"the page needs exactly one '{begin}' ... '{END}' block for table {name!r}")
+    return pattern.sub(lambda _: f"{begin}\n{block}{END}", page)
 
 
-def readme_block(readme: str, name: str) -> str | None:
-    """The text README holds between table `name`'s markers (None: no such block)."""
+def readme_block(page: str, name: str) -> str | None:
+    """The text a page holds between table `name`'s markers (None: no such block)."""
     begin = BEGIN.format(name=name)
-    found = re.findall(re.escape(begin) + r"\n(.*?)" + re.escape(END), readme, re.DOTALL)
+    found = re.findall(re.escape(begin) + r"\n(.*?)" + re.escape(END), page, re.DOTALL)
     return found[0] if len(found) == 1 else None
+
+
+def page_of(name: str) -> Path:
+    """The one page (README or docs/*.md) that publishes table `name`."""
+    marker = BEGIN.format(name=name)
+    holding = [page for page in PAGES if marker in page.read_text()]
+    if len(holding) != 1:
+        where = ", ".join(str(p.relative_to(REPO)) for p in holding) or "none"
+        raise SystemExit(f"table {name!r} must be published by exactly one page of README.md and docs/*.md "
+                         f"(found: {where})")
+    return holding[0]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.readme_tables", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="", help=f"comma-separated tables of: {', '.join(NAMES)}")
-    parser.add_argument("--splice", action="store_true", help="run nothing: copy docs/tables/ into README")
+    parser.add_argument("--splice", action="store_true", help="run nothing: copy docs/tables/ into the pages")
     args = parser.parse_args(argv)
     only = [n for n in args.only.split(",") if n]
     unknown = sorted(set(only) - set(NAMES))
@@ -176,13 +190,12 @@ def main(argv: list[str] | None = None) -> int:
         for table in TABLES:
             if not only or table.name in only:
                 (TABLES_DIR / f"{table.name}.md").write_text(run_table(table, commit))
-    readme = README.read_text()
     for name in NAMES:
         path = TABLES_DIR / f"{name}.md"
         if path.is_file():
-            readme = splice(readme, name, path.read_text())
-    README.write_text(readme)
-    print(f"README: {sum((TABLES_DIR / f'{n}.md').is_file() for n in NAMES)} tables from {TABLES_DIR}")
+            page = page_of(name)
+            page.write_text(splice(page.read_text(), name, path.read_text()))
+    print(f"{sum((TABLES_DIR / f'{n}.md').is_file() for n in NAMES)} tables from {TABLES_DIR} copied into their pages")
     return 0
 
 

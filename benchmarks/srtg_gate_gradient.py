@@ -17,8 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from softpool_video.training.benchmark import read_json
-from softpool_video.training.statistics import paired_difference
+from softpool_video.studies.grid import read_json
+from softpool_video.studies.statistics import paired_difference
 
 VARIANTS = ("backbone", "recurrent")
 SEEDS = "0,1,2,3,4"
@@ -29,7 +29,7 @@ SRTG = ["--model.arch", "srtg_r2plus1d_tiny", "--data.init_args.sampling.clip_le
 
 def run_grid(variant: str, data: Path, out: Path) -> dict[tuple, float]:
     """Video top-1 per (split, seed) cell of one variant's grid."""
-    subprocess.run([sys.executable, "-m", "softpool_video.cli", "benchmark", "--config", "demo_hard",
+    subprocess.run([sys.executable, "-m", "softpool_video.cli", "study", "--config", "demo_hard",
                     "--pooling", "max", "--seeds", SEEDS, "--out", str(out / variant), "--force", "--",
                     "--data.init_args.root", str(data), *SRTG, "--model.model_kwargs.gate_gradient", variant],
                    check=True, stdout=subprocess.DEVNULL)

@@ -56,7 +56,7 @@ def random_start(num_frames: int, clip_len: int, frame_interval: int, short_vide
 
 def centre_start(num_frames: int, clip_len: int, frame_interval: int) -> int:
     # One recipe for a video's middle clip: the first of `uniform_starts` with one clip, which
-    # is what predict and export parity use (checkpoint/evaluation.py). An own formula
+    # is what predict and export parity use (evaluation/views.py). An own formula
     # (delta // 2) put the clip one frame earlier whenever the free range was odd.
     return int(uniform_starts(num_frames, clip_len, frame_interval, 1, "repeat_last")[0])
 

@@ -26,7 +26,7 @@ flips keep every class.
 Why these classes: each is told by one local change (a moving, swinging or blinking dot, a
 moving or renewed grain) that a small network picks up in every run. Classes told by the
 direction of a motion (up against down) or by its frequency near the sampling rate were
-learned in some runs and not in others, which made the benchmark's spread a matter of luck.
+learned in some runs and not in others, which made the study's spread a matter of luck.
 """
 from __future__ import annotations
 

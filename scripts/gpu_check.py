@@ -420,7 +420,7 @@ def memory(model: str, device: str) -> list[dict[str, Any]]:
     import torch
 
     from softpool_video.measure import CudaPeak
-    from softpool_video.profiling.model_profile import free_memory, profile_method
+    from softpool_video.studies.model_profile import free_memory, profile_method
 
     results = []
     for method in MEMORY_METHODS:

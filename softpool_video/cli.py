@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "predict VIDEO... --model CKPT_OR_DIR: top-k classes of each video"),
     "predict-dataset": ("softpool_video.commands.predict_dataset:main",
                         "predict a datamodule's videos from a checkpoint, to predictions.csv (LightningCLI)"),
-    "benchmark": ("softpool_video.commands.benchmark:main", "train and test every pooling x split x seed"),
+    "study": ("softpool_video.commands.study:main", "the study grid: train and test every pooling x split x seed"),
     "make-demo-data": ("softpool_video.commands.make_demo_data:main",
                        "write the demo dataset in UCF-101 layout"),
     "check-videos": ("softpool_video.commands.check_videos:main",
@@ -35,6 +35,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "latency, throughput and memory of a model per pooling method"),
     "export": ("softpool_video.commands.export:main", "export a checkpoint to onnx, pt2, torchscript or safetensors"),
 }
+
+# Old names that now mean something else or nothing: refused with the new name, never run.
+RENAMED = {"benchmark": "study"}  # the speed benchmarks are `make bench`; the grid is a study
 
 
 def _usage() -> str:
@@ -50,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0
     name, rest = argv[0], argv[1:]
+    if name in RENAMED:
+        print(f"softpool-video: error: command {name!r} is now {RENAMED[name]!r} (same options); "
+              f"run: softpool-video {RENAMED[name]} {' '.join(rest)}".rstrip(), file=sys.stderr)
+        return 2
     if name not in COMMANDS:
         print(f"softpool-video: error: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}",
               file=sys.stderr)

@@ -5,7 +5,7 @@ import pytest
 
 from softpool_video import cli
 from softpool_video.commands import _console
-from softpool_video.commands._tables import print_benchmark_table
+from softpool_video.commands._tables import print_grid_table
 
 
 def test_help_lists_every_command(capsys):
@@ -20,6 +20,15 @@ def test_unknown_command_names_the_choices(capsys):
     err = capsys.readouterr().err
     assert err.startswith("softpool-video: error: unknown command 'trian'") and "fit" in err
     assert err.count("\n") == 1
+
+
+def test_a_renamed_command_is_refused_with_its_new_name(capsys):
+    # `benchmark` named both the study grid and the speed benchmarks; the grid is `study` now
+    assert cli.main(["benchmark", "--config", "demo", "--seeds", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("softpool-video: error: command 'benchmark' is now 'study' (same options); "
+                   "run: softpool-video study --config demo --seeds 0\n")
+    assert "benchmark" not in cli.COMMANDS
 
 
 def test_console_script_is_installed():
@@ -40,7 +49,7 @@ def test_console_script_is_installed():
     ["retention", "--data", "{tmp}/no_such_root", "--out", "{tmp}/out"],
     ["predict", "clip.avi", "--model", "{tmp}/missing.ckpt"],
     ["export", "{tmp}/missing.ckpt", "--format", "onnx", "--out", "{tmp}/out"],
-    ["benchmark", "--config", "demo", "--splits", "1,two"],
+    ["study", "--config", "demo", "--splits", "1,two"],
     ["fit", "--config", "ucf101/no_such_model"],
 ], ids=lambda argv: argv[0])
 def test_an_error_is_one_line_on_stderr(argv, tmp_path, capsys):
@@ -60,13 +69,13 @@ def test_fail_joins_a_multi_line_message_and_returns_the_code(capsys):
 
 def test_captured_output_is_not_squeezed_to_80_columns(capsys):
     """Piped or captured, a table keeps its natural width and a long line is not wrapped."""
-    from softpool_video.training.benchmark import summarize
+    from softpool_video.studies.grid import summarize
 
     assert _console.console().width >= _console.PIPE_WIDTH
     cells = [{"name": f"{p}-1-{seed}", "cell": {"pooling": p, "split": 1, "seed": seed},
               "metrics": {"test/video_acc1": acc + seed / 10, "test/clip_acc1": acc}, "train_clips_per_s": 10.0,
               "peak_memory_mib": 100.0} for p, acc in (("max", 0.5), ("softpool", 0.7)) for seed in (0, 1)]
-    print_benchmark_table(summarize(cells), "demo: 4 cells run, 0 skipped")
+    print_grid_table(summarize(cells), "demo: 4 cells run, 0 skipped")
     lines = capsys.readouterr().out.splitlines()
     assert "demo: 4 cells run, 0 skipped" in lines[0]
     header = next(line for line in lines if "pooling" in line)

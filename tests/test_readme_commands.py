@@ -1,4 +1,4 @@
-"""README as a contract: every `softpool-video ...` line of its code blocks names a real command
+"""README and docs/ as a contract: every `softpool-video ...` line of their code blocks names a real command
 and only options that command accepts (LightningCLI lines are parsed by the CLI's own parser,
 the others checked against their --help); the cheap ones run for real on demo data. Also:
 Lightning's cloud-logging advertisement stays out of a run's output."""
@@ -19,19 +19,29 @@ from softpool_video.cli import main as softpool_video_main
 from softpool_video.training.cli import silence_cloud_tips
 from softpool_video.training.configs import expand_config_args
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+REPO = Path(__file__).resolve().parents[1]
+PAGES = (REPO / "README.md", *sorted((REPO / "docs").glob("*.md")))
 # command -> LightningCLI subcommand
 LIGHTNING = {"fit": "fit", "validate": "validate", "test": "test", "predict-dataset": "predict"}
 
 
-def readme_commands() -> list[str]:
-    """Every line of a fenced code block that starts with `softpool-video`, comments removed."""
-    lines, in_block = [], False
-    for line in README.read_text().splitlines():
-        if line.lstrip().startswith("```"):
-            in_block = not in_block
-        elif in_block and line.strip().startswith("softpool-video"):
-            lines.append(line.split(" #", 1)[0].strip())
+def readme_commands(pages=PAGES) -> list[str]:
+    """Every command of a fenced code block of README and docs/ that starts with
+    `softpool-video` (continued over lines ending in a backslash), comments removed."""
+    lines = []
+    for page in pages:
+        in_block, command = False, None
+        for line in page.read_text().splitlines():
+            if line.lstrip().startswith("```"):
+                in_block, command = not in_block, None
+            elif in_block and (command is not None or line.strip().startswith("softpool-video")):
+                part = line.split(" #", 1)[0].strip()
+                command = part if command is None else f"{command} {part}"
+                if command.endswith("\\"):
+                    command = command[:-1].rstrip()
+                else:
+                    lines.append(command)
+                    command = None
     return lines
 
 
@@ -60,7 +70,7 @@ def test_readme_has_the_commands_this_suite_checks():
     assert len(COMMAND_LINES) >= 15
     joined = "\n".join(COMMAND_LINES)
     for expected in ("softpool-video fit --config ucf101/r2plus1d_18_finetune", "--model.mixup_alpha",
-                     "--trainer.precision bf16-mixed", "softpool-video benchmark"):
+                     "--trainer.precision bf16-mixed", "softpool-video study"):
         assert expected in joined
 
 
@@ -80,7 +90,7 @@ def test_readme_command_exists_and_accepts_its_options(line, fit_parser, capsys)
     accepted = help_text(argv[:2] if argv[0] == "predict" else argv[:1], capsys)
     for option in options(argv):
         assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", accepted), f"{option} not in {argv[0]} --help"
-    if passthrough:  # benchmark: everything after `--` goes to each run's LightningCLI fit
+    if passthrough:  # study: everything after `--` goes to each run's LightningCLI fit
         config = argv[argv.index("--config") + 1]
         fit_parser.parse_args(["fit", *expand_config_args(["--config", config, *passthrough])])
 
@@ -163,3 +173,10 @@ def test_a_fit_prints_no_litlogger_advertisement(tmp_path, tmp_path_factory):
     assert done.returncode == 0, output
     assert "GPU available" in output  # Lightning's own start-up lines still print ...
     assert "litlogger" not in output and "litmodels" not in output  # ... its advertisements do not
+
+
+def test_commands_continue_over_backslash_lines(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("text\n```\nsoftpool-video study --config demo \\\n    --seeds 0  # two\nnot a command\n"
+                    "softpool-video models\n```\nsoftpool-video outside a block\n")
+    assert readme_commands([page]) == ["softpool-video study --config demo --seeds 0", "softpool-video models"]

@@ -1,12 +1,12 @@
-"""README's results tables are the files `make readme-tables` last wrote (benchmarks/readme_tables.py),
-each with the command, commit, machine and date it ran on."""
+"""The results tables of README and docs/ are the files `make readme-tables` last wrote
+(benchmarks/readme_tables.py), each with the command, commit, machine and date it ran on."""
 from __future__ import annotations
 
 import re
 
 import pytest
 
-from benchmarks.readme_tables import NAMES, README, TABLES_DIR, markdown_tables, readme_block, splice
+from benchmarks.readme_tables import NAMES, TABLES_DIR, markdown_tables, page_of, readme_block, splice
 
 PROVENANCE = re.compile(r"^`.+` at commit [0-9a-f]{7,}; .+, \d+ cores; \d{4}-\d\d-\d\d \d\d:\d\d UTC, [\d.]+ min\.$")
 
@@ -15,9 +15,10 @@ PROVENANCE = re.compile(r"^`.+` at commit [0-9a-f]{7,}; .+, \d+ cores; \d{4}-\d\
 def test_readme_table_is_the_file_its_command_wrote(name: str) -> None:
     path = TABLES_DIR / f"{name}.md"
     assert path.is_file(), f"{path} is missing: python -m benchmarks.readme_tables --only {name}"
-    block = readme_block(README.read_text(), name)
-    assert block is not None, f"README has no single block for table {name!r}"
-    assert block == path.read_text(), (f"README's {name!r} table is not the file `make readme-tables` wrote; "
+    page = page_of(name)  # exactly one page publishes it
+    block = readme_block(page.read_text(), name)
+    assert block is not None, f"{page.name} has no single block for table {name!r}"
+    assert block == path.read_text(), (f"{page.name}'s {name!r} table is not the file `make readme-tables` wrote; "
                                        "python -m benchmarks.readme_tables --splice copies it in")
 
 

@@ -19,7 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .evaluation import EvaluationProtocol
+from softpool_video.evaluation import EvaluationProtocol
+
 from .reader import CheckpointError, read_checkpoint
 
 log = logging.getLogger(__name__)

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from softpool_video.training.benchmark import METRICS, format_metric, headline_verdicts, pooling_label
+from softpool_video.studies.grid import METRICS, format_metric, headline_verdicts, pooling_label
 from softpool_video.training.protocol import SELECTED_ON_TEST_NOTE
 
 from ._console import console, print_table
 
 
-def print_benchmark_table(rows: list[dict[str, Any]], title: str) -> None:
-    """The benchmark's summary rows (`benchmark`, `demo`): the short-header metrics, then the
+def print_grid_table(rows: list[dict[str, Any]], title: str) -> None:
+    """The study grid's summary rows (`study`, `demo`): the short-header metrics, then the
     headline verdicts; results.md / results.csv have every column."""
     from rich.table import Table
 

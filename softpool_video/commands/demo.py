@@ -1,7 +1,7 @@
 """`softpool-video demo` (`make demo`): the whole suite on a fresh machine, no data needed.
 
 1. writes the demo dataset (six synthetic motion classes, UCF-101 layout);
-2. runs the benchmark runner on configs/demo.yaml: a tiny R(2+1)D with max pooling and
+2. runs the study grid on configs/demo.yaml: a tiny R(2+1)D with max pooling and
    with SoftPool, split 1, a few epochs each, tested with every clip x crop view;
 3. prints the results table;
 4. exports the best checkpoint (weights as safetensors and a JSON model card).
@@ -36,9 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from softpool_video.datamodules import make_demo_dataset
-    from softpool_video.training.benchmark import parse_list, run_benchmark, split_passthrough
+    from softpool_video.studies.grid import parse_list, run_grid, split_passthrough
 
-    from ._tables import print_benchmark_table
+    from ._tables import print_grid_table
 
     argv, passthrough = split_passthrough(list(sys.argv[1:] if argv is None else argv))
     args, unknown = build_parser().parse_known_args(argv)
@@ -52,14 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     root = make_demo_dataset(data, seed=args.seed, overwrite=(data / "demo_info.json").is_file())
     out.print(f"demo dataset in {root} ({time.perf_counter() - tic:.0f} s)", markup=False)
 
-    out.rule("[bold]2/3 train and test (benchmark runner)")
+    out.rule("[bold]2/3 train and test (study grid)")
     try:
-        result = run_benchmark(DEMO_CONFIG, parse_list("--pooling", args.pooling), [1], [args.seed],
-                               folder / "benchmark", ["--data.init_args.root", str(root), *unknown, *passthrough],
+        result = run_grid(DEMO_CONFIG, parse_list("--pooling", args.pooling), [1], [args.seed],
+                               folder / "study", ["--data.init_args.root", str(root), *unknown, *passthrough],
                                force=args.force)
     except (ValueError, FileNotFoundError) as err:
         return fail("demo", err)
-    print_benchmark_table(result.rows, f"demo: {result.ran} runs trained, {result.skipped} reused")
+    print_grid_table(result.rows, f"demo: {result.ran} runs trained, {result.skipped} reused")
     files = result.files
     out.print(f"table: {files['markdown']}  {files['csv']}  plot: {files['plot']}", markup=False)
 

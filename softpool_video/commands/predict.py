@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from softpool_video.checkpoint import CheckpointError, EvaluationProtocol, LoadedModel, load_model
+from softpool_video.checkpoint import CheckpointError, LoadedModel, load_model
+from softpool_video.evaluation import EvaluationProtocol
 from softpool_video.inference import Prediction, predict_video
 
 from ._console import console, fail, print_table, setup_logging

@@ -1,6 +1,6 @@
 """`softpool-video profile`: latency, throughput and memory of a model, per pooling method.
 
-The measurement is softpool_video.profiling.model_profile's; this module parses and checks
+The measurement is softpool_video.studies.model_profile's; this module parses and checks
 the options, runs it and prints/writes the table (profile.md, .csv, .json, .png).
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from softpool_video.profiling.model_profile import DEFAULT_METHODS, DTYPES, profile_model
 from softpool_video.profiling.report import markdown_table, write_outputs
+from softpool_video.studies.model_profile import DEFAULT_METHODS, DTYPES, profile_model
 
 from ._console import console, fail, setup_logging
 

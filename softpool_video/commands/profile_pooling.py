@@ -1,6 +1,6 @@
 """`softpool-video profile-pooling`: latency and memory of each pooling method on one input.
 
-The measurement is softpool_video.pooling.profile's; this module parses the options,
+The measurement is softpool_video.studies.pooling_profile's; this module parses the options,
 runs it and prints/writes the table (.md, .csv, .json, .png).
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ import sys
 
 import torch
 
-from softpool_video.pooling.profile import DEFAULT_METHODS, markdown_table, profile_methods, write_outputs
 from softpool_video.pooling.registry import available_pools, check_methods
+from softpool_video.studies.pooling_profile import DEFAULT_METHODS, markdown_table, profile_methods, write_outputs
 
 from ._console import console, fail, setup_logging
 

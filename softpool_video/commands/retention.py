@@ -3,7 +3,7 @@
 Clips come from a folder of videos (`--data`, searched recursively) or from the built-in
 demo dataset (`--demo-root`, written if missing). `--clips` videos are drawn with `--seed`,
 and `--frames` consecutive frames from the middle of each are decoded here (datamodules
-decoders); the pooling library (softpool_video.pooling.retention) only sees tensors.
+decoders); the pooling library (softpool_video.studies.retention) only sees tensors.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from softpool_video.pooling.registry import available_pools, check_methods
-from softpool_video.pooling.retention import DEFAULT_METHODS, markdown_table, measure, write_outputs
+from softpool_video.studies.retention import DEFAULT_METHODS, markdown_table, measure, write_outputs
 
 from ._console import console, fail, setup_logging
 

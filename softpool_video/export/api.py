@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import LoadedModel, build_card, load_checkpoint, video_views
+from ..checkpoint import LoadedModel, build_card, load_checkpoint
+from ..evaluation import video_views
 from ..reporting import NoSpaceLeft, is_disk_full
 from .metrics import find_test_metrics
 from .onnx_export import ExportError

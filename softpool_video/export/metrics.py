@@ -1,7 +1,7 @@
 """Finding the test accuracy of a checkpoint for its model card.
 
 A Lightning checkpoint is written before the model is tested, so the numbers live beside
-it: the benchmark runner's `<run>/result.json` (metrics of the test run of its best
+it: the study grid's `<run>/result.json` (metrics of the test run of its best
 checkpoint) and the CLI's run records `<run>/logs/version_N/run.json` (results.test of a
 `softpool-video test --ckpt_path ...`). Only a record that names this very checkpoint
 counts; anything else could describe another model.

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import EvaluationProtocol, LoadedModel, video_probabilities, video_views
+from ..checkpoint import LoadedModel
+from ..evaluation import EvaluationProtocol, video_probabilities, video_views
 
 
 @dataclass

@@ -1,10 +1,10 @@
-"""Memory and latency profiling: Lightning callbacks and the library behind `softpool-video profile`.
+"""Memory and latency profiling during training: Lightning callbacks (the standalone
+`softpool-video profile` study lives in `softpool_video.studies.model_profile`).
 
 - `LatencyProfiler`: per-step data wait, forward, backward and optimizer time, throughput,
   optionally per pooling layer.
 - `MemoryProfiler`: peak GPU memory per phase, bytes saved for backward (per pooling layer
   and in total), process peak RSS, an optional CUDA memory snapshot.
-- `model_profile`: the standalone, side-by-side measurement per pooling method.
 - `callback_summary_columns`: the callbacks' JSON summaries as benchmark-table columns.
 """
 from __future__ import annotations

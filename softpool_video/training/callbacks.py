@@ -13,7 +13,7 @@ import torch
 from pytorch_lightning.callbacks import BasePredictionWriter, Callback, ThroughputMonitor
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from softpool_video.checkpoint.views import ViewBuffer, class_probabilities, combine_across_ranks
+from softpool_video.evaluation.aggregation import ViewBuffer, class_probabilities, combine_across_ranks
 from softpool_video.measure import peak_rss_bytes
 from softpool_video.reporting import save_figure
 
@@ -101,7 +101,7 @@ class TrainingStats(Callback):
 class LastCheckpoint(Callback):
     """Writes `last.ckpt` beside the selected checkpoints after every training epoch (and
     every `every_n_train_steps` steps when set): the newest weights, for `--ckpt_path last`
-    and the benchmark's last-epoch test. Lightning's own `save_last` writes it only when the
+    and the study's last-epoch test. Lightning's own `save_last` writes it only when the
     monitored checkpoint is saved too, so after the last improvement it stays behind."""
 
     FILENAME = "last.ckpt"
@@ -206,7 +206,7 @@ class PerClassReport(Callback):
 
     Runs after the module's epoch end (whose combined videos it reads), on every rank: the
     confusion matrix syncs across ranks; rank zero writes. Files only where the metrics go, the
-    logger's folder: a Trainer without a logger (benchmark cells with `--trainer.logger false`,
+    logger's folder: a Trainer without a logger (study cells with `--trainer.logger false`,
     tests) keeps the results in `results` and writes nothing, not even into the working directory.
     """
 

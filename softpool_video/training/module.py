@@ -2,7 +2,7 @@
 
 Dataset specifics stay out: `num_classes` and `class_names` are handed over by the CLI
 from the datamodule. Evaluation reports clip-level accuracy (every view on its own)
-and video-level accuracy (all views of a video combined, see `softpool_video.checkpoint.views`).
+and video-level accuracy (all views of a video combined, see `softpool_video.evaluation.aggregation`).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn.parameter import is_lazy
 from torchmetrics.classification import MulticlassAccuracy
 
-from softpool_video.checkpoint.views import AGGREGATIONS, VideoScores, ViewBuffer, combine_across_ranks
+from softpool_video.evaluation.aggregation import AGGREGATIONS, VideoScores, ViewBuffer, combine_across_ranks
 from softpool_video.models.srtg import gate_open_rates
 from softpool_video.pooling.registry import check_method
 from softpool_video.pooling.swap import materialize

@@ -1,9 +1,9 @@
 """Per-class results of an evaluation: the video-level confusion matrix, each class's video and
-clip top-1, what each class is most confused with, and (for `benchmark`) how a method's
+clip top-1, what each class is most confused with, and (for `study`) how a method's
 per-class accuracy differs from the first method's.
 
 The confusion matrix is a torchmetrics MulticlassConfusionMatrix synced on compute. The
-combined videos (`checkpoint.views.combine_across_ranks`) are complete on every rank, so each
+combined videos (`evaluation.aggregation.combine_across_ranks`) are complete on every rank, so each
 rank counts only its share of them (every whole video on exactly one rank) and the sync
 sums the shares: the same matrix as one process over all videos.
 """
@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from softpool_video.checkpoint.views import VideoScores, rank_and_world_size
+from softpool_video.evaluation.aggregation import VideoScores, rank_and_world_size
 from softpool_video.reporting import write_csv
 
 PER_CLASS_FILE = "per_class.csv"
@@ -101,7 +101,7 @@ class ClassResults:
                  "most_confused_videos": int(count[c])} for c in range(self.num_classes)]
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-safe summary (a benchmark cell's result.json): None where a class had no videos."""
+        """JSON-safe summary (a study cell's result.json): None where a class had no videos."""
         return {"names": list(self.names), "videos": self.videos.tolist(),
                 "video_top1": [_number(v) for v in self.video_top1()],
                 "clip_top1": [_number(v) for v in self.clip_top1()]}
@@ -155,7 +155,7 @@ def write_tables(results: ClassResults, folder: str | Path) -> dict[str, Path]:
     return files
 
 
-# ---- benchmark: per-class differences against the first method ------------------------------------------
+# ---- the study grid: per-class differences against the first method ------------------------------------------
 
 def class_differences(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per class per method after the first: the mean, over identical (split, seed) cells,

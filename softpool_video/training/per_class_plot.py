@@ -1,5 +1,5 @@
 """Figures of the per-class results: the confusion matrix of a test/validate run and, for
-`benchmark`, each method's per-class accuracy difference against the first method.
+`study`, each method's per-class accuracy difference against the first method.
 
 The confusion matrix must stay readable from 6 classes to 400 (Kinetics):
 - rows and columns in a clustered order (`confusion_order`): classes confused with each
@@ -163,7 +163,7 @@ def confusion_figure(results: ClassResults, title: str = "") -> Figure:
     return fig
 
 
-# ---- benchmark --------------------------------------------------------------------------------------------
+# ---- the study grid -----------------------------------------------------------------------------------------
 
 SHOWN_EACH_WAY = 12  # most helped and most hurt classes named per method
 

@@ -1,10 +1,10 @@
 """One process per run folder: an exclusive lock file in the folder it writes.
 
-`fit` holds `<run>/run.lock` and each benchmark cell `<out>/cells/<cell>.lock` (an flock,
+`fit` holds `<run>/run.lock` and each study cell `<out>/cells/<cell>.lock` (an flock,
 released by the kernel when the process dies) for as long as it writes there. A second
 process, under any launcher, that reaches the same folder gets `RunBusy`, naming the
 holder's pid and host, instead of a second run writing into the same checkpoints. The lock
-file holds who runs there (for the message and `benchmark --status`); a clean release
+file holds who runs there (for the message and `study --status`); a clean release
 empties it, so a record found in a free lock file was left by a process that died (killed,
 node lost): the lock is taken over with a warning naming it.
 """
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class RunBusy(RuntimeError):
-    """Another live process holds this run folder (or benchmark cell)."""
+    """Another live process holds this run folder (or study cell)."""
 
 
 def _describe(holder: dict[str, Any] | None) -> str:

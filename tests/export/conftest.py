@@ -73,7 +73,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
         tested = trainer.test(model, datamodule=dm, verbose=False)
     checkpoint = ckpt_dir / "last.ckpt"
     metrics = {k: float(v) for k, v in tested[0].items()}
-    # where the benchmark runner keeps the test result of a run's checkpoint
+    # where the study grid keeps the test result of a run's checkpoint
     (base / "result.json").write_text(json.dumps({"best_checkpoint": str(checkpoint), "metrics": metrics}))
     tests = []
     for line in (root / "ucfTrainTestlist" / "testlist01.txt").read_text().split():

@@ -14,8 +14,9 @@ import pytest
 import torch
 
 import softpool_video  # noqa: F401  (registers the SoftPool op for reloading)
-from softpool_video.checkpoint import CheckpointError, load_checkpoint, load_exported, video_views
+from softpool_video.checkpoint import CheckpointError, load_checkpoint, load_exported
 from softpool_video.commands.export import main as export_main
+from softpool_video.evaluation import video_views
 from softpool_video.export import export_checkpoint
 from softpool_video.export.decompose import softpool_ops
 

@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from softpool_video.checkpoint import EvaluationProtocol, video_views
 from softpool_video.commands.predict import main as predict_main
+from softpool_video.evaluation import EvaluationProtocol, video_views
 from softpool_video.export import export_checkpoint
 from softpool_video.inference import predict_video
 

@@ -1,5 +1,5 @@
 """Per-class results and the confusion matrix (issue 17): hand-made inputs, two gloo ranks,
-a real `test`/`validate` run on the tiny demo data, and the benchmark's per-class differences."""
+a real `test`/`validate` run on the tiny demo data, and the study's per-class differences."""
 from __future__ import annotations
 
 import csv
@@ -12,16 +12,16 @@ import pytest
 import torch
 from run_args import tiny_args
 
-from softpool_video.checkpoint.views import (
+from softpool_video.commands import fit as fit_command
+from softpool_video.commands import test as test_command
+from softpool_video.commands import validate as validate_command
+from softpool_video.evaluation.aggregation import (
     VideoScores,
     ViewScores,
     combine_across_ranks,
     combine_views,
 )
-from softpool_video.commands import fit as fit_command
-from softpool_video.commands import test as test_command
-from softpool_video.commands import validate as validate_command
-from softpool_video.training.benchmark import write_outputs
+from softpool_video.studies.grid import write_outputs
 from softpool_video.training.per_class import class_differences, class_results
 from softpool_video.training.per_class_plot import confusion_order, dpi, figure_size
 
@@ -236,7 +236,7 @@ def test_two_process_ddp_test_writes_the_one_process_confusion_matrix(tested, de
 
 
 def test_report_writes_files_only_where_a_logger_writes_its_metrics(tmp_path, monkeypatch):
-    """A plain Trainer without a logger (tests, benchmark cells with `--trainer.logger false`) keeps
+    """A plain Trainer without a logger (tests, study cells with `--trainer.logger false`) keeps
     the results in memory and writes nothing into the working directory."""
     from types import SimpleNamespace
 

@@ -1,5 +1,5 @@
 """Mixed precision on the CPU (bf16 autocast): every pooling method of the zoo runs forward and
-backward finite and close to fp32 with the output dtype the README documents; the SoftPool op
+backward finite and close to fp32 with the output dtype docs/training.md documents; the SoftPool op
 keeps its input's dtype and its log-sum-exp in fp32 in every CPU implementation (including the
 CUDA kernels emulated); a model and a bf16-mixed fit stay finite (CPUBf16Guard)."""
 from __future__ import annotations
@@ -23,7 +23,7 @@ from softpool_video.pooling.functional import soft_pool
 from softpool_video.pooling.registry import build_pool
 from softpool_video.training.precision import CPUBf16Guard
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+TRAINING_DOC = Path(__file__).resolve().parents[2] / "docs" / "training.md"
 
 # Output dtype of a 3-D pool fed a bf16 tensor (a conv's output) under CPU bf16 autocast. torch's
 # CPU autocast runs max_pool3d and avg_pool3d in fp32; every other method keeps bf16.
@@ -79,7 +79,7 @@ def test_every_pool_under_bf16_autocast_is_finite_close_to_fp32_and_of_the_docum
 
 
 def test_readme_documents_the_same_output_dtypes():
-    section = README.read_text().split("## Mixed precision", 1)[1].split("\n## ", 1)[0]
+    section = TRAINING_DOC.read_text().split("## Mixed precision", 1)[1].split("\n## ", 1)[0]
     rows = dict(re.findall(r"^\| `(\w+)` +\| (\w+) ", section, flags=re.MULTILINE))
     assert set(rows) == set(available_pools())
     for method, dtype in rows.items():

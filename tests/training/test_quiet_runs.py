@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from run_args import tiny_args, tiny_benchmark_args
+from run_args import tiny_args, tiny_cell_args
 
 # A Python warning ("file.py:12: FutureWarning: ...") or one of Lightning's checkpoint notices.
 WARNING_LINE = re.compile(r"\.py:\d+: \w*(Warning|Deprecation)\w*:|weights_only|is deprecated")
@@ -42,9 +42,9 @@ def test_fit_and_two_cell_benchmark_print_no_repeated_warning(demo_root, tmp_pat
                          capture_output=True, text=True, timeout=600)
     assert fit.returncode == 0, fit.stderr[-3000:]
     assert_quiet(fit.stderr)
-    bench = subprocess.run([sys.executable, "-m", "softpool_video.cli", "benchmark", "--config", "demo",
+    bench = subprocess.run([sys.executable, "-m", "softpool_video.cli", "study", "--config", "demo",
                             "--pooling", "max,softpool", "--seeds", "0", "--out", str(tmp_path / "bench"), "--",
-                            *tiny_benchmark_args(demo_root)],
+                            *tiny_cell_args(demo_root)],
                            capture_output=True, text=True, timeout=600)
     assert bench.returncode == 0, bench.stderr[-3000:]
     assert_quiet(bench.stderr)

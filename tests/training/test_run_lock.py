@@ -1,6 +1,6 @@
 """One run per folder: a second `fit` into the folder of a live one is refused, naming the
 holder's pid and host; a lock left by a process that died is taken over with a warning.
-(`benchmark` cells: test_launchers.py::test_a_cell_runs_in_one_process_at_a_time.)"""
+(`study` cells: test_launchers.py::test_a_cell_runs_in_one_process_at_a_time.)"""
 from __future__ import annotations
 
 import json

@@ -17,7 +17,7 @@ from softpool_video.datamodules import (
     UCF101DataModule,
     VideoDataModule,
 )
-from softpool_video.training import benchmark
+from softpool_video.studies import grid as benchmark
 
 
 @pytest.mark.parametrize("cls", [UCF101DataModule, HMDB51DataModule, KineticsDataModule])
@@ -81,7 +81,7 @@ def test_benchmark_reports_selected_and_last_epoch_and_marks_test_selection(demo
     passthrough = [a for a in args[2:] if a != "--config"]
     passthrough += ["--trainer.max_epochs", "2", "--data.init_args.val_source", "test",
                     "--data.init_args.allow_test_selection", "true", "--trainer.logger", "false"]
-    result = benchmark.run_benchmark("demo", ["max"], [1], [0], tmp_path / "bench", passthrough)
+    result = benchmark.run_grid("demo", ["max"], [1], [0], tmp_path / "bench", passthrough)
     cell = result.cells[0]
     assert cell["protocol"]["selected_on_test"] is True
     assert set(cell["metrics_last"]) == set(cell["metrics"]) and "test/video_acc1" in cell["metrics_last"]

@@ -1,7 +1,7 @@
-"""`benchmark --status OUT`: where every cell of a grid stands, under any launcher.
+"""`study --status OUT`: where every cell of a grid stands, under any launcher.
 
 Read from the output folder alone (and `squeue` when cells were submitted to SLURM):
-`grid.json` (the cells the last `benchmark` command asked for), each cell's `result.json`
+`grid.json` (the cells the last `study` command asked for), each cell's `result.json`
 (done), its lock (running in some process), its latest SLURM job in the queue (pending,
 running, requeued), `cell.json` or a submitted job without a result (failed), else missing.
 """
@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from softpool_video.reporting import write_json_atomic
+from softpool_video.training.requeue import REQUEUES_FILE
+from softpool_video.training.run_lock import lock_holder
 
-from .benchmark import CELL_FILE, RESULT_FILE, read_json
 from .cell_progress import PROGRESS_FILE
-from .requeue import REQUEUES_FILE
-from .run_lock import lock_holder
+from .grid import CELL_FILE, RESULT_FILE, read_json
 
 GRID_FILE = "grid.json"
 # the metric a status row shows, first found: the cell's own test, then its validation, then its loss
@@ -73,7 +73,7 @@ def grid_status(out: Path) -> list[CellStatus]:
     out = Path(out)
     grid = read_json(out / GRID_FILE)
     if grid is None and not (out / "cells").is_dir():
-        raise FileNotFoundError(f"--status: {out} holds no benchmark (no {GRID_FILE} and no cells/ folder)")
+        raise FileNotFoundError(f"--status: {out} holds no study grid (no {GRID_FILE} and no cells/ folder)")
     names = list((grid or {}).get("cells", []))
     if (out / "cells").is_dir():
         found = {p.name if p.is_dir() else p.stem for p in (out / "cells").iterdir()

@@ -2,9 +2,9 @@
 them) and flat (checkpoints written before the arguments were grouped)."""
 from __future__ import annotations
 
-from softpool_video.checkpoint import EvaluationProtocol
-from softpool_video.checkpoint.evaluation import datamodule_defaults
 from softpool_video.datamodules import ClipSampling, Transforms
+from softpool_video.evaluation import EvaluationProtocol
+from softpool_video.evaluation.protocol import datamodule_defaults
 
 GROUPED = {
     "_class_path": "softpool_video.datamodules.UCF101DataModule", "root": "data/ucf101", "split": 1,

@@ -1,4 +1,4 @@
-"""A live process that holds a run lock (as a running fit or benchmark cell does), for the
+"""A live process that holds a run lock (as a running fit or study cell does), for the
 lock tests. A lock is per open file description, so the holder must be another process."""
 from __future__ import annotations
 

@@ -5,18 +5,15 @@ It is read from the datamodule's saved hyper-parameters (a checkpoint's
 `datamodule_hyper_parameters`, a model card, or a live datamodule's `hparams`), grouped
 (`sampling: {clip_len: ...}`, `transforms: {...}`) or flat as checkpoints written before the
 grouping have them; what they do not record falls back to the datamodule's own defaults,
-read from its argument groups rather than copied here. `video_views` applies the protocol to one file with the test
-DataModule's own sampler and transform.
+read from its argument groups rather than copied here. `views.video_views` applies it to one
+file.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
-
-import torch
 
 # The datamodule arguments a protocol reads (its defaults fill what a checkpoint lacks).
 _DATAMODULE_FIELDS = ("clip_len", "frame_interval", "crop_size", "resize_short", "mean", "std", "short_video")
@@ -81,24 +78,3 @@ class EvaluationProtocol:
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
         return (3, self.clip_len, self.crop_size, self.crop_size)
-
-
-def video_views(path: str | Path, protocol: EvaluationProtocol, decoder: str = "decord") -> torch.Tensor:
-    """All views of a video as one float batch (num_clips * num_crops, 3, T, H, W), decoded
-    and transformed as the test DataModule does (same sampler, same EvalTransform).
-
-    Raises DecodeError when no backend can read the file.
-    """
-    from softpool_video.datamodules import ClipSampler, EvalTransform, open_video
-
-    sampler = ClipSampler("uniform", clip_len=protocol.clip_len, frame_interval=protocol.frame_interval,
-                          num_clips=protocol.num_clips, short_video=protocol.short_video)
-    transform = EvalTransform(crop_size=protocol.crop_size, resize_short=protocol.resize_short,
-                              num_crops=protocol.num_crops, mean=protocol.mean, std=protocol.std)
-    views = []
-    with open_video(path, decoder) as reader:
-        num_frames = reader.num_frames
-        for clip in range(protocol.num_clips):
-            frames = reader.get(sampler(num_frames, clip))
-            views += [transform(frames, crop) for crop in range(protocol.num_crops)]
-    return torch.stack(views)

@@ -1,4 +1,4 @@
-"""Where a running benchmark cell is: `progress.json` in its folder, for `benchmark --status`."""
+"""Where a running study cell is: `progress.json` in its folder, for `study --status`."""
 from __future__ import annotations
 
 import datetime as dt

@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from softpool_video.training.benchmark import markdown_table, summarize
-from softpool_video.training.statistics import paired_difference
+from softpool_video.studies.grid import markdown_table, summarize
+from softpool_video.studies.statistics import paired_difference
 
 CELLS = [(1, 0), (1, 1), (1, 2)]
 
@@ -68,7 +68,7 @@ def test_benchmark_rows_and_table_carry_the_comparison_in_words():
 
 
 def test_holm_adjustment_by_hand_and_over_a_reports_headline_comparisons():
-    from softpool_video.training.statistics import holm_adjust
+    from softpool_video.studies.statistics import holm_adjust
 
     # sorted 0.01, 0.02, 0.04 of m = 3: 3 * 0.01, max(0.03, 2 * 0.02), max(0.04, 1 * 0.04)
     assert holm_adjust([0.04, 0.01, None, 0.02]) == pytest.approx([0.04, 0.03, None, 0.04])
@@ -95,7 +95,7 @@ def test_detectable_difference_has_the_power_it_claims():
     import numpy as np
     from scipy import stats
 
-    from softpool_video.training.statistics import detectable_difference
+    from softpool_video.studies.statistics import detectable_difference
 
     n, std = 5, 0.02
     delta = detectable_difference(n, std)

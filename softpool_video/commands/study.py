@@ -1,13 +1,13 @@
-"""`softpool-video benchmark`: train and test every pooling x split x seed, then one results table.
+"""`softpool-video study`: train and test every pooling x split x seed, then one results table.
 
-    softpool-video benchmark --config ucf101/r2plus1d_50 --pooling max,avg,softpool \
+    softpool-video study --config ucf101/r2plus1d_50 --pooling max,avg,softpool \
         --splits 1,2,3 --seeds 0,1 -- --data.init_args.root /data/ucf101
-    softpool-video benchmark ... --launcher local --parallel 2      # 2 cells at once here
-    softpool-video benchmark ... --launcher slurm --slurm.partition gpu --slurm.gpus_per_node 4
-    softpool-video benchmark --status runs/benchmark/ucf101/r2plus1d_50
+    softpool-video study ... --launcher local --parallel 2      # 2 cells at once here
+    softpool-video study ... --launcher slurm --slurm.partition gpu --slurm.gpus_per_node 4
+    softpool-video study --status runs/study/ucf101/r2plus1d_50
 
-The runner and its outputs are described in softpool_video/training/benchmark.py, the
-launchers in softpool_video/training/launch.py.
+The runner and its outputs are described in softpool_video/studies/grid.py, the
+launchers in softpool_video/studies/launch.py.
 """
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from softpool_video.training.benchmark import parse_list, split_passthrough
-from softpool_video.training.launch import launch_benchmark
+from softpool_video.studies.grid import parse_list, split_passthrough
+from softpool_video.studies.launch import launch_grid
 
 from ._console import console, fail, print_table, setup_logging
-from ._tables import print_benchmark_table
+from ._tables import print_grid_table
 
 # --slurm.<name>: (type, help); the names are SlurmOptions' fields
 SLURM_OPTIONS = {
@@ -38,14 +38,14 @@ SLURM_OPTIONS = {
 
 
 def default_out(config: str) -> Path:
-    """runs/benchmark/<config name>; a config given as a file path contributes its stem."""
+    """runs/study/<config name>; a config given as a file path contributes its stem."""
     name = Path(config).stem if Path(config).is_file() else config.removesuffix(".yaml")
-    return Path("runs") / "benchmark" / name
+    return Path("runs") / "study" / name
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="softpool-video benchmark",
+        prog="softpool-video study",
         description="Train and test every pooling x split x seed; write results.md/.csv/.png. "
                     "Arguments after `--` go to every run's LightningCLI (e.g. --data.init_args.root DIR).")
     parser.add_argument("--config", help="config name (e.g. ucf101/r2plus1d_50) or path")
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--splits", default=None,
                         help="comma-separated dataset splits (default: the config's split)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds")
-    parser.add_argument("--out", default=None, help="output folder (default: runs/benchmark/<config name>)")
+    parser.add_argument("--out", default=None, help="output folder (default: runs/study/<config name>)")
     parser.add_argument("--force", action="store_true", help="run finished cells again")
     parser.add_argument("--launcher", default="inline",
                         help="inline: cells one after another in this process (default); local: --parallel "
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--wait", action="store_true",
                         help="--launcher slurm: wait for the jobs and write the report (default: submit and return)")
     parser.add_argument("--status", metavar="OUT", default=None,
-                        help="print where every cell of the benchmark in OUT stands, and nothing else")
+                        help="print where every cell of the study grid in OUT stands, and nothing else")
     group = parser.add_argument_group("--launcher slurm: each cell's resources")
     for name, (kind, text) in SLURM_OPTIONS.items():
         group.add_argument(f"--slurm.{name}", dest=f"slurm_{name}", type=kind, default=None, help=text,
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def slurm_options(args: argparse.Namespace):
-    from softpool_video.training.slurm_launcher import SlurmOptions
+    from softpool_video.studies.slurm_launcher import SlurmOptions
     given = {name: value for name in SLURM_OPTIONS if (value := getattr(args, f"slurm_{name}")) is not None}
     return SlurmOptions(**given, sbatch=list(args.slurm_sbatch))
 
@@ -82,7 +82,7 @@ def slurm_options(args: argparse.Namespace):
 def print_status(out: Path) -> int:
     from rich.table import Table
 
-    from softpool_video.training.grid_status import grid_status
+    from softpool_video.studies.grid_status import grid_status
     rows = grid_status(out)
     table = Table(title=f"{out}: {len(rows)} cells")
     for column in ("cell", "state", "job", "elapsed", "last metric", "log (failed cells)"):
@@ -114,17 +114,17 @@ def main(argv: list[str] | None = None) -> int:
         splits = parse_list("--splits", args.splits, int)
         seeds = parse_list("--seeds", args.seeds, int)
         folder = Path(args.out) if args.out else default_out(args.config)
-        from softpool_video.training.local_launcher import available_cores
-        launch = launch_benchmark(args.config, poolings, splits, seeds, folder, [*unknown, *passthrough], args.force,
+        from softpool_video.studies.local_launcher import available_cores
+        launch = launch_grid(args.config, poolings, splits, seeds, folder, [*unknown, *passthrough], args.force,
                                   launcher=args.launcher, parallel=args.parallel or len(available_cores()),
                                   slurm=slurm_options(args), wait=args.wait)
     except (ValueError, FileNotFoundError, NotADirectoryError) as err:
-        return fail("benchmark", err)
+        return fail("study", err)
     except RuntimeError as err:  # cells busy elsewhere (RunBusy), cells that failed (CellsFailed), squeue
         from softpool_video.training.run_lock import RunBusy
-        return fail("benchmark", err, code=2 if isinstance(err, RunBusy) else 1)
+        return fail("study", err, code=2 if isinstance(err, RunBusy) else 1)
     except FloatingPointError as err:  # a cell diverged: the input was fine, the run failed
-        return fail("benchmark", err, code=1)
+        return fail("study", err, code=1)
     except SystemExit as exit_:  # a cell's LightningCLI rejected its arguments
         return exit_.code if isinstance(exit_.code, int) else 2
     out = console()
@@ -132,11 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         submission = launch.submission
         out.print(f"submitted {launch.waiting} cells as SLURM job array {submission.array} "
                   f"({launch.result.skipped} finished before); logs under {folder / 'slurm'}", markup=False)
-        out.print(f"state: softpool-video benchmark --status {folder}; run this command again to collect "
+        out.print(f"state: softpool-video study --status {folder}; run this command again to collect "
                   "the results when the jobs are done (or pass --wait)", markup=False)
         return 0
     result = launch.result
-    print_benchmark_table(result.rows, f"{args.config}: {result.ran} cells run, {result.skipped} skipped")
+    print_grid_table(result.rows, f"{args.config}: {result.ran} cells run, {result.skipped} skipped")
     files = result.files
     out.print(f"results: {files['markdown']}  {files['csv']}  {files['json']}  {files['plot']}", markup=False)
     if "class_diff_csv" in files:

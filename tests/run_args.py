@@ -19,8 +19,8 @@ def tiny_args(root: Path, out: Path, epochs: int = 1) -> list[str]:
             "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(out)]
 
 
-def tiny_benchmark_args(root: Path) -> list[str]:
-    """What `benchmark` passes to every cell for a tiny run (the cell sets its own folder)."""
+def tiny_cell_args(root: Path) -> list[str]:
+    """What `study` passes to every cell for a tiny run (the cell sets its own folder)."""
     return ["--data.init_args.root", str(root), "--data.init_args.loading.num_workers", "0",
             "--data.init_args.sampling.clip_len", "4", "--data.init_args.transforms.crop_size", "32",
             "--data.init_args.transforms.resize_short", "32", "--data.init_args.loading.batch_size", str(BATCH),

@@ -1,4 +1,4 @@
-"""`benchmark --launcher local|slurm` without a cluster: the local launcher's cells equal the
+"""`study --launcher local|slurm` without a cluster: the local launcher's cells equal the
 inline ones, --status reads a folder, bad input is one line naming the option, a cell runs in
 one process at a time. The SLURM runs themselves are in test_slurm_launcher.py."""
 from __future__ import annotations
@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 from lock_holder import hold_lock
-from run_args import tiny_benchmark_args
+from run_args import tiny_cell_args
 
-from softpool_video.commands import benchmark as benchmark_command
-from softpool_video.training.benchmark import Cell, cell_lock_path, run_benchmark
-from softpool_video.training.grid_status import grid_status
-from softpool_video.training.local_launcher import available_cores, clamp_parallel, core_shares, gpu_shares
+from softpool_video.commands import study as study_command
+from softpool_video.studies.grid import Cell, cell_lock_path, run_grid
+from softpool_video.studies.grid_status import grid_status
+from softpool_video.studies.local_launcher import available_cores, clamp_parallel, core_shares, gpu_shares
+from softpool_video.studies.slurm_launcher import SlurmOptions
 from softpool_video.training.run_lock import RunBusy, RunLock, lock_holder
-from softpool_video.training.slurm_launcher import SlurmOptions
 
 
 def _metrics(out: Path, name: str) -> dict:
@@ -26,12 +26,12 @@ def _metrics(out: Path, name: str) -> dict:
 
 @pytest.mark.slow
 def test_local_launcher_runs_cells_side_by_side_with_the_inline_numbers(demo_root, tmp_path):
-    args = [*tiny_benchmark_args(demo_root), "--trainer.deterministic", "true"]
+    args = [*tiny_cell_args(demo_root), "--trainer.deterministic", "true"]
     inline = tmp_path / "inline"
-    run_benchmark("demo", ["max", "avg"], [], [0], inline, args)  # this process: one thread (conftest)
+    run_grid("demo", ["max", "avg"], [], [0], inline, args)  # this process: one thread (conftest)
     local = tmp_path / "local"
     cores = len(available_cores())  # one core, so one thread, per cell: the inline run's arithmetic
-    code = benchmark_command.main(["--config", "demo", "--pooling", "max,avg", "--out", str(local),
+    code = study_command.main(["--config", "demo", "--pooling", "max,avg", "--out", str(local),
                                    "--launcher", "local", "--parallel", str(cores), "--", *args])
     assert code == 0
     for name in ("max-seed0", "avg-seed0"):
@@ -73,7 +73,7 @@ def test_bad_launcher_options_name_the_option(argv, message, capsys, tmp_path, m
     if "--slurm.time" in argv:
         (tmp_path / "sbatch").write_text("#!/bin/sh\nexit 1\n")
         (tmp_path / "sbatch").chmod(0o755)
-    code = benchmark_command.main(["--config", "demo", "--out", str(tmp_path / "out"), *argv])
+    code = study_command.main(["--config", "demo", "--out", str(tmp_path / "out"), *argv])
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
@@ -81,7 +81,7 @@ def test_bad_launcher_options_name_the_option(argv, message, capsys, tmp_path, m
 
 def test_slurm_launcher_without_sbatch_names_the_local_launcher(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert benchmark_command.main(["--config", "demo", "--out", str(tmp_path / "out"), "--launcher", "slurm"]) == 2
+    assert study_command.main(["--config", "demo", "--out", str(tmp_path / "out"), "--launcher", "slurm"]) == 2
     err = capsys.readouterr().err
     assert "--launcher slurm: no `sbatch` on PATH" in err and "use --launcher local" in err
     assert not (tmp_path / "out").exists()  # nothing written
@@ -111,8 +111,8 @@ def test_a_cell_runs_in_one_process_at_a_time(demo_root, tmp_path, capsys):
         with pytest.raises(RunBusy, match=f"cell max-seed0 is running in pid {holder.pid} on {socket.gethostname()}"), \
                 RunLock(path, "cell max-seed0"):
             pass
-        code = benchmark_command.main(["--config", "demo", "--pooling", "max", "--out", str(out),
-                                       "--launcher", "local", "--", *tiny_benchmark_args(demo_root)])
+        code = study_command.main(["--config", "demo", "--pooling", "max", "--out", str(out),
+                                       "--launcher", "local", "--", *tiny_cell_args(demo_root)])
         assert code == 2
         err = capsys.readouterr().err
         assert "cells still queued or running under another submission: max-seed0 (a local process)" in err
@@ -139,11 +139,11 @@ def test_status_names_failed_cells_with_the_last_line_of_their_log(tmp_path, cap
     assert (rows["avg-seed0"].state, rows["avg-seed0"].last_line) == ("failed", "RuntimeError: out of memory")
     assert rows["avg-seed0"].log == str(out / "logs" / "avg-seed0.log")
     assert rows["softpool-seed0"].state == "missing"
-    assert benchmark_command.main(["--status", str(out)]) == 0
+    assert study_command.main(["--status", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "1 done, 1 failed, 1 missing" in printed and "RuntimeError: out of memory" in printed
-    assert benchmark_command.main(["--status", str(tmp_path / "nothing")]) == 2
-    assert "holds no benchmark" in capsys.readouterr().err
+    assert study_command.main(["--status", str(tmp_path / "nothing")]) == 2
+    assert "holds no study grid" in capsys.readouterr().err
 
 
 def test_the_job_function_leaves_the_warning_signals_to_the_run(monkeypatch):

@@ -1,4 +1,4 @@
-"""Paired comparison of two pooling methods over the same benchmark cells.
+"""Paired comparison of two pooling methods over the same study cells.
 
 Two methods run on identical (split, seed) cells share the data split, the holdout and
 the initial draw of everything but the pooling, so their difference is judged cell by

@@ -13,7 +13,7 @@ from softpool_video import cli
 from softpool_video.commands import profile_pooling as profile_command
 from softpool_video.commands import retention as retention_command
 from softpool_video.measure import saved_tensor_bytes
-from softpool_video.pooling import retention
+from softpool_video.studies import retention
 
 
 def _outputs(folder: Path, stem: str) -> dict[str, Path]:

@@ -1,9 +1,9 @@
-"""`benchmark --launcher slurm`: every cell a SLURM job, one job array per submission, through
+"""`study --launcher slurm`: every cell a SLURM job, one job array per submission, through
 submitit.
 
 The command submits and returns (`--wait` blocks until the jobs have left the queue); each
 submission is recorded in `<out>/slurm/submissions.json` (cell -> job id and log paths), which
-`benchmark --status` and the next submission read. Inside the job, `run_cell_job` catches
+`study --status` and the next submission read. Inside the job, `run_cell_job` catches
 SLURM's warning signal from the start, runs the cell with `requeue_on_signal` (requeue.py) and
 pins torch's threads to the job's CPUs. A requeued job runs the same cell again, which resumes
 from its `last.ckpt`.
@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from softpool_video.reporting import write_json_atomic
+from softpool_video.training.requeue import Requeued, install_signal_handlers
 
-from .benchmark import Cell, cell_folder
-from .requeue import Requeued, install_signal_handlers
+from .grid import Cell, cell_folder
 
 SUBMISSIONS_FILE = "submissions.json"
 # squeue states of a job that still holds its cell
@@ -130,7 +130,7 @@ def run_cell_job(cell: Cell, base_args: list[str], out: str) -> str:
 
     torch.set_num_threads(threads)
     from ..third_party_warnings import silence_third_party_deprecations
-    from .benchmark import run_cell
+    from .grid import run_cell
 
     silence_third_party_deprecations()  # the job's entry point, like the command line
     try:

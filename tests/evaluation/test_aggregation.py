@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from softpool_video.checkpoint.views import (
+from softpool_video.evaluation.aggregation import (
     ViewBuffer,
     ViewScores,
     class_probabilities,

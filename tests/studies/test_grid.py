@@ -1,4 +1,4 @@
-"""The benchmark runner: every pooling x split x seed cell, one table, finished cells skipped."""
+"""The study grid: every pooling x split x seed cell, one table, finished cells skipped."""
 from __future__ import annotations
 
 import csv
@@ -6,10 +6,10 @@ import json
 import math
 
 import pytest
-from run_args import tiny_benchmark_args as tiny
+from run_args import tiny_cell_args as tiny
 
-from softpool_video.commands import benchmark as benchmark_command
-from softpool_video.training.benchmark import Cell, make_grid, markdown_table, run_benchmark, summarize, write_outputs
+from softpool_video.commands import study as study_command
+from softpool_video.studies.grid import Cell, make_grid, markdown_table, run_grid, summarize, write_outputs
 
 
 def test_grid_names_and_bad_options():
@@ -22,11 +22,11 @@ def test_grid_names_and_bad_options():
 
 
 def test_main_rejects_bad_lists_naming_the_option(capsys):
-    assert benchmark_command.main(["--config", "demo", "--splits", "1,two"]) == 2
+    assert study_command.main(["--config", "demo", "--splits", "1,two"]) == 2
     assert "--splits" in capsys.readouterr().err
-    assert benchmark_command.main(["--config", "demo", "--pooling", "max,nope"]) == 2
+    assert study_command.main(["--config", "demo", "--pooling", "max,nope"]) == 2
     assert "--pooling: unknown pooling method 'nope'" in capsys.readouterr().err
-    assert benchmark_command.main(["--config", "no/such_config"]) == 2
+    assert study_command.main(["--config", "no/such_config"]) == 2
     assert "no file or config named" in capsys.readouterr().err
 
 
@@ -60,7 +60,7 @@ def test_table_is_mean_and_std_over_splits_and_seeds(tmp_path):
 @pytest.mark.slow
 def test_reruns_skip_finished_cells_and_resume_unfinished_ones(demo_root, tmp_path):
     out = tmp_path / "bench"
-    first = run_benchmark("demo", ["max"], [1], [0], out, tiny(demo_root))
+    first = run_grid("demo", ["max"], [1], [0], out, tiny(demo_root))
     assert (first.ran, first.skipped) == (1, 0)
     max_result = out / "cells" / "max-split1-seed0" / "result.json"
     stamp = max_result.stat().st_mtime_ns
@@ -69,7 +69,7 @@ def test_reruns_skip_finished_cells_and_resume_unfinished_ones(demo_root, tmp_pa
     assert stored["train_clips_per_s"] > 0 and stored["peak_memory_mib"] > 0
     assert 0.0 <= stored["metrics"]["test/video_acc1"] <= 1.0 and stored["metrics"]["test/num_videos"] == 4
 
-    second = run_benchmark("demo", ["max", "avg"], [1], [0], out, tiny(demo_root))
+    second = run_grid("demo", ["max", "avg"], [1], [0], out, tiny(demo_root))
     assert (second.ran, second.skipped) == (1, 1)
     assert max_result.stat().st_mtime_ns == stamp  # untouched
     assert second.cells[0]["metrics"] == stored["metrics"]
@@ -80,12 +80,12 @@ def test_reruns_skip_finished_cells_and_resume_unfinished_ones(demo_root, tmp_pa
     # an interrupted cell (checkpoint, no result) resumes from its last.ckpt
     avg_result = out / "cells" / "avg-split1-seed0" / "result.json"
     avg_result.unlink()
-    third = run_benchmark("demo", ["max", "avg"], [1], [0], out, tiny(demo_root))
+    third = run_grid("demo", ["max", "avg"], [1], [0], out, tiny(demo_root))
     assert (third.ran, third.skipped) == (1, 1)
     resumed = json.loads(avg_result.read_text())
     assert resumed["resumed"] and resumed["global_step"] == 2
 
     # a different config is a different experiment: the cell runs again, from scratch
-    fourth = run_benchmark("demo", ["max"], [1], [0], out, [*tiny(demo_root), "--model.lr", "0.001"])
+    fourth = run_grid("demo", ["max"], [1], [0], out, [*tiny(demo_root), "--model.lr", "0.001"])
     assert (fourth.ran, fourth.skipped) == (1, 0)
     assert not json.loads(max_result.read_text())["resumed"]

@@ -50,8 +50,7 @@ from softpool_video.measure import (
     reset_peak_rss,
     rss_bytes,
 )
-
-from .layers import pooling_layers
+from softpool_video.profiling.layers import pooling_layers
 
 log = logging.getLogger(__name__)
 

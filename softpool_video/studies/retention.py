@@ -28,10 +28,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from softpool_video.pooling.registry import build_pool
 from softpool_video.reporting import markdown_table as render_table
 from softpool_video.reporting import new_figure, save_figure, write_result_files
-
-from .registry import build_pool
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
-"""The benchmark runner: train and test every pooling x split x seed, then one results table
-(the command is softpool_video/commands/benchmark.py).
+"""The study grid: train and test every pooling x split x seed, then one results table
+(the command is softpool_video/commands/study.py).
 
-    softpool-video benchmark --config ucf101/r2plus1d_50 --pooling max,avg,softpool \
+    softpool-video study --config ucf101/r2plus1d_50 --pooling max,avg,softpool \
         --splits 1,2,3 --seeds 0,1 -- --data.init_args.root /data/ucf101
 
 Each cell (pooling, split, seed) runs in this process with a fresh Trainer and writes
@@ -39,12 +39,12 @@ from typing import Any
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from softpool_video.reporting import new_figure, write_csv, write_json_atomic
+from softpool_video.training.protocol import SELECTED_ON_TEST_NOTE
+from softpool_video.training.reproducibility import run_record, write_record
+from softpool_video.training.requeue import RequeueOnSignal
+from softpool_video.training.run_lock import RunLock
 
 from .cell_progress import CellProgress
-from .protocol import SELECTED_ON_TEST_NOTE
-from .reproducibility import run_record, write_record
-from .requeue import RequeueOnSignal
-from .run_lock import RunLock
 from .statistics import PairedDifference, holm_adjust, paired_difference
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def read_json(path: Path) -> Any:
 
 
 def _summary(trainer: Any) -> dict[str, Any]:
-    from .callbacks import TrainingStats
+    from softpool_video.training.callbacks import TrainingStats
     for callback in trainer.callbacks:
         if isinstance(callback, TrainingStats):
             return dict(callback.summary)
@@ -156,7 +156,7 @@ def _summary(trainer: Any) -> dict[str, Any]:
 
 
 def _make_cli(args: list[str]) -> Any:
-    from .cli import VideoCLI
+    from softpool_video.training.cli import VideoCLI
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter")
         return VideoCLI(args=args, run=False)
@@ -166,7 +166,7 @@ def cell_folder(out: Path, cell: Cell) -> Path:
     return Path(out) / "cells" / cell.name
 
 
-CELL_HINT = " (see `softpool-video benchmark --status`)"
+CELL_HINT = " (see `softpool-video study --status`)"
 
 
 def cell_lock_path(out: Path, cell: Cell) -> Path:
@@ -256,7 +256,7 @@ def _run_cell(cell: Cell, base_args: list[str], out: Path, force: bool,
 
 def _per_class_report(trainer: Any) -> Any:
     """The trainer's PerClassReport (the module adds it), which keeps each test's per-class results."""
-    from .callbacks import PerClassReport
+    from softpool_video.training.callbacks import PerClassReport
     return next((c for c in trainer.callbacks if isinstance(c, PerClassReport)), None)
 
 
@@ -481,9 +481,8 @@ def write_class_differences(cells: list[dict[str, Any]], out: Path) -> dict[str,
     (video top-1 per class, paired over identical cells); nothing without two such methods."""
     # per_class imports write_csv from this module: imported here, not at the top
     from softpool_video.reporting import save_figure
-
-    from .per_class import class_differences
-    from .per_class_plot import difference_figure
+    from softpool_video.training.per_class import class_differences
+    from softpool_video.training.per_class_plot import difference_figure
     rows = class_differences(cells)
     if not rows:
         return {}
@@ -493,10 +492,10 @@ def write_class_differences(cells: list[dict[str, Any]], out: Path) -> dict[str,
     return files
 
 
-def run_benchmark(config: str, poolings: Sequence[str], splits: Sequence[int | None], seeds: Sequence[int],
+def run_grid(config: str, poolings: Sequence[str], splits: Sequence[int | None], seeds: Sequence[int],
                   out: str | Path, extra_args: Sequence[str] = (), force: bool = False) -> BenchmarkResult:
     """Every cell of the grid (finished ones are read back), then the results table and plot."""
-    from .configs import resolve_config
+    from softpool_video.training.configs import resolve_config
     config_path = resolve_config(config)
     grid = make_grid(poolings, splits, seeds)
     out = Path(out)

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from softpool_video.commands.profile import main as profile_main
-from softpool_video.profiling import model_profile
-from softpool_video.profiling.model_profile import is_out_of_memory, profile_model
+from softpool_video.studies import model_profile
+from softpool_video.studies.model_profile import is_out_of_memory, profile_model
 
 INPUT = "2,3,4,32,32"
 METHODS = ["max", "avg", "softpool"]

@@ -1,4 +1,4 @@
-"""`benchmark --launcher slurm` on a real single-node SLURM (the `slurm_cluster` fixture):
+"""`study --launcher slurm` on a real single-node SLURM (the `slurm_cluster` fixture):
 the grid's numbers equal the inline runner's; a cancelled cell is the only one a rerun
 submits; a cell sent SLURM's warning signal checkpoints, requeues and ends with the numbers
 and weights of an uninterrupted run; the example sbatch script trains with 2 CPU tasks.
@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from run_args import tiny_benchmark_args
+from run_args import tiny_cell_args
 
-from softpool_video.commands import benchmark as benchmark_command
-from softpool_video.training.benchmark import run_benchmark
-from softpool_video.training.grid_status import grid_status
-from softpool_video.training.launch import wait_for_jobs
-from softpool_video.training.slurm_launcher import latest_jobs, read_submissions
+from softpool_video.commands import study as study_command
+from softpool_video.studies.grid import run_grid
+from softpool_video.studies.grid_status import grid_status
+from softpool_video.studies.launch import wait_for_jobs
+from softpool_video.studies.slurm_launcher import latest_jobs, read_submissions
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 HERE = Path(__file__).resolve().parent
@@ -43,7 +43,7 @@ def _jobs_import_the_test_callbacks(monkeypatch, tmp_path):
 
 
 def _slurm(out: Path, pooling: str, seeds: str, args: list[str], *extra: str) -> int:
-    return benchmark_command.main(["--config", "demo", "--pooling", pooling, "--seeds", seeds, "--out", str(out),
+    return study_command.main(["--config", "demo", "--pooling", pooling, "--seeds", seeds, "--out", str(out),
                                    "--launcher", "slurm", "--slurm.time", "10", "--slurm.cpus_per_task", "1",
                                    *extra, "--", *args])
 
@@ -65,9 +65,9 @@ def _states(out: Path) -> dict[str, str]:
 
 
 def test_a_grid_on_slurm_gives_the_inline_numbers(demo_root, tmp_path, capsys):
-    args = [*tiny_benchmark_args(demo_root), "--trainer.deterministic", "true"]
+    args = [*tiny_cell_args(demo_root), "--trainer.deterministic", "true"]
     inline = tmp_path / "inline"
-    run_benchmark("demo", ["max", "avg"], [], [0, 1], inline, args)
+    run_grid("demo", ["max", "avg"], [], [0, 1], inline, args)
     out = tmp_path / "slurm"
     assert _slurm(out, "max,avg", "0,1", args, "--wait") == 0
     (submission,) = read_submissions(out)
@@ -84,7 +84,7 @@ def test_a_grid_on_slurm_gives_the_inline_numbers(demo_root, tmp_path, capsys):
 
 
 def test_a_cancelled_cell_is_the_only_one_submitted_again(demo_root, tmp_path, monkeypatch, capsys):
-    args = [*tiny_benchmark_args(demo_root), "--trainer.callbacks+=slurm_callbacks.HoldCell"]
+    args = [*tiny_cell_args(demo_root), "--trainer.callbacks+=slurm_callbacks.HoldCell"]
     out, hold = tmp_path / "slurm", tmp_path / "hold"
     hold.write_text("")
     monkeypatch.setenv("SOFTPOOL_TEST_HOLD_CELL", "avg-seed0")
@@ -114,10 +114,10 @@ def test_a_cancelled_cell_is_the_only_one_submitted_again(demo_root, tmp_path, m
 
 
 def test_the_warning_signal_requeues_a_cell_that_ends_as_if_never_stopped(demo_root, tmp_path, monkeypatch):
-    args = [*tiny_benchmark_args(demo_root), "--trainer.deterministic", "true",
+    args = [*tiny_cell_args(demo_root), "--trainer.deterministic", "true",
             "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "5"]
     inline = tmp_path / "inline"
-    run_benchmark("demo", ["softpool"], [], [0], inline, args)
+    run_grid("demo", ["softpool"], [], [0], inline, args)
     out = tmp_path / "slurm"
     monkeypatch.setenv("SOFTPOOL_TEST_SIGNAL_AT_STEP", "7")  # mid-way through the second epoch
     assert _slurm(out, "softpool", "0", [*args, "--trainer.callbacks+=slurm_callbacks.SignalAtStep"]) == 0
@@ -143,7 +143,7 @@ def test_the_warning_signal_requeues_a_cell_that_ends_as_if_never_stopped(demo_r
 
 def test_sbatch_refusals_are_one_line_and_submit_nothing(tmp_path, capsys, demo_root):
     out = tmp_path / "slurm"
-    code = _slurm(out, "max", "0", tiny_benchmark_args(demo_root), "--slurm.partition", "no_such_partition")
+    code = _slurm(out, "max", "0", tiny_cell_args(demo_root), "--slurm.partition", "no_such_partition")
     assert code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "sbatch refused the jobs: invalid partition specified: no_such_partition" in err
@@ -156,7 +156,7 @@ def test_the_example_sbatch_script_trains_with_two_cpu_tasks(demo_root, tmp_path
     (tmp_path / "runs").mkdir()  # SLURM opens the script's log, runs/slurm-<job>.out, before the script runs
     job = subprocess.run(
         ["sbatch", "--wait", "--ntasks-per-node=2", "--gres=none", "--cpus-per-task=1", "--mem=4G", "--time=10",
-         str(SCRIPT), "demo", str(demo_root), "max", *tiny_benchmark_args(demo_root)[2:],
+         str(SCRIPT), "demo", str(demo_root), "max", *tiny_cell_args(demo_root)[2:],
          "--trainer.accelerator", "cpu"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
         env={**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])})
     logs = sorted(tmp_path.glob("runs/slurm-*.out"))

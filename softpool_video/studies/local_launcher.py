@@ -1,6 +1,6 @@
-"""`benchmark --launcher local --parallel N`: N cells at once on this machine.
+"""`study --launcher local --parallel N`: N cells at once on this machine.
 
-Each cell runs in a fresh process (`python -m softpool_video.training.cell_process`), pinned to
+Each cell runs in a fresh process (`python -m softpool_video.studies.cell_process`), pinned to
 its own share of the cores (CPU affinity, inherited by its data-loading workers) with as many
 intra-op threads as cores in that share, so the cells together never run more threads than
 the machine has cores; on a machine with GPUs each cell also gets its share of them
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .benchmark import Cell
+from .grid import Cell
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def _start(cell: Cell, base_args: Sequence[str], out: Path, force: bool,
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     with open(path, "ab") as log_file:
-        return subprocess.Popen([sys.executable, "-m", "softpool_video.training.cell_process", spec],
+        return subprocess.Popen([sys.executable, "-m", "softpool_video.studies.cell_process", spec],
                                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                 preexec_fn=lambda: os.sched_setaffinity(0, cores))
 

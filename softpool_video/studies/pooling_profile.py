@@ -29,10 +29,9 @@ import torch
 from torch import nn
 
 from softpool_video.measure import CudaPeak, device_name, median, peak_rss_bytes, saved_tensor_bytes, timed_call
+from softpool_video.pooling.registry import build_pool, pool_method
 from softpool_video.reporting import markdown_table as render_table
 from softpool_video.reporting import new_figure, save_figure, write_result_files
-
-from .registry import build_pool, pool_method
 
 log = logging.getLogger(__name__)
 

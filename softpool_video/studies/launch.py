@@ -1,7 +1,7 @@
-"""Where the benchmark's cells run: `--launcher inline|local|slurm` (the command is
-softpool_video/commands/benchmark.py).
+"""Where the study's cells run: `--launcher inline|local|slurm` (the command is
+softpool_video/commands/study.py).
 
-- inline (the default): one cell after another in this process (benchmark.run_benchmark).
+- inline (the default): one cell after another in this process (grid.run_grid).
 - local: `--parallel N` cells at once on this machine, each its own process (local_launcher.py).
 - slurm: each cell a SLURM job, one job array per submission (slurm_launcher.py). The command
   returns once the jobs are submitted, or with `wait` once they have left the queue. Running
@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .benchmark import (
+from softpool_video.training.run_lock import RunBusy, lock_holder
+
+from .grid import (
     RESULT_FILE,
     BenchmarkResult,
     Cell,
@@ -29,12 +31,11 @@ from .benchmark import (
     cell_lock_path,
     make_grid,
     read_json,
-    run_benchmark,
+    run_grid,
     stored_result,
     write_outputs,
 )
 from .grid_status import grid_status, write_grid
-from .run_lock import RunBusy, lock_holder
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def _refuse_busy(out: Path, busy: dict[str, str]) -> None:
     if busy:
         listed = ", ".join(f"{name} ({where})" for name, where in busy.items())
         raise RunBusy(f"--out {out}: cells still queued or running under another submission: {listed}; "
-                       f"see `softpool-video benchmark --status {out}`, or wait for them")
+                       f"see `softpool-video study --status {out}`, or wait for them")
 
 
 def _failures(out: Path, names: Sequence[str]) -> CellsFailed:
@@ -80,18 +81,18 @@ def _report(grid: Sequence[Cell], out: Path, ran: int) -> BenchmarkResult:
     return BenchmarkResult(cells=cells, rows=rows, files=files, ran=ran, skipped=len(grid) - ran)
 
 
-def launch_benchmark(config: str, poolings: Sequence[str], splits: Sequence[int | None], seeds: Sequence[int],
+def launch_grid(config: str, poolings: Sequence[str], splits: Sequence[int | None], seeds: Sequence[int],
                      out: str | Path, extra_args: Sequence[str] = (), force: bool = False,
                      launcher: str = "inline", parallel: int = 1, slurm: Any = None, wait: bool = False,
                      poll_s: float = 2.0) -> Launch:
-    from .configs import resolve_config
+    from softpool_video.training.configs import resolve_config
     if launcher not in LAUNCHERS:
         raise ValueError(f"--launcher: expected one of {', '.join(LAUNCHERS)}, got {launcher!r}")
     config_path = resolve_config(config)
     grid = make_grid(poolings, splits, seeds)
     if launcher == "inline":
         write_grid(Path(out), config, [c.name for c in grid], launcher)
-        return Launch(run_benchmark(config, poolings, splits, seeds, out, extra_args, force))
+        return Launch(run_grid(config, poolings, splits, seeds, out, extra_args, force))
     out = Path(out).resolve()  # jobs and processes may start elsewhere
     base_args = ["--config", str(config_path)]
     if launcher == "local":
@@ -111,7 +112,8 @@ def launch_benchmark(config: str, poolings: Sequence[str], splits: Sequence[int 
 
 def _launch_slurm(config: str, grid: Sequence[Cell], base_args: list[str], extra_args: list[str], out: Path,
                   force: bool, slurm: Any, wait: bool, poll_s: float) -> Launch:
-    from .configs import resolve_config
+    from softpool_video.training.configs import resolve_config
+
     from .slurm_launcher import SlurmOptions, check_sbatch, clear_cell, queued_cells, submit
     slurm = slurm or SlurmOptions()
     check_sbatch()

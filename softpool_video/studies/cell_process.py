@@ -1,6 +1,6 @@
-"""One benchmark cell in a process of its own (the local launcher starts it):
+"""One study cell in a process of its own (the local launcher starts it):
 
-    python -m softpool_video.training.cell_process '{"cell": {...}, "base_args": [...], "out": ..., "force": false}'
+    python -m softpool_video.studies.cell_process '{"cell": {...}, "base_args": [...], "out": ..., "force": false}'
 
 Exit code 0 when the cell's result is written (or was there already), 1 when the cell failed.
 """
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     from ..third_party_warnings import silence_third_party_deprecations
-    from .benchmark import Cell, run_cell
+    from .grid import Cell, run_cell
 
     silence_third_party_deprecations()  # an entry point, like the command line
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

@@ -1,0 +1,30 @@
+"""A file's test views under an `EvaluationProtocol`, cut with the test DataModule's own
+clip sampler and transform, so predict and export parity see what `test` sees."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .protocol import EvaluationProtocol
+
+
+def video_views(path: str | Path, protocol: EvaluationProtocol, decoder: str = "decord") -> torch.Tensor:
+    """All views of a video as one float batch (num_clips * num_crops, 3, T, H, W), decoded
+    and transformed as the test DataModule does (same sampler, same EvalTransform).
+
+    Raises DecodeError when no backend can read the file.
+    """
+    from softpool_video.datamodules import ClipSampler, EvalTransform, open_video
+
+    sampler = ClipSampler("uniform", clip_len=protocol.clip_len, frame_interval=protocol.frame_interval,
+                          num_clips=protocol.num_clips, short_video=protocol.short_video)
+    transform = EvalTransform(crop_size=protocol.crop_size, resize_short=protocol.resize_short,
+                              num_crops=protocol.num_crops, mean=protocol.mean, std=protocol.std)
+    views = []
+    with open_video(path, decoder) as reader:
+        num_frames = reader.num_frames
+        for clip in range(protocol.num_clips):
+            frames = reader.get(sampler(num_frames, clip))
+            views += [transform(frames, crop) for crop in range(protocol.num_crops)]
+    return torch.stack(views)

@@ -48,9 +48,9 @@ test-slurm: $(VENV)/.built
 	SLURM_CONF=$(SLURM_DIR)/slurm.conf $(PY) -m pytest -q -m slurm; status=$$?; \
 		scripts/slurm/local_cluster.sh down $(SLURM_DIR); exit $$status
 
-# A quick check while editing: no DDP/SIGKILL/long training runs, no grids (2 min 41 s on 2 cores, 2026-11-30).
+# A quick check while editing: no DDP/SIGKILL/long training runs, no grids, no SLURM.
 test-fast: $(VENV)/.built
-	$(PY) -m pytest -q -m "not slow and not matrix"
+	$(PY) -m pytest -q -m "not slow and not matrix and not slurm"
 
 test-matrix: $(VENV)/.built
 	$(PY) -m pytest -q -m matrix
@@ -77,7 +77,7 @@ fuzz: $(VENV)/.built
 # mixed-precision fit (scripts/gpu_check.py; the extension is built once, by .built, so
 # --no-build); without a GPU, says so. GPU_CHECK_OUT=DIR puts the report there. On the lent
 # machine, whose image has its own Python, use docs/gpu.md's command instead.
-GPU_CHECK_OUT ?= benchmarks/results/gpu
+GPU_CHECK_OUT ?= runs/gpu_check
 GPU_CHECK_BUDGET_S ?= 420
 gpu-check: $(VENV)/.built
 	$(PY) scripts/gpu_check.py --no-build --out "$(GPU_CHECK_OUT)" --budget-s $(GPU_CHECK_BUDGET_S)

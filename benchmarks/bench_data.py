@@ -57,9 +57,9 @@ from softpool_video.datamodules.dataset import VideoClipDataset
 from softpool_video.datamodules.decoders import DecodeError, DecordReader, PyAVReader, read_frames
 from softpool_video.datamodules.index_cache import VideoMeta
 from softpool_video.datamodules.records import VideoRecord
-from softpool_video.reporting import write_json_atomic
 
-RESULTS = Path(__file__).resolve().parent / "results" / "data.json"
+INPUTS = ("quick", "what", "rounds", "seconds_per_round", "eval_what", "machine")  # run()'s keys saying what was measured
+SUMMARY = Path(__file__).resolve().parent / "results" / "data.json"
 REPO = Path(__file__).resolve().parents[1]
 PACKED_SOURCE = REPO / "tests" / "data" / "realdata" / "v_ApplyEyeMakeup_g01_c01.avi"
 WIDTH, HEIGHT, FPS = 320, 240, 25
@@ -490,7 +490,7 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few clips per row (smoke test)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})")
+    parser.add_argument("--out", type=Path, default=SUMMARY, help=f"summary (default {SUMMARY})")
     parser.add_argument("--pytorchvideo-worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.pytorchvideo_worker is not None:
@@ -498,8 +498,9 @@ def main(argv: list[str] | None = None) -> int:
     result = run(quick=args.quick)
     print(f"data loading, {result['what']}\n")
     print(markdown(result))
-    from benchmarks.run import dated_environment  # the same envelope as `make bench` writes
-    write_json_atomic(args.out, {"env": dated_environment("cpu"), "result": result}, indent=1)
+    from benchmarks.summary import split_inputs, write_summary  # the layout `make bench` writes
+
+    write_summary("data", *split_inputs(result, INPUTS), out=args.out)
     print(f"\nwrote {args.out}")
     return 0
 

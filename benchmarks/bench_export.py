@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+INPUTS = ("clip", "num_classes", "threads", "torch", "target_s")  # run()'s keys saying what was measured
 CLIP = (8, 64, 64)
 NUM_CLASSES = 101
 TARGET_S = 60.0
@@ -98,8 +99,8 @@ def measure(arch: str, pooling: str, fmt: str, form: str = "standard_ops", threa
             "threads": threads, **phases}
 
 
-def run(quick: bool = False, reference: bool = False) -> dict[str, Any]:
-    rows = [measure(*case) for case in (QUICK_CASES if quick else CASES)]
+def run(quick: bool = False, reference: bool = False, cases: list[tuple[str, str, str]] | None = None) -> dict[str, Any]:
+    rows = [measure(*case) for case in (cases or (QUICK_CASES if quick else CASES))]
     if reference:
         rows.append(measure("i3d", "softpool", "onnx", form="reference"))
     i3d = next((r for r in rows if (r["arch"], r["pooling"], r["format"], r["form"])
@@ -138,12 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_one(*args.case, threads=args.threads, form=args.form)))
         return 0
     torch.set_num_threads(args.threads)
-    from softpool_video.reporting import write_json_atomic
-
-    from .run import RESULTS, dated_environment
+    from .summary import split_inputs, write_summary
 
     result = run(quick=args.quick, reference=args.reference)
-    write_json_atomic(RESULTS / "export.json", {"env": dated_environment("cpu"), "result": result}, indent=1)
+    inputs, results = split_inputs(result, INPUTS)
+    write_summary("export", {**inputs, "quick": args.quick, "reference": args.reference}, results)
     print(markdown(result))
     return 0
 

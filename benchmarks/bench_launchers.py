@@ -27,14 +27,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+INPUTS = ("grid", "epochs", "cores")  # run()'s keys saying what was measured
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "scripts" / "slurm" / "local_cluster.sh"
 GRID = ["--config", "demo_hard", "--pooling", "max,softpool", "--seeds", "0,1"]
+ONE_SEED = ["--seeds", "0"]  # given after GRID, it wins: 2 cells instead of 4 (the smoke test)
 
 
-def _benchmark(out: Path, data: Path, *options: str, quick: bool) -> float:
-    extra = ["--trainer.max_epochs", "2"] if quick else []
-    command = [sys.executable, "-m", "softpool_video.cli", "study", *GRID, "--out", str(out), *options,
+def _benchmark(out: Path, data: Path, *options: str, epochs: int | None, seeds: list[str]) -> float:
+    extra = ["--trainer.max_epochs", str(epochs)] if epochs else []
+    command = [sys.executable, "-m", "softpool_video.cli", "study", *GRID, *seeds, "--out", str(out), *options,
                "--", "--data.init_args.root", str(data), *extra]
     tic = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
@@ -72,7 +74,7 @@ def _start_latencies(out: Path) -> list[float]:
     return latencies
 
 
-def _run_slurm(root: Path, data: Path, inline_s: float, quick: bool) -> dict[str, Any]:
+def _run_slurm(root: Path, data: Path, inline_s: float, epochs: int | None, seeds: list[str]) -> dict[str, Any]:
     cluster = None
     if not _slurm_answers():
         if os.geteuid() != 0:
@@ -84,7 +86,7 @@ def _run_slurm(root: Path, data: Path, inline_s: float, quick: bool) -> dict[str
         cores = len(os.sched_getaffinity(0))
         out = root / "slurm"
         seconds = _benchmark(out, data, "--launcher", "slurm", "--wait", "--slurm.time", "60",
-                             "--slurm.cpus_per_task", str(cores), quick=quick)
+                             "--slurm.cpus_per_task", str(cores), epochs=epochs, seeds=seeds)
         latencies = _start_latencies(out)
         cells = len(latencies)
         return {"seconds": seconds, "overhead_per_cell_s": (seconds - inline_s) / cells,
@@ -104,7 +106,11 @@ def _config_epochs() -> int:
     return int(yaml.safe_load(resolve_config("demo_hard").read_text())["trainer"]["max_epochs"])
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(quick: bool = False, slurm: bool = True, epochs: int | None = None, one_seed: bool = False) -> dict[str, Any]:
+    """Inline and local (and, with `slurm`, a SLURM grid) on the same cells, for `epochs` (default:
+    2 when quick, else the config's); `one_seed`: 2 cells instead of 4."""
+    epochs = epochs or (2 if quick else None)
+    seeds = ONE_SEED if one_seed else []
     root = Path(tempfile.mkdtemp(prefix="bench_launchers_"))
     try:
         data = root / "data"
@@ -112,14 +118,14 @@ def run(quick: bool = False) -> dict[str, Any]:
         subprocess.run([sys.executable, "-m", "softpool_video.cli", "make-demo-data", str(data), "--variant", "hard",
                         "--clips-per-group", "2"],
                        check=True, capture_output=True)
-        inline_s = _benchmark(root / "inline", data, quick=quick)
-        local_s = _benchmark(root / "local", data, "--launcher", "local", "--parallel", "2", quick=quick)
+        inline_s = _benchmark(root / "inline", data, epochs=epochs, seeds=seeds)
+        local_s = _benchmark(root / "local", data, "--launcher", "local", "--parallel", "2", epochs=epochs, seeds=seeds)
         result = {
-            "grid": " ".join(GRID), "epochs": 2 if quick else _config_epochs(), "cores": len(os.sched_getaffinity(0)),
+            "grid": " ".join([*GRID, *seeds]), "epochs": epochs or _config_epochs(), "cores": len(os.sched_getaffinity(0)),
             "inline_s": inline_s, "local_parallel2_s": local_s, "local_over_inline": local_s / inline_s,
             "video_top1": {"inline": _video_top1(root / "inline"), "local": _video_top1(root / "local")},
         }
-        result["slurm"] = _run_slurm(root, data, inline_s, quick)
+        result["slurm"] = _run_slurm(root, data, inline_s, epochs, seeds) if slurm else {"skipped": "not asked for"}
         return result
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -12,6 +12,7 @@ import torch
 
 from softpool_video.studies.pooling_profile import DEFAULT_METHODS, markdown_table, profile_methods
 
+INPUTS = ("input", "kernel_size", "device", "threads", "torch")  # the rest of run()'s dict is results
 QUICK_INPUT = (2, 16, 8, 32, 32)
 FULL_INPUT = (2, 32, 16, 56, 56)
 
@@ -24,6 +25,10 @@ def run(quick: bool = False) -> dict:
     return {"name": "pooling_zoo", "input": list(shape), "kernel_size": 2, "device": results[0].device,
             "threads": torch.get_num_threads(), "torch": torch.__version__,
             "results": [asdict(r) for r in results], "table": markdown_table(results)}
+
+
+def markdown(result: dict) -> str:
+    return result["table"]
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from softpool_video.measure import Marks, SavedTensorCounter, median, timed_call
 from softpool_video.profiling import LatencyProfiler, MemoryProfiler, pooling_layers
-from softpool_video.reporting import write_json_atomic
 from softpool_video.studies.model_profile import (
     MethodProfile,
     MethodRun,
@@ -42,6 +41,8 @@ from softpool_video.studies.model_profile import (
     make_batch,
     profile_method,
 )
+
+INPUTS = ("quick", "threads")  # run()'s keys saying what was measured
 
 
 class _Classifier(pl.LightningModule):
@@ -454,13 +455,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--json", default=None, help="also write the result here")
+    parser.add_argument("--json", default=None, help="also write its summary here (benchmarks/summary.py's layout)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     result = run(quick=args.quick)
     if args.json:
-        write_json_atomic(args.json, result, indent=1)
+        from benchmarks.summary import split_inputs, write_summary
+
+        write_summary("profiling", *split_inputs(result, INPUTS), out=args.json)
     print(markdown(result))
     return 0
 

@@ -17,7 +17,8 @@ the test list, plus the four clean seeds, so a fit has something to learn from);
    worker that dies is replaced (counted from the loader's warnings).
 
 Pass: no command crashes (a traceback or a signal), no read hangs past the timeout, no
-mismatch, every rejected file named. Writes benchmarks/results/fuzz.json; exit status 1 if
+mismatch, every rejected file named. Writes its summary to benchmarks/results/fuzz.json (every file's record to
+runs/bench/fuzz/); exit status 1 if
 a check fails.
 
     python -m benchmarks.fuzz                  # 300 files, 3 trees (make fuzz)
@@ -41,12 +42,12 @@ from typing import Any
 
 from benchmarks.fuzz_decoders import check_files, hung_past_timeout
 from benchmarks.fuzz_mutations import KINDS, mutate
-from benchmarks.run import dated_environment, report_checks
-from softpool_video.reporting import write_json_atomic
+from benchmarks.run import report_checks
+from benchmarks.summary import RESULTS, write_summary
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO / "tests" / "data" / "realdata" / "v_ApplyEyeMakeup_g01_c01.avi"
-RESULTS = Path(__file__).resolve().parent / "results" / "fuzz.json"
+SUMMARY = RESULTS / "fuzz.json"
 # class (a UCF-101 folder) -> (container given to prepare's encoder, extension); None: the real file
 SEEDS: dict[str, tuple[str, str] | None] = {
     "RealXvidAvi": None, "XvidAvi": ("avi", ".avi"), "HMp4": ("mp4", ".mp4"), "HMkv": ("matroska", ".mkv")}
@@ -283,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="decoding.decode_timeout for every read, seconds (default 20)")
     parser.add_argument("--jobs", type=int, default=2, help="files checked at once (default 2)")
     parser.add_argument("--keep", type=Path, default=None, help="work here and keep the files (default: a temporary folder)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON result (default {RESULTS})")
+    parser.add_argument("--out", type=Path, default=SUMMARY, help=f"summary (default {SUMMARY}; every file's record beside it, or in runs/bench/fuzz/)")
     args = parser.parse_args(argv)
     if args.files < 1 or args.datasets < 1:
         parser.error(f"--files and --datasets must be positive, got {args.files} and {args.datasets}")
@@ -292,9 +293,10 @@ def main(argv: list[str] | None = None) -> int:
         work = args.keep or Path(tmp)
         result = run(work, files=args.files, datasets=args.datasets, seed=args.seed,
                      decode_timeout=args.decode_timeout, jobs=args.jobs)
-    result["env"] = dated_environment("cpu")
-    result["command"] = "python -m benchmarks.fuzz " + " ".join(argv if argv is not None else sys.argv[1:])
-    write_json_atomic(args.out, result, indent=1)
+    command = "python -m benchmarks.fuzz " + " ".join(argv if argv is not None else sys.argv[1:])
+    write_summary("fuzz", {**result["config"], "command": command.strip()},
+                  {key: result[key] for key in ("counts", "checks", "passed", "seconds", "trees")},
+                  details={"files": result["files"]}, out=args.out)
     print(markdown(result), end="\n\n")
     return report_checks(result, args.out)
 

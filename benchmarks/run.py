@@ -1,4 +1,5 @@
-"""`make bench`: every benchmark, side by side, JSON in benchmarks/results/ and a printed table.
+"""`make bench`: every benchmark, side by side, a summary in benchmarks/results/ each
+(benchmarks/summary.py's layout) and a printed table.
 
 Run as `python -m benchmarks.run [--quick] [--only softpool,data,...]`.
 """
@@ -8,28 +9,22 @@ import argparse
 import importlib
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
-from softpool_video.measure import environment
-from softpool_video.reporting import write_json_atomic
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks.summary import dated_environment, split_inputs, write_summary
 
 
-def dated_environment(device: str) -> dict:
-    """measure.environment and when: the envelope of every benchmarks/results/*.json."""
-    return {**environment(device), "date": datetime.now(UTC).isoformat(timespec="seconds")}
-
-
-def bench_softpool(device: str, quick: bool) -> str:
+def bench_softpool(device: str, quick: bool, results_dir: Path | None = None) -> str:
     from benchmarks import bench_softpool as b
     shape = (2, 32, 8, 56, 56) if quick else (4, 64, 16, 56, 56)
-    rows = b.run(shape=shape, device=device, repeats=3 if quick else 7)
+    repeats = 3 if quick else 7
+    rows = b.run(shape=shape, device=device, repeats=repeats)
     table = b.markdown(rows)
-    _write(f"softpool_{device}", {"env": dated_environment(device), "input_shape": list(shape), "rows": rows})
+    name = f"softpool_{device}"
+    write_summary(name, {"input_shape": list(shape), "dtype": "float32", "repeats": repeats, "quick": quick},
+                  {"rows": rows}, device=device, out=results_dir / f"{name}.json" if results_dir else None)
     return f"### SoftPool3d op, input {tuple(shape)} fp32, {device}\n\n{table}"
 
 
@@ -42,20 +37,19 @@ def report_checks(result: dict, out: Path) -> int:
     return 0 if result["passed"] else 1
 
 
-# benchmarks/bench_<name>.py, each with run(quick) (and markdown(result) for its table)
+# benchmarks/bench_<name>.py, each with run(quick), INPUTS (the keys of its result that say
+# what was measured) and markdown(result) for its table
 BENCH_MODULES = ("data", "setup", "pooling_zoo", "profiling", "export", "launchers")
 
 
-def bench_module(name: str, quick: bool) -> str:
-    """Run benchmarks/bench_<name>.py. A missing dependency fails the run: no benchmark drops out unseen."""
+def bench_module(name: str, quick: bool, results_dir: Path | None = None, **sizes) -> str:
+    """Run benchmarks/bench_<name>.py (`sizes`: its run()'s own size arguments) and write its
+    summary. A missing dependency fails the run: no benchmark drops out unseen."""
     module = importlib.import_module(f"benchmarks.bench_{name}")
-    result = module.run(quick=quick)
-    _write(name, {"env": dated_environment("cpu"), "result": result})
+    result = module.run(quick=quick, **sizes)
+    inputs, results = split_inputs(result, module.INPUTS)
+    write_summary(name, {**inputs, "quick": quick}, results, out=results_dir / f"{name}.json" if results_dir else None)
     return module.markdown(result) if hasattr(module, "markdown") else json.dumps(result, indent=1)
-
-
-def _write(name: str, payload: dict) -> None:
-    write_json_atomic(RESULTS / f"{name}.json", payload, indent=1)
 
 
 def main(argv: list[str] | None = None) -> int:

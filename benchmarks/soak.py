@@ -19,11 +19,12 @@ descriptors at most `--fd-growth` (default 2) above that epoch.
 
     python -m benchmarks.soak                       # defaults: 250 epochs, ~2 min on 2 cores
     python -m benchmarks.soak --epochs 5 --quick    # a smoke run
-Writes benchmarks/results/soak.json; exit status 1 if a check fails.
+Writes its summary to benchmarks/results/soak.json (every epoch to runs/bench/soak/); exit status 1 if a check fails.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -36,10 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.run import dated_environment, report_checks
-from softpool_video.reporting import write_json_atomic
+from benchmarks.run import report_checks
+from benchmarks.summary import RESULTS, write_summary
 
-RESULTS = Path(__file__).resolve().parent / "results" / "soak.json"
+SUMMARY = RESULTS / "soak.json"
 
 
 def rss_mib(pid: int) -> float:
@@ -153,7 +154,6 @@ def run(root: Path, *, epochs: int, workers: int, corrupt_fraction: float, kill_
         f"open fds growth <= {fd_growth}": fd_delta <= fd_growth,
     }
     return {
-        "env": dated_environment("cpu"),
         "config": {"epochs": epochs, "workers": workers, "batch_size": batch_size,
                    "corrupt_fraction": corrupt_fraction, "kill_epoch": kill_epoch, "seed": seed,
                    "decode_timeout": decode_timeout},
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-growth-mib", type=float, default=16.0,
                         help="allowed RSS growth after the baseline epoch (default 16)")
     parser.add_argument("--fd-growth", type=int, default=2, help="allowed growth in open fds (default 2)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON result (default {RESULTS})")
+    parser.add_argument("--out", type=Path, default=SUMMARY, help=f"summary (default {SUMMARY}; every epoch's record beside it, or in runs/bench/soak/)")
     parser.add_argument("--quick", action="store_true", help="5 epochs, for a smoke run")
     args = parser.parse_args(argv)
     if args.quick:
@@ -222,8 +222,12 @@ def main(argv: list[str] | None = None) -> int:
                      rss_growth_mib=args.rss_growth_mib, fd_growth=args.fd_growth,
                      decode_timeout=args.decode_timeout)
     result["seconds"] = round(time.perf_counter() - start, 1)
-    write_json_atomic(args.out, result, indent=1)
-    print(table(result) + "\n(every 50th epoch shown; all in the JSON)")
+    data = result["data"]
+    counts = {key: len(value) if isinstance(value, list) else value for key, value in data.items()}
+    summary = write_summary("soak", {**result["config"], "data": counts},
+                            {key: result[key] for key in ("baseline_epoch", "growth", "checks", "passed", "seconds")},
+                            details={"data": data, "epochs": result["epochs"]}, out=args.out)
+    print(table(result) + f"\n(every 50th epoch shown; all in {json.loads(summary.read_text())['details']})")
     data = result["data"]
     print(f"\n{data['train_videos']} train videos ({data['good_train_videos']} good), "
           f"{len(data['excluded_at_setup'])} excluded at setup, "

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = ROOT / "benchmarks" / "results" / "gpu"
+DEFAULT_OUT = ROOT / "runs" / "gpu_check"  # a run's output, not a benchmark summary
 JSON_NAME, MD_NAME, LOG_NAME, NCU_NAME = "gpu_check.json", "gpu_check.md", "gpu_check.log", "ncu.txt"
 
 # (N, C, T, H, W): 411M elements, 1.6 GB in fp32, 0.8 GB in fp16/bf16: about 30x the H200's

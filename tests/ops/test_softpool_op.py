@@ -680,7 +680,7 @@ def _tree(path):
 def test_gpu_check_without_a_gpu_says_so_and_writes_nothing(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: `make gpu-check` runs the checks")
-    results = os.path.join(ROOT, "benchmarks", "results", "gpu")
+    results = os.path.join(ROOT, "runs", "gpu_check")
     before = _tree(results)
     result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "gpu_check.py")], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120, check=False)

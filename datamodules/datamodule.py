@@ -34,7 +34,7 @@ import time
 from collections.abc import Sequence
 from itertools import compress
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import pytorch_lightning as pl
@@ -42,21 +42,18 @@ import torch
 from torch.utils.data import DataLoader
 
 from .bulk import collector_paused
-from .clip_sampling import ClipSampler
 from .collate import collate_clips
 from .dataset import VideoClipDataset
 from .index_cache import VideoIndex
 from .index_columns import MetaColumns
 from .listing import VideoListing
-from .options import GROUPS, ClipSampling, Decoding, Loading, Transforms, as_group, group_hparams
+from .options import GROUPS, ClipSampling, Decoding, Loading, Stage, Transforms, as_group, group_hparams
 from .records import Subset, VideoRecord, existing_root
 from .resilient import ResilientDataLoader
 from .samplers import SeededItems, SeededTrainSampler, VideoShardSampler
-from .transforms import EvalTransform, TrainTransform
 
 log = logging.getLogger(__name__)
 
-Stage = Literal["train", "val", "test"]
 
 # The groups' defaults (frozen, so one instance serves every datamodule).
 DEFAULT_DECODING, DEFAULT_SAMPLING = Decoding(), ClipSampling()
@@ -134,8 +131,10 @@ class VideoDataModule(pl.LightningDataModule):
     Each group is its dataclass (options.py) or a dict of some of its fields, the others
     keeping their defaults: `UCF101DataModule(root, sampling={"clip_len": 8},
     loading={"batch_size": 4, "num_workers": 0})`. The hyper-parameters keep each group as
-    a dict; the fields are also attributes of the datamodule (`dm.batch_size`, `dm.clip_len`),
-    with `pin_memory`, `persistent_workers` and `test_resize_short` resolved.
+    a dict. The datamodule keeps the groups (`dm.loading.batch_size`, `dm.sampling.clip_len`)
+    and each builds what it defines: `sampling.sampler(stage)`, `transforms.transform(stage)`,
+    `loading.loader_arguments()` (where `pin_memory` and `persistent_workers` are decided).
+    `clip_size` is (T, H, W) of the model's input.
     """
 
     dataset_name: ClassVar[str] = "video"
@@ -174,26 +173,6 @@ class VideoDataModule(pl.LightningDataModule):
         self.val_source, self.holdout_fraction = val_source, holdout_fraction
         self.allow_test_selection = bool(allow_test_selection)
         self.seed = seed
-        # The groups' fields as attributes, resolved where None means "decide here".
-        dec, smp, tfm, ld = self.decoding, self.sampling, self.transforms, self.loading
-        self.decoder, self.decode_threads, self.probe = dec.decoder, dec.decode_threads, dec.probe
-        self.cache_dir, self.index_workers = dec.cache_dir, dec.index_workers
-        self.decode_timeout = dec.decode_timeout
-        self.clip_len, self.frame_interval = smp.clip_len, smp.frame_interval
-        self.val_clips, self.test_clips = smp.val_clips, smp.test_clips
-        self.short_video = smp.short_video
-        self.crop_size, self.resize_short = tfm.crop_size, tfm.resize_short
-        self.test_resize_short = tfm.resize_short if tfm.test_resize_short is None else tfm.test_resize_short
-        self.train_crop, self.train_scale, self.flip = tfm.train_crop, tfm.train_scale, tfm.flip
-        self.mean, self.std = tfm.mean, tfm.std
-        self.val_crops, self.test_crops = tfm.val_crops, tfm.test_crops
-        self.batch_size, self.num_workers = ld.batch_size, ld.num_workers
-        self.pin_memory = torch.cuda.is_available() if ld.pin_memory is None else ld.pin_memory
-        self.persistent_workers = (ld.num_workers > 0 if ld.persistent_workers is None
-                                   else ld.persistent_workers and ld.num_workers > 0)
-        self.prefetch_factor = ld.prefetch_factor
-        self.drop_last = ld.drop_last
-        self.worker_timeout = ld.worker_timeout
 
         self._annotations: Any = None
         self._listing: VideoListing | None = None
@@ -215,7 +194,7 @@ class VideoDataModule(pl.LightningDataModule):
         """The video files under the root, refreshed once per datamodule: a warm set-up
         stats the folders, not the files, and walks nothing (listing.py)."""
         if self._listing is None:
-            self._listing = VideoListing.of(self.root, self.cache_dir)
+            self._listing = VideoListing.of(self.root, self.decoding.cache_dir)
         return self._listing
 
     @property
@@ -272,8 +251,8 @@ class VideoDataModule(pl.LightningDataModule):
     @property
     def index(self) -> VideoIndex:
         if self._index is None:
-            self._index = VideoIndex(self.root, backend=self.decoder, depth=self.probe,
-                                     cache_dir=self.cache_dir, workers=self.index_workers)
+            self._index = VideoIndex(self.root, backend=self.decoding.decoder, depth=self.decoding.probe,
+                                     cache_dir=self.decoding.cache_dir, workers=self.decoding.index_workers)
         return self._index
 
     def _describe(self, stage: str) -> str:
@@ -306,32 +285,19 @@ class VideoDataModule(pl.LightningDataModule):
         return [records[i] for i in rows.tolist()], metas.take(rows)
 
     # ---- datasets --------------------------------------------------------------------
-    def _sampler(self, stage: Stage) -> ClipSampler:
-        common = dict(clip_len=self.clip_len, frame_interval=self.frame_interval,
-                      short_video=self.short_video)
-        if stage == "train":
-            return ClipSampler("random", **common)
-        clips = self.val_clips if stage == "val" else self.test_clips
-        return ClipSampler("centre" if clips == 1 else "uniform", num_clips=clips, **common)
-
-    def _transform(self, stage: Stage) -> TrainTransform | EvalTransform:
-        if stage == "train":
-            return TrainTransform(self.crop_size, self.resize_short, crop=self.train_crop,
-                                  scale=self.train_scale, flip=self.flip, mean=self.mean, std=self.std)
-        if stage == "val":
-            return EvalTransform(self.crop_size, self.resize_short or self.crop_size,
-                                 num_crops=self.val_crops, mean=self.mean, std=self.std)
-        return EvalTransform(self.crop_size, self.test_resize_short or self.crop_size,
-                             num_crops=self.test_crops, mean=self.mean, std=self.std)
+    @property
+    def clip_size(self) -> tuple[int, int, int]:
+        """(T, H, W) of the clips the model is fed; the CLI links it to `model.clip_size`."""
+        return (self.sampling.clip_len, self.transforms.crop_size, self.transforms.crop_size)
 
     def build_dataset(self, stage: Stage) -> VideoClipDataset:
         records, metas = self._good(stage)
-        crops = 1 if stage == "train" else (self.val_crops if stage == "val" else self.test_crops)
-        return VideoClipDataset(self.root, records, metas, self._sampler(stage), self._transform(stage),
-                                num_crops=crops, decoder=self.decoder,
-                                decode_threads=self.decode_threads,
+        decoding = self.decoding
+        return VideoClipDataset(self.root, records, metas, self.sampling.sampler(stage), self.transforms.transform(stage),
+                                num_crops=self.transforms.crops(stage), decoder=decoding.decoder,
+                                decode_threads=decoding.decode_threads,
                                 failure_log=self.index.failure_log(), name=self._describe(stage),
-                                decode_timeout=self.decode_timeout)
+                                decode_timeout=decoding.decode_timeout)
 
     def setup(self, stage: str | None = None) -> None:
         stages: dict[str | None, tuple[Stage, ...]] = {
@@ -379,24 +345,19 @@ class VideoDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset: VideoClipDataset, train: bool) -> DataLoader:
         kwargs: dict[str, Any] = dict(
-            batch_size=self.batch_size, num_workers=self.num_workers, pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
+            **self.loading.loader_arguments(),
             # Fixes the DataLoader's worker base seed, so creating a loader never draws from the
             # global RNG; training items are seeded per item (samplers.py).
             generator=torch.Generator().manual_seed(self.seed),
             collate_fn=collate_clips,  # one shared storage for the index fields: a cheaper hand-over
         )
-        if self.num_workers > 0 and self.prefetch_factor is not None:
-            kwargs["prefetch_factor"] = self.prefetch_factor
-        if self.num_workers > 0 and self.worker_timeout is not None:
-            kwargs["timeout"] = float(self.worker_timeout)
         if train:
             # Order fixed by (seed, epoch), sharded per rank, each item augmented under its own
             # seed (see samplers.py); the loader's state in each checkpoint says how far the
             # epoch got, and a resumed run goes on from there (resilient.py).
             replicas, rank = self._shard() or (1, 0)
             sampler = SeededTrainSampler(dataset, replicas, rank, seed=self.seed)
-            return DataLoader(SeededItems(dataset), sampler=sampler, drop_last=self.drop_last, **kwargs)
+            return DataLoader(SeededItems(dataset), sampler=sampler, drop_last=self.loading.drop_last, **kwargs)
         shard = self._shard()
         sampler = (VideoShardSampler(dataset, dataset.views_per_video, *shard)
                    if shard is not None else None)

@@ -15,6 +15,10 @@ positive integer, got 0"). On the command line and in configs a group is a neste
         sampling: {clip_len: 16, frame_interval: 2}
         loading: {batch_size: 16, num_workers: 8}
 
+Each group builds what it defines, for every stage: `ClipSampling.sampler(stage)`,
+`Transforms.transform(stage)`, `Loading.loader_arguments()`; the test views of predict and
+export parity are built by the same methods (softpool_video/evaluation/views.py).
+
 Fields a config leaves out keep their defaults. In Python a group is passed as the
 dataclass or as a plain dict (`loading={"batch_size": 4}`); the datamodule's saved
 hyper-parameters hold plain dicts. `group_arguments` / `flatten_arguments` convert between
@@ -29,11 +33,15 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from .clip_sampling import SHORT_VIDEO_MODES
+import torch
+
+from .clip_sampling import SHORT_VIDEO_MODES, ClipSampler
 from .dataset import DEFAULT_DECODE_TIMEOUT
 from .decoders import BACKENDS
 from .index_cache import PROBE_DEPTHS
-from .transforms import KINETICS_MEAN, KINETICS_STD, TRAIN_CROPS
+from .transforms import KINETICS_MEAN, KINETICS_STD, TRAIN_CROPS, EvalTransform, TrainTransform
+
+Stage = Literal["train", "val", "test"]
 
 
 def _positive_int(group: str, name: str, value: Any) -> None:
@@ -110,6 +118,19 @@ class ClipSampling:
             _positive_int("sampling", name, getattr(self, name))
         _one_of("sampling", "short_video", self.short_video, SHORT_VIDEO_MODES)
 
+    def clips(self, stage: Stage) -> int:
+        """Clips per video in `stage` (training takes one random clip)."""
+        return {"train": 1, "val": self.val_clips, "test": self.test_clips}[stage]
+
+    def sampler(self, stage: Stage) -> ClipSampler:
+        """A random clip in training; in evaluation `clips(stage)` uniform clips, of which one
+        is the centre clip (the same indices: clip_sampling.py)."""
+        common = dict(clip_len=self.clip_len, frame_interval=self.frame_interval, short_video=self.short_video)
+        if stage == "train":
+            return ClipSampler("random", **common)
+        clips = self.clips(stage)
+        return ClipSampler("centre" if clips == 1 else "uniform", num_clips=clips, **common)
+
 
 @dataclass(frozen=True)
 class Transforms:
@@ -148,6 +169,23 @@ class Transforms:
         for name in ("train_scale", "mean", "std"):
             _as_tuple(self, name)
 
+    @property
+    def test_resize(self) -> int | None:
+        """The short side before the test crops: test_resize_short, else resize_short."""
+        return self.resize_short if self.test_resize_short is None else self.test_resize_short
+
+    def crops(self, stage: Stage) -> int:
+        """Crops per clip in `stage` (training takes one)."""
+        return {"train": 1, "val": self.val_crops, "test": self.test_crops}[stage]
+
+    def transform(self, stage: Stage) -> TrainTransform | EvalTransform:
+        if stage == "train":
+            return TrainTransform(self.crop_size, self.resize_short, crop=self.train_crop,
+                                  scale=self.train_scale, flip=self.flip, mean=self.mean, std=self.std)
+        resize = self.resize_short if stage == "val" else self.test_resize
+        return EvalTransform(self.crop_size, resize or self.crop_size, num_crops=self.crops(stage),
+                             mean=self.mean, std=self.std)
+
 
 @dataclass(frozen=True)
 class Loading:
@@ -178,6 +216,19 @@ class Loading:
         if not isinstance(self.num_workers, int) or self.num_workers < 0:
             raise ValueError(f"loading.num_workers must be a non-negative integer, got {self.num_workers!r}")
         _seconds_or_none("loading", "worker_timeout", self.worker_timeout)
+
+    def loader_arguments(self) -> dict[str, Any]:
+        """The DataLoader's batching and worker arguments, with the None defaults decided."""
+        workers = self.num_workers
+        arguments: dict[str, Any] = dict(
+            batch_size=self.batch_size, num_workers=workers,
+            pin_memory=torch.cuda.is_available() if self.pin_memory is None else self.pin_memory,
+            persistent_workers=workers > 0 if self.persistent_workers is None else self.persistent_workers and workers > 0)
+        if workers > 0 and self.prefetch_factor is not None:
+            arguments["prefetch_factor"] = self.prefetch_factor
+        if workers > 0 and self.worker_timeout is not None:
+            arguments["timeout"] = float(self.worker_timeout)
+        return arguments
 
 
 # The VideoDataModule argument each group is passed as.

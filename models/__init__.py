@@ -6,7 +6,15 @@
 Families: I3D, R3D / MC3 / R(2+1)D (depths 18, 34, 50 and a tiny CPU size), SRTG, and
 torchvision / pytorchvideo backbones with their pools swapped.
 """
-from .registry import ModelEntry, create_model, list_models, model_entry, register_model
+from .registry import (
+    ModelEntry,
+    UnknownModelError,
+    check_model,
+    create_model,
+    list_models,
+    model_entry,
+    register_model,
+)
 
 # importing the family modules registers their models
 from . import i3d, resnet3d, srtg, third_party  # noqa: F401  isort: skip
@@ -15,6 +23,6 @@ from .pool_sites import PoolSite, pool_sites
 from .weights import load_weights
 
 __all__ = [
-    "ModelEntry", "create_model", "list_models", "model_entry", "register_model",
+    "ModelEntry", "UnknownModelError", "check_model", "create_model", "list_models", "model_entry", "register_model",
     "count_flops", "count_parameters", "PoolSite", "pool_sites", "load_weights",
 ]

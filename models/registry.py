@@ -50,11 +50,22 @@ def list_models(pattern: str | None = None, family: str | None = None) -> list[s
     return names
 
 
-def model_entry(name: str) -> ModelEntry:
-    """The registry entry of `name`; ValueError listing the available models if unknown."""
+class UnknownModelError(ValueError):
+    """A model name the registry does not have; the message lists the ones it has."""
+
+
+def check_model(name: str, option: str | None = None) -> str:
+    """`name`, checked against the registry: the one check of a model name. `option` is the
+    argument as the user spelled it (`--model`, `model.arch`), put first in the error."""
     if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(_MODELS))}")
-    return _MODELS[name]
+        prefix = f"{option}: " if option else ""
+        raise UnknownModelError(f"{prefix}unknown model {name!r}; available: {', '.join(sorted(_MODELS))}")
+    return name
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The registry entry of `name` (UnknownModelError listing the available models if unknown)."""
+    return _MODELS[check_model(name)]
 
 
 def create_model(name: str, num_classes: int, pooling: str = "max", *, weights: str | Path | None = None,

@@ -14,7 +14,7 @@ import torch
 
 from .flops import count_flops, count_parameters
 from .pool_sites import PoolSite, pool_sites
-from .registry import create_model, list_models, model_entry
+from .registry import check_model, create_model, list_models, model_entry
 
 
 @dataclass
@@ -95,7 +95,7 @@ def select_models(patterns: list[str], family: str | None = None) -> list[str]:
     for pattern in patterns:
         found = list_models(pattern, family)
         if not found:
-            model_entry(pattern)  # raises with the list of models
+            check_model(pattern)  # raises with the list of models
         names += [n for n in found if n not in names]
     return names
 

@@ -64,14 +64,13 @@ def _required(hparams: Mapping[str, Any], key: str, kind: type, path: str) -> An
 
 def build_network(arch: str, num_classes: int, pooling: str, model_kwargs: Mapping[str, Any],
                   source: str) -> nn.Module:
-    from softpool_video.models import create_model, list_models
+    from softpool_video.models import UnknownModelError, check_model, create_model
     from softpool_video.pooling import UnknownPoolingError, check_method
 
-    if arch not in list_models():
-        raise CheckpointError(f"{source}: unknown model arch={arch!r}; available: {', '.join(list_models())}")
     try:
+        check_model(arch, "arch")
         check_method(pooling, "pooling")
-    except UnknownPoolingError as err:
+    except (UnknownModelError, UnknownPoolingError) as err:
         raise CheckpointError(f"{source}: {err}") from None
     return create_model(arch, num_classes, pooling=pooling, **dict(model_kwargs))
 

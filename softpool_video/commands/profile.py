@@ -50,11 +50,10 @@ def _shape(text: str) -> list[int]:
 
 def parse_options(args: argparse.Namespace) -> dict[str, Any]:
     """Checks the parsed options; ValueError naming the option, the value and what is allowed."""
-    from softpool_video.models import list_models
+    from softpool_video.models import check_model
     from softpool_video.pooling import check_methods
 
-    if args.model not in list_models():
-        raise ValueError(f"--model: unknown model {args.model!r}; available: {', '.join(list_models())}")
+    check_model(args.model, "--model")
     methods = check_methods(args.pooling, "--pooling")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():

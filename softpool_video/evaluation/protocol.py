@@ -78,3 +78,14 @@ class EvaluationProtocol:
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
         return (3, self.clip_len, self.crop_size, self.crop_size)
+
+    def groups(self) -> tuple[Any, Any]:
+        """The datamodule's sampling and transforms groups that test under this protocol: their
+        `sampler("test")` and `transform("test")` cut the views (one recipe, options.py)."""
+        from softpool_video.datamodules import ClipSampling, Transforms
+
+        sampling = ClipSampling(clip_len=self.clip_len, frame_interval=self.frame_interval,
+                                test_clips=self.num_clips, short_video=self.short_video)
+        transforms = Transforms(crop_size=self.crop_size, resize_short=self.resize_short, mean=self.mean,
+                                std=self.std, test_crops=self.num_crops)
+        return sampling, transforms

@@ -1,5 +1,6 @@
-"""A file's test views under an `EvaluationProtocol`, cut with the test DataModule's own
-clip sampler and transform, so predict and export parity see what `test` sees."""
+"""A file's test views under an `EvaluationProtocol`, cut by the datamodule's own groups
+(`ClipSampling.sampler("test")`, `Transforms.transform("test")`), so predict and export
+parity see what `test` sees."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,12 +16,10 @@ def video_views(path: str | Path, protocol: EvaluationProtocol, decoder: str = "
 
     Raises DecodeError when no backend can read the file.
     """
-    from softpool_video.datamodules import ClipSampler, EvalTransform, open_video
+    from softpool_video.datamodules import open_video
 
-    sampler = ClipSampler("uniform", clip_len=protocol.clip_len, frame_interval=protocol.frame_interval,
-                          num_clips=protocol.num_clips, short_video=protocol.short_video)
-    transform = EvalTransform(crop_size=protocol.crop_size, resize_short=protocol.resize_short,
-                              num_crops=protocol.num_crops, mean=protocol.mean, std=protocol.std)
+    sampling, transforms = protocol.groups()
+    sampler, transform = sampling.sampler("test"), transforms.transform("test")
     views = []
     with open_video(path, decoder) as reader:
         num_frames = reader.num_frames

@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 
 # datamodule attributes passed on as the model's arguments of the same name (linked when the
 # classes are instantiated)
-LINKED_FROM_DATA = ("num_classes", "class_names")
+LINKED_FROM_DATA = ("num_classes", "class_names", "clip_size")
 
 # Errors that mean "bad input" at the command line: print the message, not a traceback.
 INPUT_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError, MisconfigurationException,

@@ -19,6 +19,7 @@ from torch.nn.parameter import is_lazy
 from torchmetrics.classification import MulticlassAccuracy
 
 from softpool_video.evaluation.aggregation import AGGREGATIONS, VideoScores, ViewBuffer, combine_across_ranks
+from softpool_video.models.registry import check_model
 from softpool_video.models.srtg import gate_open_rates
 from softpool_video.pooling.registry import check_method
 from softpool_video.pooling.swap import materialize
@@ -63,14 +64,6 @@ def has_lazy_parameters(module: nn.Module) -> bool:
     return any(is_lazy(p) for p in module.parameters())
 
 
-def check_arch(arch: str) -> str:
-    from softpool_video.models import list_models
-    available = list(list_models())
-    if arch not in available:
-        raise ValueError(f"model.arch: unknown model {arch!r}; available: {', '.join(available)}")
-    return arch
-
-
 # hyperparameters that change the network's weights: a checkpoint must agree on all of them
 _MODEL_IDENTITY = ("arch", "num_classes", "model_kwargs", "pooling")
 
@@ -110,6 +103,8 @@ class VideoClassifier(pl.LightningModule):
         mixup_alpha, cutmix_alpha: Beta(alpha, alpha) of MixUp / CutMix on training batches (0: off).
         mix_prob: fraction of training batches mixed (MixUp or CutMix, evenly, when both are on).
         backbone_lr_scale: every parameter outside the classifier head trains at lr * this, in (0, 1].
+        clip_size: (T, H, W) of the input clips (linked from the datamodule by the CLI); lazy
+            pools (lip, adapool) take their shapes from it before training.
     """
 
     # read by Lightning's ThroughputMonitor: no FLOP count per batch here (`softpool-video models`
@@ -123,7 +118,7 @@ class VideoClassifier(pl.LightningModule):
                  schedule: str = "cosine", warmup_epochs: float = 0.0, milestones: list[float] | None = None,
                  gamma: float = 0.1, min_lr_ratio: float = 0.0, aggregation: str = "mean_softmax",
                  mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, mix_prob: float = 1.0,
-                 backbone_lr_scale: float = 1.0) -> None:
+                 backbone_lr_scale: float = 1.0, clip_size: tuple[int, int, int] | None = None) -> None:
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"model.num_classes: need at least 2 classes, got {num_classes}")
@@ -133,14 +128,18 @@ class VideoClassifier(pl.LightningModule):
             raise ValueError(f"model.label_smoothing: must be in [0, 1), got {label_smoothing}")
         check_mixing(mixup_alpha, cutmix_alpha, mix_prob)
         check_backbone_lr_scale(backbone_lr_scale)
-        check_arch(arch)
+        check_model(arch, "model.arch")
         check_method(pooling, "model.pooling")
         check_optimizer(optimizer)
         check_schedule(schedule)
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"model.aggregation: unknown method {aggregation!r}; choose one of "
                              f"{', '.join(AGGREGATIONS)}")
+        if clip_size is not None and (len(clip_size) != 3 or not all(isinstance(v, int) and v > 0 for v in clip_size)):
+            raise ValueError(f"model.clip_size: (T, H, W), three positive integers, got {clip_size!r}")
         self.save_hyperparameters()
+        if clip_size is not None:
+            self.hparams.clip_size = list(clip_size)  # plain data in hparams.yaml, as the datamodule's groups
 
         from softpool_video.models import create_model
         self.net: nn.Module = create_model(arch, num_classes, pooling=pooling, **(model_kwargs or {}))
@@ -269,13 +268,12 @@ class VideoClassifier(pl.LightningModule):
     def setup(self, stage: str) -> None:
         if not has_lazy_parameters(self.net):
             return
-        datamodule = getattr(self.trainer, "datamodule", None)
-        clip_len, crop = getattr(datamodule, "clip_len", None), getattr(datamodule, "crop_size", None)
-        if not (clip_len and crop):
+        clip_size = self.hparams.get("clip_size")
+        if not clip_size:
             raise ValueError(f"model.pooling={self.hparams.pooling!r} has lazy parameters, which take their shapes "
-                             "from the clip size; train with a video datamodule (clip_len, crop_size) or call "
-                             "VideoClassifier.materialize((T, H, W)) before fitting")
-        self.materialize((clip_len, crop, crop))
+                             "from the clip size; pass model.clip_size (T, H, W) (the CLI links it from the "
+                             "datamodule) or call VideoClassifier.materialize((T, H, W)) before fitting")
+        self.materialize(tuple(clip_size))
 
     def materialize(self, clip_size: tuple[int, int, int]) -> None:
         """One dry forward (eval mode, no grad, the global RNG untouched) of a (1, 3, T, H, W) clip."""

@@ -248,9 +248,11 @@ data:
     assert cfg.data.loading.num_workers == 2 and cfg.data.sampling.frame_interval == 2
     dm = parser.instantiate(cfg).data
     assert isinstance(dm.sampling, ClipSampling) and isinstance(dm.loading, Loading)
-    assert (dm.split, dm.clip_len, dm.train_crop, dm.short_video) == (3, 8, "multi_scale", "repeat_last")
-    assert dm.batch_size == 2 and dm.num_workers == 2 and dm.frame_interval == 2
-    assert dm.test_clips == 4 and dm.mean == (0.5, 0.5, 0.5) and dm.train_scale == (0.5, 1.0)
+    sampling, transforms, loading = dm.sampling, dm.transforms, dm.loading
+    assert (dm.split, sampling.clip_len, transforms.train_crop, sampling.short_video) == (
+        3, 8, "multi_scale", "repeat_last")
+    assert loading.batch_size == 2 and loading.num_workers == 2 and sampling.frame_interval == 2
+    assert sampling.test_clips == 4 and transforms.mean == (0.5, 0.5, 0.5) and transforms.train_scale == (0.5, 1.0)
     assert dm.hparams["transforms"]["train_scale"] == [0.5, 1.0]
 
 
@@ -264,25 +266,27 @@ def test_class_path_config_as_in_configs(ucf_root: Path) -> None:
     cfg = parser.parse_args(["--data.class_path", "softpool_video.datamodules.UCF101DataModule",
                              "--data.init_args.root", str(ucf_root), "--data.init_args.sampling.clip_len", "4"])
     dm = parser.instantiate(cfg).data
-    assert isinstance(dm, UCF101DataModule) and dm.clip_len == 4 and dm.num_classes == 3
-    assert dm.frame_interval == ClipSampling().frame_interval and dm.sampling == ClipSampling(clip_len=4)
+    assert isinstance(dm, UCF101DataModule) and dm.clip_size == (4, 112, 112) and dm.num_classes == 3
+    assert dm.sampling == ClipSampling(clip_len=4)
 
 
-def test_groups_take_dataclasses_or_dicts_and_resolve_their_fields(ucf_root: Path) -> None:
+def test_groups_take_dataclasses_or_dicts_and_build_what_they_define(ucf_root: Path) -> None:
     dm = UCF101DataModule(ucf_root, decoding=Decoding(decoder="pyav", cache_dir=ucf_root / "index"),
                           sampling=ClipSampling(clip_len=4), transforms={"crop_size": 32, "resize_short": 36},
                           loading={"batch_size": 3, "num_workers": 0, "persistent_workers": True})
     assert dm.transforms == Transforms(crop_size=32, resize_short=36) and dm.loading.num_workers == 0
-    assert (dm.decoder, dm.cache_dir, dm.clip_len, dm.crop_size, dm.batch_size) == (
-        "pyav", str(ucf_root / "index"), 4, 32, 3)
-    assert dm.persistent_workers is False  # no workers to keep
-    assert dm.pin_memory is torch.cuda.is_available() and dm.test_resize_short == 36
-    assert dm.index.backend == "pyav"
+    assert (dm.decoding.decoder, dm.decoding.cache_dir, dm.clip_size) == ("pyav", str(ucf_root / "index"), (4, 32, 32))
+    arguments = dm.loading.loader_arguments()
+    assert arguments["batch_size"] == 3 and arguments["persistent_workers"] is False  # no workers to keep
+    assert arguments["pin_memory"] is torch.cuda.is_available() and "timeout" not in arguments
+    assert dm.transforms.test_resize == 36 and dm.index.backend == "pyav"
+    assert not hasattr(dm, "batch_size") and not hasattr(dm, "clip_len")  # the groups are the one home
     # defaults: the dataclasses' own
     plain = UCF101DataModule(ucf_root)
     assert (plain.decoding, plain.sampling, plain.transforms, plain.loading) == (
         Decoding(), ClipSampling(), Transforms(), Loading())
-    assert plain.persistent_workers is True and plain.test_resize_short == plain.resize_short == 128
+    assert plain.loading.loader_arguments()["persistent_workers"] is True
+    assert plain.transforms.test_resize == plain.transforms.resize_short == 128
 
 
 def test_hyperparameters_hold_the_groups_as_plain_data(ucf_root: Path, tmp_path: Path) -> None:

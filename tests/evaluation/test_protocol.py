@@ -57,3 +57,13 @@ def test_a_live_datamodule_and_its_checkpoint_agree(tmp_path):
                           transforms={"crop_size": 64, "resize_short": 72, "test_resize_short": 80,
                                       "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)})
     assert EvaluationProtocol.from_datamodule(dm, "max") == EXPECTED
+
+
+def test_protocol_rebuilds_the_test_groups_of_the_datamodule_it_was_read_from():
+    # video_views cuts views with these groups' own test sampler and transform: the same recipe
+    # as the test DataModule built from GROUPED
+    sampling, transforms = EXPECTED.groups()
+    dm_sampling, dm_transforms = ClipSampling(**GROUPED["sampling"]), Transforms(**GROUPED["transforms"])
+    assert sampling.sampler("test") == dm_sampling.sampler("test")
+    assert (transforms.test_resize, transforms.crops("test")) == (dm_transforms.test_resize, dm_transforms.crops("test"))
+    assert repr(transforms.transform("test")) == repr(dm_transforms.transform("test"))

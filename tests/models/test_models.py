@@ -98,6 +98,17 @@ def test_unknown_model_lists_available():
         create_model("resnet9000", 5)
 
 
+def test_a_model_name_is_checked_in_one_place_with_one_wording():
+    from softpool_video.models import UnknownModelError, check_model
+
+    assert check_model("r2plus1d_tiny", "--model") == "r2plus1d_tiny"
+    with pytest.raises(UnknownModelError) as raised:
+        check_model("resnet9000", "--model")
+    assert str(raised.value).startswith("--model: unknown model 'resnet9000'; available: ")
+    with pytest.raises(UnknownModelError, match=r"^unknown model 'resnet9000'"):  # no option: no prefix
+        create_model("resnet9000", 5)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"pooling": "median"}, "unknown pooling method 'median'"),
     ({"num_classes": 0}, "num_classes must be a positive int"),

@@ -36,6 +36,7 @@ def test_fit_writes_checkpoints_logs_and_run_record(trained):
     record = json.loads((version / "run.json").read_text())
     assert record["config"]["model"]["arch"] == "r2plus1d_tiny"
     assert record["config"]["model"]["num_classes"] == 6  # linked from the datamodule
+    assert record["config"]["model"]["clip_size"] in ([4, 32, 32], (4, 32, 32))  # linked too (T, H, W)
     assert record["config"]["seed_everything"] == 0
     assert record["versions"]["torch"] and record["device"]["cpu_count"] >= 1
     assert "commit" in (record["git"] or {"commit": None})

@@ -239,16 +239,14 @@ def test_resume_from_last_checkpoint_is_exact(tmp_path):
 
 
 class ClipData(pl.LightningDataModule):
-    """Synthetic clips with the two attributes the module reads from a video datamodule."""
-
-    clip_len, crop_size = CLIP[1], CLIP[2]
+    """Synthetic clips."""
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(batches(2), batch_size=None)
 
 
 def test_lazy_pools_are_materialised_before_the_optimizer_and_get_weight_decay():
-    model = VideoClassifier(num_classes=3, arch="r2plus1d_tiny", pooling="lip", weight_decay=0.05)
+    model = VideoClassifier(num_classes=3, arch="r2plus1d_tiny", pooling="lip", weight_decay=0.05, clip_size=CLIP[1:])
     assert any(torch.nn.parameter.is_lazy(p) for p in model.parameters())
     fit = trainer(max_epochs=1, limit_val_batches=0)
     fit.fit(model, datamodule=ClipData())
@@ -260,9 +258,9 @@ def test_lazy_pools_are_materialised_before_the_optimizer_and_get_weight_decay()
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
 
 
-def test_lazy_pools_without_a_video_datamodule_ask_for_the_clip_size():
+def test_lazy_pools_without_a_clip_size_ask_for_it():
     model = VideoClassifier(num_classes=3, arch="r2plus1d_tiny", pooling="adapool")
-    with pytest.raises(ValueError, match=r"lazy parameters.*materialize\(\(T, H, W\)\)"):
+    with pytest.raises(ValueError, match=r"lazy parameters.*model.clip_size.*materialize\(\(T, H, W\)\)"):
         trainer(max_epochs=1).fit(model, DataLoader(batches(1), batch_size=None))
     model.materialize(CLIP[1:])
     trainer(max_epochs=1).fit(model, DataLoader(batches(1), batch_size=None))

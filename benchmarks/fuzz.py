@@ -295,8 +295,8 @@ def main(argv: list[str] | None = None) -> int:
                      decode_timeout=args.decode_timeout, jobs=args.jobs)
     command = "python -m benchmarks.fuzz " + " ".join(argv if argv is not None else sys.argv[1:])
     write_summary("fuzz", {**result["config"], "command": command.strip()},
-                  {key: result[key] for key in ("counts", "checks", "passed", "seconds", "trees")},
-                  details={"files": result["files"]}, out=args.out)
+                  {key: result[key] for key in ("counts", "checks", "passed", "seconds")},
+                  details={"trees": result["trees"], "files": result["files"]}, out=args.out)
     print(markdown(result), end="\n\n")
     return report_checks(result, args.out)
 

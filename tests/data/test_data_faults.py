@@ -466,7 +466,7 @@ def test_decode_timeout_is_checked(ucf_root: Path) -> None:
         with pytest.raises(ValueError, match=f"decoding.decode_timeout must be a positive number of "
                                              f"seconds or None, got {bad!r}"):
             small_dm(ucf_root, decoding=dict(decode_timeout=bad))
-    assert small_dm(ucf_root, decoding=dict(decode_timeout=None)).decode_timeout is None
+    assert small_dm(ucf_root, decoding=dict(decode_timeout=None)).decoding.decode_timeout is None
 
 
 

@@ -26,7 +26,6 @@ Writes its summary to benchmarks/results/soak.json (every epoch to runs/bench/so
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -40,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.run import report_checks
-from benchmarks.summary import RESULTS, write_summary
+from benchmarks.summary import RESULTS, details_file, write_summary
 
 SUMMARY = RESULTS / "soak.json"
 
@@ -228,11 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     result["seconds"] = round(time.perf_counter() - start, 1)
     data = result["data"]
     counts = {key: len(value) if isinstance(value, list) else value for key, value in data.items()}
-    summary = write_summary("soak", {**result["config"], "data": counts},
-                            {key: result[key] for key in ("baseline_epoch", "growth", "checks", "passed", "seconds")},
-                            details={"data": data, "epochs": result["epochs"]}, out=args.out)
-    print(table(result) + f"\n(every 50th epoch shown; all in {json.loads(summary.read_text())['details']})")
-    data = result["data"]
+    write_summary("soak", {**result["config"], "data": counts},
+                  {key: result[key] for key in ("baseline_epoch", "growth", "checks", "passed", "seconds")},
+                  details={"data": data, "epochs": result["epochs"]}, out=args.out)
+    print(table(result) + f"\n(every 50th epoch shown; all in {details_file('soak', args.out)})")
     print(f"\n{data['train_videos']} train videos ({data['good_train_videos']} good), "
           f"{len(data['excluded_at_setup'])} excluded at setup, "
           f"{len(data['failing_at_read_time'])} failing at read time; "

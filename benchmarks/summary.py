@@ -4,8 +4,8 @@
      "inputs": {what was measured, at which size}, "results": {what it found}}
 
 A summary stays small: it is committed and the docs cite it. Bulky records (per epoch, per
-file) go to `runs/bench/<name>/details.json`, an ignored folder, and the summary names that
-file under "details".
+file) go to `runs/bench/<name>/<name>.details.json`, an ignored folder, and the summary
+names that file under "details".
 """
 from __future__ import annotations
 
@@ -30,16 +30,23 @@ def dated_environment(device: str) -> dict[str, Any]:
 def write_summary(name: str, inputs: dict[str, Any], results: dict[str, Any], *, device: str = "cpu",
                   details: dict[str, Any] | None = None, out: Path | None = None) -> Path:
     """Write `name`'s summary to `out` (default benchmarks/results/<name>.json) and, when given,
-    its bulky `details` beside the runs (runs/bench/<name>/details.json); returns the summary's path."""
+    its bulky `details` to `details_file(name, out)`; returns the summary's path."""
     out = Path(out) if out is not None else RESULTS / f"{name}.json"
     summary: dict[str, Any] = {"benchmark": name, "environment": dated_environment(device), "inputs": inputs,
                                "results": results}
     if details is not None:
-        details_path = (out.parent if out.parent != RESULTS else DETAILS / name) / f"{out.stem}.details.json"
+        details_path = details_file(name, out)
         write_json_atomic(details_path, details, indent=1)
         summary["details"] = str(details_path.relative_to(REPO) if details_path.is_relative_to(REPO) else details_path)
     write_json_atomic(out, summary, indent=1)
     return out
+
+
+def details_file(name: str, out: Path | None = None) -> Path:
+    """Where the details of the summary `out` go: runs/bench/<name>/ for a committed summary,
+    beside `out` for one written elsewhere."""
+    out = Path(out) if out is not None else RESULTS / f"{name}.json"
+    return (out.parent if out.parent != RESULTS else DETAILS / name) / f"{out.stem}.details.json"
 
 
 def split_inputs(result: dict[str, Any], input_keys: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -58,6 +58,10 @@ class _ChangedSinceIndexed(Exception):
     """The file's size or time stamp is not what the index recorded."""
 
 
+# Readers a forked worker inherited from its parent (`_timed_read`): never freed in the child.
+_INHERITED_READERS: list[VideoReader] = []
+
+
 @dataclass
 class _OpenVideo:
     """The reader a process keeps open between views of one video, and the last clip."""
@@ -158,10 +162,10 @@ class VideoClipDataset(Dataset):
         record = self.records[video_index]
         path = self.root / record.rel
         try:
-            frames = self._timed(self._read, video_index, path, clip_index)
+            frames = self._timed_read(video_index, path, clip_index)
         except _ChangedSinceIndexed:
             self._timed(self._reindex, video_index, path, record.rel)
-            frames = self._timed(self._read, video_index, path, clip_index)
+            frames = self._timed_read(video_index, path, clip_index)
         return {
             "video": self.transform(frames, crop_index),
             "label": record.label,
@@ -170,13 +174,27 @@ class VideoClipDataset(Dataset):
             "crop_index": crop_index,
         }
 
+    def _timed_read(self, video_index: int, path: Path, clip_index: int) -> torch.Tensor:
+        """`_read` under the timeout. The reader kept between views is handed in and the one to
+        keep is handed back, so that a read abandoned here (its thread may finish much later)
+        never replaces or closes the reader this process goes on with."""
+        if self._open is not None and self._open.pid != os.getpid():
+            # A forked worker's copy of its parent's reader: freeing it here would stop
+            # decoding threads that exist only in the parent, so it is kept, unused, for good.
+            _INHERITED_READERS.append(self._open.reader)
+            self._open = None
+        try:
+            frames, self._open = self._timed(self._read, video_index, path, clip_index, self._open)
+        except BaseException:
+            self._open = None  # closed by the failed read, or still in use by an abandoned one
+            raise
+        return frames
+
     def _timed(self, call: Callable[..., Any], video_index: int, *args: Any) -> Any:
         """`call(video_index, *args)`, abandoned as hung after `decode_timeout` seconds."""
         try:
             return call_with_timeout(call, self.decode_timeout, video_index, *args)
         except TimeoutError:
-            # The abandoned call may still be using the open reader: forget it, unclosed.
-            self._open = None
             raise DecodeError(args[0], BACKENDS[self._backends[video_index]],
                               f"decoding timed out after {self.decode_timeout:g}s "
                               "(abandoned; raise decode_timeout if the file is just slow)") from None
@@ -202,8 +220,6 @@ class VideoClipDataset(Dataset):
         found from now on in this process. Recorded in the read-failure log as recovered: it was
         not skipped, and the next set-up indexes it again. A file the probe finds bad is a read
         failure."""
-        if self._open is not None and self._open.video_index == video_index:
-            self._open = None  # a reader of the old file
         meta = probe_video(path, self.decoder, depth="header")
         indexed = tuple(self._indexed[video_index].tolist())
         if not meta.ok:
@@ -218,41 +234,39 @@ class VideoClipDataset(Dataset):
             self.failure_log.record(rel, f"changed since it was indexed; probed again ({meta.num_frames} "
                                     "frames) and read", indexed=indexed, recovered=True)
 
-    def _read(self, video_index: int, path: Path, clip_index: int) -> torch.Tensor:
-        """The frames of one view. With several views per video (the test's clips x crops,
-        read in order), the views of one video share one open reader, which decodes on
-        from the last clip instead of seeking back, and the crops of one clip share its
-        frames: each video is decoded about once instead of once per view."""
+    def _read(self, video_index: int, path: Path, clip_index: int,
+              cached: _OpenVideo | None) -> tuple[torch.Tensor, _OpenVideo | None]:
+        """The frames of one view, and the reader to keep for the next view. With several
+        views per video (the test's clips x crops, read in order), the views of one video
+        share one open reader, which decodes on from the last clip instead of seeking back,
+        and the crops of one clip share its frames: each video is decoded about once instead
+        of once per view."""
         self._check_unchanged(video_index, path)  # under the timeout: a stalled mount stalls stat too
         indices = self.sampler(int(self.num_frames[video_index]), clip_index)
         backend = BACKENDS[self._backends[video_index]]
         layout = LAYOUT_NAMES[self._layouts[video_index]]
         if self.views_per_video == 1:
             return read_frames(path, indices, backend, num_threads=self.decode_threads,
-                               layout=layout)[0]
-        cached = self._open
-        if cached is not None and (cached.pid != os.getpid() or cached.video_index != video_index):
-            if cached.pid == os.getpid():  # a forked copy's reader is its parent's to close
-                cached.reader.close()
-            self._open = cached = None
+                               layout=layout)[0], None
+        if cached is not None and cached.video_index != video_index:
+            cached.reader.close()
+            cached = None
         if cached is not None and np.array_equal(cached.indices, indices):
-            return cached.frames  # another crop of the same clip
+            return cached.frames, cached  # another crop of the same clip
         try:
             if cached is None:
                 cached = _OpenVideo(os.getpid(), video_index,
                                     open_video(path, backend, num_threads=self.decode_threads,
                                                layout=layout))
-                self._open = cached
             frames = cached.reader.get(indices)
         except (DecodeError, IndexError):
             # As for a single view: every exact backend, each opened afresh.
-            if self._open is not None:
-                self._open.reader.close()
-            self._open = None
+            if cached is not None:
+                cached.reader.close()
             return read_frames(path, indices, backend, num_threads=self.decode_threads,
-                               layout=layout)[0]
+                               layout=layout)[0], None
         cached.indices, cached.frames = np.asarray(indices).copy(), frames
-        return frames
+        return frames, cached
 
     def __getstate__(self) -> dict[str, Any]:
         # An open reader stays with the process that opened it (workers open their own).

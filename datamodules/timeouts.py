@@ -12,6 +12,7 @@ GIL is beyond this: that is the worker-restart path of `ResilientDataLoader`.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -22,6 +23,16 @@ T = TypeVar("T")
 
 _abandoned = 0  # per process: helper threads still blocked in a call we gave up on
 _lock = threading.Lock()
+
+
+def _reset_in_child() -> None:
+    """A forked child has none of its parent's helper threads, and a lock one of them held
+    at the fork would stay held in the child for good."""
+    global _abandoned, _lock
+    _abandoned, _lock = 0, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_in_child)
 
 
 def abandoned_calls() -> int:

@@ -354,15 +354,15 @@ def eval_rows(fmt: str, paths: list[Path], clips: int, crops: int = 3) -> list[d
     root = paths[0].parent
     records = [VideoRecord(p.name, 0) for p in paths]
     rows = []
-    for backend in ("decord", "pyav"):
+    for decoder in ("decord", "pyav"):
         metas = []
         for p in paths:
-            with _reader(backend, p) as reader:
-                metas.append(VideoMeta(reader.num_frames, reader.fps, WIDTH, HEIGHT, backend, "", 0, 0,
-                                       backend, "fast"))
+            with _reader(decoder, p) as reader:
+                metas.append(VideoMeta(reader.num_frames, reader.fps, WIDTH, HEIGHT, decoder, "", 0, 0,
+                                       decoder, "fast"))
         dataset = VideoClipDataset(root, records, metas, ClipSampler("uniform", CLIP_LEN, FRAME_INTERVAL,
                                                                      num_clips=clips),
-                                   EvalTransform(CROP, num_crops=crops), num_crops=crops, decoder=backend)
+                                   EvalTransform(CROP, num_crops=crops), num_crops=crops, decoder=decoder)
 
         for mode in ("shared reader", "each view afresh"):
             wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -372,10 +372,10 @@ def eval_rows(fmt: str, paths: list[Path], clips: int, crops: int = 3) -> list[d
                 else:
                     video, clip, crop = dataset.view(i)
                     indices = dataset.sampler(dataset.num_frames[video], clip)
-                    out = dataset.transform(read_frames(root / records[video].rel, indices, backend)[0], crop)
+                    out = dataset.transform(read_frames(root / records[video].rel, indices, decoder)[0], crop)
                 assert out.shape == (3, CLIP_LEN, CROP, CROP)
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-            rows.append({"format": fmt, "decoder": backend, "mode": mode, "views": len(dataset),
+            rows.append({"format": fmt, "decoder": decoder, "mode": mode, "views": len(dataset),
                          "views_per_s": round(len(dataset) / wall, 2),
                          "views_per_cpu_s": round(len(dataset) / cpu, 2)})
     return rows

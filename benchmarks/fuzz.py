@@ -175,13 +175,13 @@ def run_commands(tree: Path, files: list[dict], out: Path, timeout: float) -> di
 
 
 def _summary(files: list[dict], decoded: dict[str, dict], trees: list[dict], timeout: float,
-             backends: tuple[str, ...]) -> dict[str, Any]:
+             decoders: tuple[str, ...]) -> dict[str, Any]:
     fuzzed = [f for f in files if f["mutation"] != "none"]
-    per_backend = {}
-    for b in backends:
+    per_decoder = {}
+    for b in decoders:
         results = [decoded[f["path"]].get(b) for f in files]
         ok = [r for r in results if r]
-        per_backend[b] = {"accepted": sum(r["accepted"] for r in ok),
+        per_decoder[b] = {"accepted": sum(r["accepted"] for r in ok),
                           "rejected": sum(not r["accepted"] for r in ok),
                           "rejected_without_reason": sum(not r["accepted"] and not r["reason"] for r in ok),
                           "timed_out": sum(r["timed_out"] for r in ok),
@@ -192,7 +192,7 @@ def _summary(files: list[dict], decoded: dict[str, dict], trees: list[dict], tim
     counts = {
         "files": len(files), "fuzzed": len(fuzzed), "clean_seeds": len(files) - len(fuzzed),
         "by_mutation": dict(Counter(f["mutation"] for f in fuzzed)),
-        "decoders": per_backend,
+        "decoders": per_decoder,
         # decord's reader refuses a read its FFmpeg logged errors in; the PyAV reader one with a
         # frame its decoder flags as concealed (DamagedStream). Should decord still disagree
         # with the full decode, this says whether PyAV's check would have caught the file.
@@ -215,8 +215,8 @@ def _summary(files: list[dict], decoded: dict[str, dict], trees: list[dict], tim
         "no command crashed (traceback or signal)": counts["command_crashes"] == 0 and counts["checker_errors"] == 0,
         "no read hung past decode_timeout": counts["hangs_past_timeout"] == 0 and counts["command_hangs"] == 0,
         **{f"{b}: every file it accepts gives the full decode's frames": p["mismatches"] == 0
-           for b, p in per_backend.items()},
-        "every rejected file has a reason": all(p["rejected_without_reason"] == 0 for p in per_backend.values()),
+           for b, p in per_decoder.items()},
+        "every rejected file has a reason": all(p["rejected_without_reason"] == 0 for p in per_decoder.values()),
         "check-videos checked every file and exited 0 or 1": all(
             t["check_videos"]["videos"] == tree_files[t["tree"]] and t["runs"]["check-videos"]["rc"] in (0, 1)
             for t in trees),
@@ -230,20 +230,20 @@ def _summary(files: list[dict], decoded: dict[str, dict], trees: list[dict], tim
 
 
 def run(work: Path, *, files: int = 300, datasets: int = 3, seed: int = 0, decode_timeout: float = 20.0,
-        jobs: int = 2, backends: tuple[str, ...] = ("decord", "pyav")) -> dict[str, Any]:
+        jobs: int = 2, decoders: tuple[str, ...] = ("decord", "pyav")) -> dict[str, Any]:
     """The whole campaign in `work`; returns the result (counts, checks, per-file rows)."""
     start = time.perf_counter()
     seeds = make_seeds(work / "seeds")
     rows = make_corpus(work, seeds, files, datasets, seed)
     decoded = check_files([Path(r["path"]) for r in rows], decode_timeout, jobs=jobs, seed=seed,
-                          backends=backends)
+                          decoders=decoders)
     trees = [run_commands(work / f"tree{t}", [r for r in rows if r["tree"] == f"tree{t}"],
                           work / f"out{t}", decode_timeout) for t in range(datasets)]
     named = {(t["tree"], rel) for t in trees for rel in [*t["check_videos"]["bad"], *t["read_failures"]]}
     for r in rows:
         r.update(decoded[r["path"]])
         r["named_by_commands"] = (r["tree"], r["rel"]) in named
-    result = _summary(rows, decoded, trees, decode_timeout, backends)
+    result = _summary(rows, decoded, trees, decode_timeout, decoders)
     result.update({"config": {"files": files, "datasets": datasets, "seed": seed,
                               "decode_timeout": decode_timeout, "jobs": jobs},
                    "seconds": round(time.perf_counter() - start, 1), "trees": trees, "files": rows})

@@ -3,9 +3,9 @@
 For one file (`check_file`): the ground truth is the full sequential decode (the project's
 `prepare.full_decode` on one thread, as the readers decode: the pictures the decoder puts
 out, in order, up to the first error).
-Each backend then opens the file alone (no fallback), reads every frame in one call and a
+Each decoder then opens the file alone (no fallback), reads every frame in one call and a
 few frames one at a time in a seeded random order (seeks); each call runs under
-`call_with_timeout(decode_timeout)`, as the dataset's reads do. A backend *accepts* the
+`call_with_timeout(decode_timeout)`, as the dataset's reads do. A decoder *accepts* the
 file when every call returns; then every frame it returned must be the full decode's frame
 of that number, and it must count as many frames as the full decode gives. A *rejection*
 is a DecodeError (or IndexError) with its reason, or a timeout.
@@ -49,9 +49,9 @@ def ground_truth(path: Path, timeout: float) -> tuple[list[np.ndarray], str]:
     return frames, ""
 
 
-def check_backend(path: Path, backend: str, timeout: float, truth: list[np.ndarray],
+def check_decoder(path: Path, decoder: str, timeout: float, truth: list[np.ndarray],
                   truth_error: str, seed: int) -> dict[str, Any]:
-    """One backend on one file: accepted or rejected (with the reason), mismatched frames."""
+    """One decoder on one file: accepted or rejected (with the reason), mismatched frames."""
     from softpool_video.datamodules.decoders import DecodeError, open_video
     from softpool_video.datamodules.timeouts import call_with_timeout
 
@@ -67,7 +67,7 @@ def check_backend(path: Path, backend: str, timeout: float, truth: list[np.ndarr
 
     reader = None
     try:
-        reader = timed(lambda: open_video(path, backend, fallback=False))
+        reader = timed(lambda: open_video(path, decoder, fallback=False))
         n = reader.num_frames
         everything = timed(reader.get, np.arange(n)).numpy()
         picks = np.random.default_rng(seed).integers(0, n, SEEK_READS)
@@ -100,41 +100,41 @@ def _compare(everything: np.ndarray, singles: list[tuple[int, np.ndarray]],
     return ""
 
 
-def check_file(path: Path, timeout: float, seed: int, backends: tuple[str, ...]) -> dict[str, Any]:
-    """Ground truth and every backend on one file (runs in a child process)."""
+def check_file(path: Path, timeout: float, seed: int, decoders: tuple[str, ...]) -> dict[str, Any]:
+    """Ground truth and every decoder on one file (runs in a child process)."""
     truth, truth_error = ground_truth(path, timeout)
     return {"truth_frames": len(truth), "truth_error": truth_error,
-            **{b: check_backend(path, b, timeout, truth, truth_error, seed) for b in backends}}
+            **{b: check_decoder(path, b, timeout, truth, truth_error, seed) for b in decoders}}
 
 
-def _child(conn: Any, path: Path, timeout: float, seed: int, backends: tuple[str, ...]) -> None:
+def _child(conn: Any, path: Path, timeout: float, seed: int, decoders: tuple[str, ...]) -> None:
     try:
-        conn.send(check_file(path, timeout, seed, backends))
+        conn.send(check_file(path, timeout, seed, decoders))
     except BaseException as err:  # anything else is a bug of ours: report it, do not hide it
         conn.send({"error": f"{type(err).__name__}: {err}"})
     finally:
         conn.close()
 
 
-def _watchdog_s(timeout: float, backends: tuple[str, ...]) -> float:
-    # Every call bounded by the timeout: the truth, then per backend open, read all, the seeks.
-    return timeout * (1 + len(backends) * (2 + SEEK_READS)) + 30.0
+def _watchdog_s(timeout: float, decoders: tuple[str, ...]) -> float:
+    # Every call bounded by the timeout: the truth, then per decoder open, read all, the seeks.
+    return timeout * (1 + len(decoders) * (2 + SEEK_READS)) + 30.0
 
 
 def check_files(paths: list[Path], timeout: float, *, jobs: int = 2, seed: int = 0,
-                backends: tuple[str, ...] = ("decord", "pyav")) -> dict[str, dict[str, Any]]:
+                decoders: tuple[str, ...] = ("decord", "pyav")) -> dict[str, dict[str, Any]]:
     """`check_file` for every path, each in a forked child; a child that dies by a signal or
     outlives every timeout is recorded as {'crash': ...} or {'hang': ...}."""
     ctx = multiprocessing.get_context("fork")  # the parent has imported av, decord, torch once
     todo = list(enumerate(paths))
     running: dict[int, tuple[Any, Any, float, Path]] = {}
     results: dict[str, dict[str, Any]] = {}
-    limit = _watchdog_s(timeout, backends)
+    limit = _watchdog_s(timeout, decoders)
     while todo or running:
         while todo and len(running) < jobs:
             k, path = todo.pop(0)
             parent, child = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_child, args=(child, path, timeout, seed + k, backends), daemon=True)
+            proc = ctx.Process(target=_child, args=(child, path, timeout, seed + k, decoders), daemon=True)
             proc.start()
             child.close()
             running[proc.pid] = (proc, parent, time.monotonic(), path)

@@ -16,7 +16,7 @@ for the DataLoader, collate.py batches them and leaves unreadable ones out.
 from .clip_sampling import ClipSampler, clip_at, clip_span, uniform_starts
 from .dataset import VideoClipDataset
 from .decoders import (
-    BACKENDS,
+    DECODERS,
     DamagedStream,
     DecodeError,
     DecordReader,
@@ -58,7 +58,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "BACKENDS", "CACHE_DIRNAME", "DamagedStream", "DEMO_CLASSES", "DEMO_VARIANTS", "HARD_CLASSES", "KINETICS_MEAN", "KINETICS_STD",
+    "DECODERS", "CACHE_DIRNAME", "DamagedStream", "DEMO_CLASSES", "DEMO_VARIANTS", "HARD_CLASSES", "KINETICS_MEAN", "KINETICS_STD",
     "VIDEO_EXTENSIONS", "ClipSampler", "ClipSampling", "DecodeError", "Decoding", "DecordReader", "EvalTransform",
     "HMDB51Annotations", "HMDB51DataModule", "KineticsAnnotations", "KineticsDataModule", "Loading",
     "MultiScaleCrop", "PyAVReader", "ReadFailureLog", "SplitListAnnotations",

@@ -41,13 +41,15 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from softpool_video.option_groups import as_group, group_hparams
+
 from .bulk import collector_paused
 from .collate import collate_clips
 from .dataset import VideoClipDataset
 from .index_cache import VideoIndex
 from .index_columns import MetaColumns
 from .listing import VideoListing
-from .options import GROUPS, ClipSampling, Decoding, Loading, Stage, Transforms, as_group, group_hparams
+from .options import GROUPS, ClipSampling, Decoding, Loading, Stage, Transforms
 from .records import Subset, VideoRecord, existing_root
 from .resilient import ResilientDataLoader
 from .samplers import SeededItems, SeededTrainSampler, VideoShardSampler
@@ -251,7 +253,7 @@ class VideoDataModule(pl.LightningDataModule):
     @property
     def index(self) -> VideoIndex:
         if self._index is None:
-            self._index = VideoIndex(self.root, backend=self.decoding.decoder, depth=self.decoding.probe,
+            self._index = VideoIndex(self.root, decoder=self.decoding.decoder, depth=self.decoding.probe,
                                      cache_dir=self.decoding.cache_dir, workers=self.decoding.index_workers)
         return self._index
 

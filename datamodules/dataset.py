@@ -8,7 +8,7 @@ its own index (which is what lets a sampler shard test views without losing any)
 Each item is a dict: video (float C,T,H,W), label, video_index, clip_index, crop_index.
 
 Bad videos. Files the index marked undecodable never reach this class (the DataModule
-excludes and reports them). A file that still fails here, after every backend that reads it
+excludes and reports them). A file that still fails here, after every decoder that reads it
 exactly was tried (both, unless its frame layout leaves only PyAV),
 or whose decoding does not finish within `decode_timeout` seconds, or which is gone since it
 was indexed, is recorded in the index's read-failure log and logged once per process, and the
@@ -42,9 +42,9 @@ from torch.utils.data import Dataset
 
 from .clip_sampling import ClipSampler
 from .collate import SkippedItem
-from .decoders import BACKENDS, DecodeError, VideoReader, check_backend, open_video, read_frames
+from .decoders import DECODERS, DecodeError, VideoReader, check_decoder, open_video, read_frames
 from .index_cache import ReadFailureLog, VideoMeta, probe_video
-from .index_columns import LAYOUT_NAMES, NO_BACKEND, MetaColumns
+from .index_columns import LAYOUT_NAMES, NO_DECODER, MetaColumns
 from .records import RecordTable, VideoRecord
 from .timeouts import call_with_timeout
 
@@ -79,12 +79,12 @@ class VideoClipDataset(Dataset):
     Args:
         root: dataset root; `records[i].rel` is relative to it.
         records: the videos (all decodable per the index).
-        metas: their index entries (frame count, backend that decoded them), same order: as
+        metas: their index entries (frame count, decoder that decoded them), same order: as
             VideoMeta entries or as the index's columns.
         sampler: picks frame indices for a (video, clip_index).
         transform: (uint8 T,H,W,C frames, crop_index) -> float C,T,H,W.
         num_crops: spatial crops per clip (views = sampler.num_clips * num_crops).
-        decoder: preferred backend; the other is the fallback.
+        decoder: preferred decoder; the other is the fallback.
         failure_log: where read-time failures are recorded (None: only logged).
         decode_timeout: seconds before a read is abandoned as hung (None: wait forever).
     """
@@ -103,16 +103,16 @@ class VideoClipDataset(Dataset):
             raise ValueError(f"decode_timeout must be a positive number of seconds or None, "
                              f"got {decode_timeout!r}")
         self.root = Path(root)
-        self.decoder = check_backend(decoder)
+        self.decoder = check_decoder(decoder)
         # Only what reading needs, as arrays: a spawned worker gets a small pickle, and a
         # forked one reads them without copying pages (records.PackedStrings says why).
         self.records = records if isinstance(records, RecordTable) else RecordTable(records)
         columns = metas if isinstance(metas, MetaColumns) else MetaColumns.of(metas)
         self.num_frames = columns.num_frames
-        # a video without a recorded backend (hand-made metadata) is read with `decoder`
-        self._backends = np.where(columns.backend == NO_BACKEND, BACKENDS.index(self.decoder),
-                                  columns.backend).astype(np.int8)
-        self._layouts = columns.layout  # which backends are exact: the only fallbacks
+        # a video without a recorded decoder (hand-made metadata) is read with `decoder`
+        self._decoders = np.where(columns.decoder == NO_DECODER, DECODERS.index(self.decoder),
+                                  columns.decoder).astype(np.int8)
+        self._layouts = columns.layout  # which decoders are exact: the only fallbacks
         # (size, mtime_ns) as indexed: a file that changed since is caught when it is read
         self._indexed = np.stack([columns.size, columns.mtime_ns], axis=1).reshape(-1, 2)
         self.sampler = sampler
@@ -137,9 +137,9 @@ class VideoClipDataset(Dataset):
         return self.records.labels.tolist()
 
     @property
-    def backends(self) -> list[str]:
-        """The backend that reads each video exactly (from the index)."""
-        return [BACKENDS[code] for code in self._backends]
+    def decoders(self) -> list[str]:
+        """The decoder that reads each video exactly (from the index)."""
+        return [DECODERS[code] for code in self._decoders]
 
     @property
     def layouts(self) -> list[str]:
@@ -157,7 +157,7 @@ class VideoClipDataset(Dataset):
         return video_index, clip_index, crop_index
 
     def load(self, video_index: int, clip_index: int = 0, crop_index: int = 0) -> dict[str, Any]:
-        """One view of one video; raises DecodeError if neither backend can read it in
+        """One view of one video; raises DecodeError if neither decoder can read it in
         `decode_timeout` seconds."""
         record = self.records[video_index]
         path = self.root / record.rel
@@ -195,7 +195,7 @@ class VideoClipDataset(Dataset):
         try:
             return call_with_timeout(call, self.decode_timeout, video_index, *args)
         except TimeoutError:
-            raise DecodeError(args[0], BACKENDS[self._backends[video_index]],
+            raise DecodeError(args[0], DECODERS[self._decoders[video_index]],
                               f"decoding timed out after {self.decode_timeout:g}s "
                               "(abandoned; raise decode_timeout if the file is just slow)") from None
 
@@ -209,14 +209,14 @@ class VideoClipDataset(Dataset):
         try:
             st = os.stat(path)
         except OSError as err:
-            raise DecodeError(path, BACKENDS[self._backends[video_index]],
+            raise DecodeError(path, DECODERS[self._decoders[video_index]],
                               f"gone since it was indexed ({err.strerror})") from None
         if (st.st_size, st.st_mtime_ns) != (size, mtime):
             raise _ChangedSinceIndexed
 
     def _reindex(self, video_index: int, path: Path, rel: str) -> None:
         """Probe a file that changed since it was indexed, as set-up would (its frame count, and
-        its frame layout, so that only exact backends read it), and read it with what the probe
+        its frame layout, so that only exact decoders read it), and read it with what the probe
         found from now on in this process. Recorded in the read-failure log as recovered: it was
         not skipped, and the next set-up indexes it again. A file the probe finds bad is a read
         failure."""
@@ -225,11 +225,11 @@ class VideoClipDataset(Dataset):
         if not meta.ok:
             raise DecodeError(path, self.decoder, f"changed since it was indexed, and now bad: {meta.error}")
         self.num_frames[video_index] = meta.num_frames
-        self._backends[video_index] = BACKENDS.index(meta.backend)
+        self._decoders[video_index] = DECODERS.index(meta.decoder)
         self._layouts[video_index] = LAYOUT_NAMES.index(meta.layout)
         self._indexed[video_index] = (meta.size, meta.mtime_ns)
         log.warning("%s: %s changed since it was indexed; probed again (%d frames, %s) and read as it "
-                    "is now", self.name or "dataset", rel, meta.num_frames, meta.backend)
+                    "is now", self.name or "dataset", rel, meta.num_frames, meta.decoder)
         if self.failure_log is not None:
             self.failure_log.record(rel, f"changed since it was indexed; probed again ({meta.num_frames} "
                                     "frames) and read", indexed=indexed, recovered=True)
@@ -243,10 +243,10 @@ class VideoClipDataset(Dataset):
         of once per view."""
         self._check_unchanged(video_index, path)  # under the timeout: a stalled mount stalls stat too
         indices = self.sampler(int(self.num_frames[video_index]), clip_index)
-        backend = BACKENDS[self._backends[video_index]]
+        decoder = DECODERS[self._decoders[video_index]]
         layout = LAYOUT_NAMES[self._layouts[video_index]]
         if self.views_per_video == 1:
-            return read_frames(path, indices, backend, num_threads=self.decode_threads,
+            return read_frames(path, indices, decoder, num_threads=self.decode_threads,
                                layout=layout)[0], None
         if cached is not None and cached.video_index != video_index:
             cached.reader.close()
@@ -256,14 +256,14 @@ class VideoClipDataset(Dataset):
         try:
             if cached is None:
                 cached = _OpenVideo(os.getpid(), video_index,
-                                    open_video(path, backend, num_threads=self.decode_threads,
+                                    open_video(path, decoder, num_threads=self.decode_threads,
                                                layout=layout))
             frames = cached.reader.get(indices)
         except (DecodeError, IndexError):
-            # As for a single view: every exact backend, each opened afresh.
+            # As for a single view: every exact decoder, each opened afresh.
             if cached is not None:
                 cached.reader.close()
-            return read_frames(path, indices, backend, num_threads=self.decode_threads,
+            return read_frames(path, indices, decoder, num_threads=self.decode_threads,
                                layout=layout)[0], None
         cached.indices, cached.frames = np.asarray(indices).copy(), frames
         return frames, cached

@@ -3,7 +3,7 @@
 `open_video(path)` returns a reader with `num_frames`, `fps` and `get(indices)`, which
 decodes only the requested frames and returns them as a uint8 tensor of shape
 (T, H, W, C), RGB. Frame i is the i-th picture of a full sequential decode (the video as a
-player shows it), for any order of indices, repeats and single reads. Two backends:
+player shows it), for any order of indices, repeats and single reads. Two decoders:
 
 - decord (package decord2): the default. Fast random access; we never touch its global
   bridge, frames leave decord as numpy (`.asnumpy()`) and become tensors here. It seeks to
@@ -34,39 +34,39 @@ import numpy as np
 import torch
 
 from . import decoder_errors
-from .frame_layout import LAYOUTS, PLAIN, backend_order, check_layout, classify, count_vops
+from .frame_layout import LAYOUTS, PLAIN, check_layout, classify, count_vops, decoder_order
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["decord", "pyav"]
-BACKENDS: tuple[str, ...] = ("decord", "pyav")
+Decoder = Literal["decord", "pyav"]
+DECODERS: tuple[str, ...] = ("decord", "pyav")
 _DECORD_LOG_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: ")
 
 
 class DecodeError(RuntimeError):
     """A video could not be opened, or the requested frames could not be decoded."""
 
-    def __init__(self, path: str | Path, backend: str, reason: str) -> None:
+    def __init__(self, path: str | Path, decoder: str, reason: str) -> None:
         self.path = str(path)
-        self.backend = backend
-        # Backends repeat the path in their messages; it is already in ours.
+        self.decoder = decoder
+        # Decoders repeat the path in their messages; it is already in ours.
         self.reason = reason.replace(f": '{self.path}'", "").replace(self.path, Path(self.path).name)
-        super().__init__(f"{backend}: cannot decode {self.path}: {self.reason}")
+        super().__init__(f"{decoder}: cannot decode {self.path}: {self.reason}")
 
 
 class DamagedStream(DecodeError):
     """The decoder concealed errors in a frame (FFmpeg flags it corrupt): the data is damaged,
     and what a reader returns for it depends on where decoding started, so no reader's
-    frames can be trusted. Not a backend problem: callers do not fall back to another one
+    frames can be trusted. Not a decoder problem: callers do not fall back to another one
     (decord conceals the same errors without saying so)."""
 
 
 @runtime_checkable
 class VideoReader(Protocol):
-    """What every backend provides. Use as a context manager or call `close()`."""
+    """What every decoder provides. Use as a context manager or call `close()`."""
 
     path: str
-    backend: str
+    decoder: str
 
     @property
     def num_frames(self) -> int: ...
@@ -79,15 +79,15 @@ class VideoReader(Protocol):
     def close(self) -> None: ...
 
 
-def check_backend(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"decoder={backend!r} is not supported; choose one of {BACKENDS}")
-    return backend
+def check_decoder(decoder: str) -> str:
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder={decoder!r} is not supported; choose one of {DECODERS}")
+    return decoder
 
 
 class _ReaderBase:
     path: str
-    backend: str
+    decoder: str
     _num_frames: int
     _fps: float
 
@@ -116,8 +116,8 @@ class _ReaderBase:
             frames = self._get(idx)
         except DecodeError:
             raise
-        except Exception as err:  # backend errors come in many types; normalise them
-            raise DecodeError(self.path, self.backend, f"{type(err).__name__}: {err}") from err
+        except Exception as err:  # decoder errors come in many types; normalise them
+            raise DecodeError(self.path, self.decoder, f"{type(err).__name__}: {err}") from err
         return frames
 
     def _get(self, idx: np.ndarray) -> torch.Tensor:
@@ -144,19 +144,19 @@ class DecordReader(_ReaderBase):
     frame layout when the caller knows it (the index does), else it is found here.
     """
 
-    backend = "decord"
+    decoder = "decord"
 
     def __init__(self, path: str | Path, num_threads: int = 1, *, layout: str | None = None) -> None:
         self.path = str(path)
         self.layout = frame_layout(path) if layout is None else check_layout(layout).name
-        if self.backend not in LAYOUTS[self.layout].backends:
-            raise DecodeError(path, self.backend,
+        if self.decoder not in LAYOUTS[self.layout].decoders:
+            raise DecodeError(path, self.decoder,
                               f"would return wrong frames ({LAYOUTS[self.layout].description}); "
                               "pyav reads this file exactly")
         try:
             import decord
         except ImportError as err:  # pragma: no cover - decord2 is a pinned dependency
-            raise DecodeError(path, self.backend, f"decord is not installed ({err})") from err
+            raise DecodeError(path, self.decoder, f"decord is not installed ({err})") from err
         decoder_errors.install()
         errors = decoder_errors.count()
         try:
@@ -166,10 +166,10 @@ class DecordReader(_ReaderBase):
         except Exception as err:
             # decord prefixes its C++ log location ("[12:00:00] src/video_reader.cc:154: ").
             message = _DECORD_LOG_PREFIX.sub("", str(err).splitlines()[0] if str(err) else "")
-            raise DecodeError(path, self.backend, f"cannot open: {message}".rstrip(".")) from err
+            raise DecodeError(path, self.decoder, f"cannot open: {message}".rstrip(".")) from err
         self._refuse_if_concealed(errors, "opening")
         if self._num_frames <= 0:
-            raise DecodeError(path, self.backend, "no frames")
+            raise DecodeError(path, self.decoder, "no frames")
 
     def _get(self, idx: np.ndarray) -> torch.Tensor:
         # get_batch seeks to the key frame before each run of indices and decodes forward.
@@ -185,7 +185,7 @@ class DecordReader(_ReaderBase):
         the read falls back to PyAV, which tells the two apart and refuses only damage."""
         errors = decoder_errors.count() - errors_before
         if errors > 0:
-            raise DecodeError(self.path, self.backend,
+            raise DecodeError(self.path, self.decoder,
                               f"damaged: the decoder reported {errors} error(s) while {doing} "
                               f"(last: {decoder_errors.last_message()!r})")
 
@@ -216,7 +216,7 @@ class PyAVReader(_ReaderBase):
     finds the layout; a `layout` from the index is only compared with it.
     """
 
-    backend = "pyav"
+    decoder = "pyav"
 
     def __init__(self, path: str | Path, num_threads: int = 1, *, skip_nonref: bool = True,
                  layout: str | None = None) -> None:
@@ -240,10 +240,10 @@ class PyAVReader(_ReaderBase):
         try:
             self._container = av.open(self.path)
         except Exception as err:
-            raise DecodeError(path, self.backend, f"cannot open: {err}") from err
+            raise DecodeError(path, self.decoder, f"cannot open: {err}") from err
         try:
             if not self._container.streams.video:
-                raise DecodeError(path, self.backend, "no video stream")
+                raise DecodeError(path, self.decoder, "no video stream")
             self._stream = self._container.streams.video[0]
             self._stream.codec_context.thread_count = max(0, int(num_threads))
             if num_threads != 1:
@@ -254,7 +254,7 @@ class PyAVReader(_ReaderBase):
             raise
         except Exception as err:
             self.close()
-            raise DecodeError(path, self.backend, f"cannot index packets: {err}") from err
+            raise DecodeError(path, self.decoder, f"cannot index packets: {err}") from err
         if layout is not None and check_layout(layout).name != self.layout:
             log.warning("%s: indexed with frame layout %r, reads now as %r (changed file?)",
                         self.path, layout, self.layout)
@@ -292,7 +292,7 @@ class PyAVReader(_ReaderBase):
             # A broken tail: keep the frames before it, but let callers (the probe) know.
             self.demux_error = str(err)
         if missing_ts and not stamps:
-            raise DecodeError(self.path, self.backend, "packets carry no timestamps")
+            raise DecodeError(self.path, self.decoder, "packets carry no timestamps")
         in_decode_order = np.asarray(stamps, dtype=np.int64)
         is_key = np.asarray(keys, dtype=bool)
         self.layout = classify(is_avi="avi" in self._container.format.name.split(","),
@@ -308,12 +308,12 @@ class PyAVReader(_ReaderBase):
             if self._pts.size < in_decode_order.size:
                 # Numbering by timestamp would merge the pictures that share one (a repeated
                 # range of a damaged file does this), and shift every frame after them.
-                raise DecodeError(self.path, self.backend,
+                raise DecodeError(self.path, self.decoder,
                                   f"{in_decode_order.size - self._pts.size} packets repeat another's "
                                   "timestamp: frames cannot be numbered by time")
         self._num_frames = int(self._pts.size)
         if self._num_frames == 0:
-            raise DecodeError(self.path, self.backend,
+            raise DecodeError(self.path, self.decoder,
                               "no frames" + (f" ({self.demux_error})" if self.demux_error else ""))
         rate = self._stream.average_rate or self._stream.guessed_rate
         if rate:
@@ -403,7 +403,7 @@ class PyAVReader(_ReaderBase):
             # before the key frame a pass starts from refer to the group before: an open
             # group's leading pictures come out damaged after a seek, and are never returned.)
             number = ts if self._counting else int(np.searchsorted(self._pts, ts))
-            raise DamagedStream(self.path, self.backend,
+            raise DamagedStream(self.path, self.decoder,
                                 f"damaged: the decoder concealed errors in frame {number}")
         self._out_pts = max(self._out_pts, ts)
         i = wanted.get(ts)
@@ -434,7 +434,7 @@ class PyAVReader(_ReaderBase):
         if len(out) < len(wanted):
             missing = sorted({int(i) for i in uniq} - set(out))
             short = self._counting and self._next_count < self._num_frames
-            raise DecodeError(self.path, self.backend, f"frames {missing[:8]} could not be decoded" + (
+            raise DecodeError(self.path, self.decoder, f"frames {missing[:8]} could not be decoded" + (
                 f" (the decoder put out {self._next_count} pictures for {self._num_frames} "
                 "chunks)" if short else ""))
         self._recent = {ts: out[i] for ts, i in wanted.items()}
@@ -451,9 +451,9 @@ class PyAVReader(_ReaderBase):
 _READERS: dict[str, type[_ReaderBase]] = {"decord": DecordReader, "pyav": PyAVReader}
 
 
-def reader_class(backend: str) -> type[_ReaderBase]:
-    """The reader class of `backend` (no fallback: for callers that try backends themselves)."""
-    return _READERS[check_backend(backend)]
+def reader_class(decoder: str) -> type[_ReaderBase]:
+    """The reader class of `decoder` (no fallback: for callers that try decoders themselves)."""
+    return _READERS[check_decoder(decoder)]
 
 
 def frame_layout(path: str | Path) -> str:
@@ -476,59 +476,59 @@ def frame_layout(path: str | Path) -> str:
         return reader.layout
 
 
-def _backends(path: str | Path, backend: str, fallback: bool, layout: str | None) -> list[str]:
-    """Readers to try, in order: `backend` first, then the other one (with `fallback`);
+def _decoders(path: str | Path, decoder: str, fallback: bool, layout: str | None) -> list[str]:
+    """Readers to try, in order: `decoder` first, then the other one (with `fallback`);
     with a known `layout`, only those exact for it."""
-    check_backend(backend)
+    check_decoder(decoder)
     if layout is not None:
-        return backend_order(layout, backend, fallback)
-    return [backend] + ([b for b in BACKENDS if b != backend] if fallback else [])
+        return decoder_order(layout, decoder, fallback)
+    return [decoder] + ([b for b in DECODERS if b != decoder] if fallback else [])
 
 
-def _no_reader(path: str | Path, backend: str, order: list[str], errors: list[str],
+def _no_reader(path: str | Path, decoder: str, order: list[str], errors: list[str],
                layout: str | None) -> DecodeError:
     if order:
         return DecodeError(path, "/".join(order), "; ".join(errors))
-    return DecodeError(path, backend, f"would return wrong frames ({LAYOUTS[layout or PLAIN].description}) "
+    return DecodeError(path, decoder, f"would return wrong frames ({LAYOUTS[layout or PLAIN].description}) "
                                       "and fallback is off")
 
 
-def open_video(path: str | Path, backend: str = "decord", *, fallback: bool = True,
+def open_video(path: str | Path, decoder: str = "decord", *, fallback: bool = True,
                num_threads: int = 1, layout: str | None = None) -> VideoReader:
-    """Open `path` with `backend`; if that fails and `fallback`, try the other backend.
+    """Open `path` with `decoder`; if that fails and `fallback`, try the other decoder.
     decord refuses files whose frames it would misnumber, so the reader returned is exact.
 
-    Raises DecodeError when no backend can open the file (exactly).
+    Raises DecodeError when no decoder can open the file (exactly).
     """
     errors: list[str] = []
-    order = _backends(path, backend, fallback, layout)
+    order = _decoders(path, decoder, fallback, layout)
     for name in order:
         try:
             return _READERS[name](path, num_threads=num_threads, layout=layout)
         except DecodeError as err:
             errors.append(f"{name}: {err.reason}")
-    raise _no_reader(path, backend, order, errors, layout)
+    raise _no_reader(path, decoder, order, errors, layout)
 
 
-def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, backend: str = "decord",
+def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, decoder: str = "decord",
                 *, fallback: bool = True, num_threads: int = 1,
                 layout: str | None = None) -> tuple[torch.Tensor, str]:
-    """Decode `indices` of `path`; returns (frames T,H,W,C uint8, backend that succeeded).
+    """Decode `indices` of `path`; returns (frames T,H,W,C uint8, decoder that succeeded).
 
-    Falls back to the other backend when opening *or decoding* fails, so a file that
-    decord opens but cannot decode is still read; with a known `layout`, only to a backend
+    Falls back to the other decoder when opening *or decoding* fails, so a file that
+    decord opens but cannot decode is still read; with a known `layout`, only to a decoder
     that is exact for it; never after DamagedStream.
     """
     errors: list[str] = []
-    order = _backends(path, backend, fallback, layout)
+    order = _decoders(path, decoder, fallback, layout)
     for name in order:
         try:
             with _READERS[name](path, num_threads=num_threads, layout=layout) as reader:
                 return reader.get(indices), name
         except DamagedStream:
-            raise  # the data is damaged: another backend would only hide it
+            raise  # the data is damaged: another decoder would only hide it
         except DecodeError as err:
             errors.append(f"{name}: {err.reason}")
-        except IndexError as err:  # this backend sees fewer frames than the index promised
+        except IndexError as err:  # this decoder sees fewer frames than the index promised
             errors.append(f"{name}: {err}")
-    raise _no_reader(path, backend, order, errors, layout)
+    raise _no_reader(path, decoder, order, errors, layout)

@@ -46,7 +46,7 @@ VOP_START_CODE = b"\x00\x00\x01\xb6"  # MPEG-4 part 2: a video object plane (a p
 class Layout:
     name: str
     description: str  # what the files are, for reports
-    backends: tuple[str, ...]  # the readers that return the exact frames, preferred first
+    decoders: tuple[str, ...]  # the readers that return the exact frames, preferred first
     count_frames: bool  # PyAV numbers frames by counting decoder output from the start
 
 
@@ -68,16 +68,16 @@ def check_layout(name: str) -> Layout:
     return LAYOUTS[name]
 
 
-def exact_backends(layout: str) -> tuple[str, ...]:
+def exact_decoders(layout: str) -> tuple[str, ...]:
     """The readers that return exact frames for a file of `layout`."""
-    return check_layout(layout).backends
+    return check_layout(layout).decoders
 
 
-def backend_order(layout: str, preferred: str, fallback: bool = True) -> list[str]:
+def decoder_order(layout: str, preferred: str, fallback: bool = True) -> list[str]:
     """Readers to try for a file of `layout`: `preferred` first if it is exact there, then
     (with `fallback`) the other exact ones. Empty when `preferred` is not exact and there
     is no fallback."""
-    exact = exact_backends(layout)
+    exact = exact_decoders(layout)
     if not fallback:
         return [preferred] if preferred in exact else []
     return [preferred] * (preferred in exact) + [b for b in exact if b != preferred]

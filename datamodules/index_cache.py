@@ -9,14 +9,14 @@ asked of the folder listing when there is one (listing.py: only files in folders
 changed are stat'ed, which keeps a Kinetics-700 set-up in seconds), else of the file.
 
 Exact frames. The probe also records each file's frame layout (frame_layout.py): how its
-stream orders frames, and so which backends number them exactly. `VideoMeta.backend` is
+stream orders frames, and so which decoders number them exactly. `VideoMeta.decoder` is
 always one of those: a file that decord would misnumber (B-frames in AVI, DivX/XviD packed
 B-frames, open groups of pictures) is read by PyAV even when decord is asked for, and never
 falls back to decord.
 
 Bad videos. A probe marks a file bad when it is empty, cannot be opened, has no
 frames, holds fewer frames than its container declares (truncated), or its first or
-last frame cannot be decoded by either backend. Datasets exclude bad files at setup and
+last frame cannot be decoded by either decoder. Datasets exclude bad files at setup and
 log their count and paths. A file that passes the probe but fails later, at read time,
 is appended to `read_failures.jsonl` next to the index (DataLoader workers cannot share
 counters with the main process; a file can); the next probe treats it as bad, unless it
@@ -41,8 +41,8 @@ import numpy as np
 
 from softpool_video.reporting import write_json_atomic
 
-from .decoders import DamagedStream, DecodeError, PyAVReader, check_backend, reader_class
-from .frame_layout import LAYOUTS, PLAIN, backend_order
+from .decoders import DamagedStream, DecodeError, PyAVReader, check_decoder, reader_class
+from .frame_layout import LAYOUTS, PLAIN, decoder_order
 from .index_columns import MetaColumns, StoredColumns
 from .listing import VideoListing
 from .video_files import cache_folder
@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 
 ProbeDepth = Literal["header", "fast", "full"]
 PROBE_DEPTHS: tuple[str, ...] = ("header", "fast", "full")
-INDEX_VERSION = 2  # 2: frame layout per file
+INDEX_VERSION = 3  # 2: frame layout per file; 3: the column 'backend' is called 'decoder'
+_RENAMED_COLUMNS = {2: {"backend": "decoder"}}  # read from older versions, renamed on load
 # A container may declare a few frames more than it holds (dropped frames, an AVI header
 # written before the last packets); a larger shortfall is a truncated or damaged file.
 # Lenient on purpose: losing a good video to a false alarm costs more than keeping one
@@ -68,13 +69,13 @@ class VideoMeta(NamedTuple):
     fps: float
     width: int
     height: int
-    backend: str  # the backend that decoded it ('' when bad)
+    decoder: str  # the decoder that decoded it ('' when bad)
     error: str
     size: int
     mtime_ns: int
-    requested: str  # the backend asked for when probing
+    requested: str  # the decoder asked for when probing
     depth: str  # header | fast | full
-    layout: str = PLAIN  # frame layout (frame_layout.py): which backends read it exactly
+    layout: str = PLAIN  # frame layout (frame_layout.py): which decoders read it exactly
 
     @property
     def ok(self) -> bool:
@@ -82,7 +83,7 @@ class VideoMeta(NamedTuple):
 
 
 # VideoMeta fields stored in the index file as numbers into its list of strings
-_CODED_FIELDS = frozenset({"backend", "requested", "depth", "layout"})
+_CODED_FIELDS = frozenset({"decoder", "requested", "depth", "layout"})
 
 
 def _depth_rank(depth: str) -> int:
@@ -119,7 +120,7 @@ def _decode_all(reader: Any) -> None:
         reader.get(np.arange(start, min(start + 64, reader.num_frames)))
 
 
-def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
+def probe_video(path: str | Path, decoder: str = "decord", depth: str = "fast",
                 fallback: bool = True) -> VideoMeta:
     """Probe one file. Never raises for a bad video: the reason is in `VideoMeta.error`.
 
@@ -127,23 +128,23 @@ def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
     the first and the last frame; 'full' decodes every frame (slow, thorough), also with PyAV
     when decord reads the file (PyAV's reader refuses a damaged stream, decoders.DamagedStream;
     decord's only sees the errors its FFmpeg logs, decoder_errors.py). A stream with
-    B-frames is also demuxed by PyAV to find its frame layout (frame_layout.py); only backends
-    exact for that layout are tried (`backend` if it is, then with `fallback` the other).
+    B-frames is also demuxed by PyAV to find its frame layout (frame_layout.py); only decoders
+    exact for that layout are tried (`decoder` if it is, then with `fallback` the other).
     """
-    check_backend(backend)
+    check_decoder(decoder)
     if depth not in PROBE_DEPTHS:
         raise ValueError(f"probe depth={depth!r} is not supported; choose one of {PROBE_DEPTHS}")
     path = str(path)
     try:
         st = os.stat(path)
     except OSError as err:
-        return _bad(f"cannot stat: {err.strerror}", 0, 0, backend, depth)
+        return _bad(f"cannot stat: {err.strerror}", 0, 0, decoder, depth)
     size, mtime = st.st_size, st.st_mtime_ns
     if size == 0:
-        return _bad("empty file (0 bytes)", size, mtime, backend, depth)
+        return _bad("empty file (0 bytes)", size, mtime, decoder, depth)
     with ExitStack() as stack:
         opened: dict[str, Any] = {}
-        failed: dict[str, str] = {}  # backend -> why it could not open the file
+        failed: dict[str, str] = {}  # decoder -> why it could not open the file
 
         def open_pyav() -> None:
             try:
@@ -151,17 +152,17 @@ def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
             except DecodeError as err:
                 failed["pyav"] = err.reason
 
-        if backend == "pyav":
+        if decoder == "pyav":
             open_pyav()  # its container has the header: one open of the file, not two
         try:
             header = (_stream_header(opened["pyav"].container, path) if "pyav" in opened
                       else _header(path))
         except DecodeError as err:  # e.g. an audio-only file: no video stream
-            return _bad(err.reason, size, mtime, backend, depth)
+            return _bad(err.reason, size, mtime, decoder, depth)
         except Exception as err:  # av raises many error types for broken containers
             message = str(err).splitlines()[0] if str(err) else type(err).__name__
             return _bad(f"cannot open: {DecodeError(path, 'pyav', message).reason}", size, mtime,
-                        backend, depth)
+                        decoder, depth)
         declared, fps, width, height, reordered = header
         layout = PLAIN
         if reordered:
@@ -171,12 +172,12 @@ def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
                 open_pyav()
             if "pyav" not in opened:
                 return _bad(f"pyav: {failed['pyav']} (frames are reordered, and without the packets "
-                            "their order is unknown)", size, mtime, backend, depth)
+                            "their order is unknown)", size, mtime, decoder, depth)
             layout = opened["pyav"].layout
-        order = backend_order(layout, backend, fallback)
+        order = decoder_order(layout, decoder, fallback)
         if not order:
-            return _bad(f"{backend} would return wrong frames ({LAYOUTS[layout].description}) and "
-                        "fallback is off", size, mtime, backend, depth, layout=layout)
+            return _bad(f"{decoder} would return wrong frames ({LAYOUTS[layout].description}) and "
+                        "fallback is off", size, mtime, decoder, depth, layout=layout)
         errors: list[str] = []
         for name in order:
             try:
@@ -191,9 +192,9 @@ def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
                 missing = declared - n
                 if declared > 0 and missing > max(TRUNCATION_TOLERANCE_FRAMES,
                                                   TRUNCATION_TOLERANCE_FRACTION * declared):
-                    # Not a backend problem: the data is not there. No point trying another.
+                    # Not a decoder problem: the data is not there. No point trying another.
                     return _bad(f"truncated: {n} of {declared} declared frames", size, mtime,
-                                backend, depth, n, fps, layout)
+                                decoder, depth, n, fps, layout)
                 if depth == "fast":
                     reader.get([0, n - 1])
                 elif depth == "full":
@@ -204,12 +205,12 @@ def probe_video(path: str | Path, backend: str = "decord", depth: str = "fast",
                         _decode_all(opened["pyav"] if "pyav" in opened
                                     else stack.enter_context(PyAVReader(path, layout=layout)))
                 return VideoMeta(n, reader.fps or fps, width, height, name, "", size, mtime,
-                                 backend, depth, layout)
-            except DamagedStream as err:  # the data, not the backend: no point trying another
-                return _bad(f"{err.backend}: {err.reason}", size, mtime, backend, depth, n, fps, layout)
+                                 decoder, depth, layout)
+            except DamagedStream as err:  # the data, not the decoder: no point trying another
+                return _bad(f"{err.decoder}: {err.reason}", size, mtime, decoder, depth, n, fps, layout)
             except DecodeError as err:
-                errors.append(f"{err.backend}: {err.reason}")  # PyAV's, in a full probe of a decord file
-        return _bad("; ".join(errors), size, mtime, backend, depth, layout=layout)
+                errors.append(f"{err.decoder}: {err.reason}")  # PyAV's, in a full probe of a decord file
+        return _bad("; ".join(errors), size, mtime, decoder, depth, layout=layout)
 
 
 def _progress():
@@ -230,13 +231,13 @@ class VideoIndex:
     """Probe results for the videos under one dataset root, cached on disk.
 
     `ensure(rel_paths)` returns metadata for each path, probing only files that are new,
-    changed, or were probed with another backend or a shallower depth.
+    changed, or were probed with another decoder or a shallower depth.
     """
 
-    def __init__(self, root: str | Path, *, backend: str = "decord", depth: str = "fast",
+    def __init__(self, root: str | Path, *, decoder: str = "decord", depth: str = "fast",
                  cache_dir: str | Path | None = None, workers: int | None = None) -> None:
         self.root = Path(root)
-        self.backend = check_backend(backend)
+        self.decoder = check_decoder(decoder)
         if depth not in PROBE_DEPTHS:
             raise ValueError(f"probe={depth!r} is not supported; choose one of {PROBE_DEPTHS}")
         self.depth = depth
@@ -277,10 +278,13 @@ class VideoIndex:
             log.warning("ignoring unreadable video index %s (%s); it will be rebuilt",
                         self.index_path, err)
             return
-        if data.get("version") != INDEX_VERSION:
-            return
+        version = data.get("version")
+        if version in _RENAMED_COLUMNS and isinstance(data.get("columns"), dict):
+            data["columns"] = {_RENAMED_COLUMNS[version].get(k, k): v for k, v in data["columns"].items()}
+        elif version != INDEX_VERSION:
+            return  # probed again
         # Hundreds of thousands of entries, read at every set-up: stored column by column, the
-        # columns with a few distinct values (backends, depths, layouts) as numbers into
+        # columns with a few distinct values (decoders, depths, layouts) as numbers into
         # `strings`, so each value is one shared str, and the entries made by zipping columns.
         try:
             self._stored = StoredColumns(data["rels"], data["strings"], data["columns"],
@@ -314,7 +318,7 @@ class VideoIndex:
     def _fresh(self, rel: str, failures: dict[str, dict], listing: VideoListing | None,
                deep_enough: frozenset[str]) -> bool:
         meta = self._entries.get(rel)
-        if meta is None or meta.requested != self.backend or meta.depth not in deep_enough:
+        if meta is None or meta.requested != self.decoder or meta.depth not in deep_enough:
             return False
         if listing is None:
             try:
@@ -338,7 +342,7 @@ class VideoIndex:
                 if at_failure != indexed:
                     return False  # it changed after it was indexed: probe the new file
                 # Passed the probe but failed while training: from now on it is bad.
-                self._entries[rel] = meta._replace(backend="", error=f"failed at read time: {failure['error']}")
+                self._entries[rel] = meta._replace(decoder="", error=f"failed at read time: {failure['error']}")
                 self._dirty, self._as_asked = True, None
         return True
 
@@ -359,7 +363,7 @@ class VideoIndex:
             # asked, listed, in a folder that did not change, never failed. The rest: _fresh.
             if self._as_asked is None:  # entries probed as this index asks; kept until one changes
                 self._as_asked = {rel for rel, m in self._entries.items()
-                                  if m.requested == self.backend and m.depth in deep_enough}
+                                  if m.requested == self.decoder and m.depth in deep_enough}
             asked, present = self._as_asked, listing.paths
             suspect = failures.keys() | listing.relisted  # usually empty
             todo = [rel for rel in rel_paths
@@ -392,14 +396,14 @@ class VideoIndex:
             rows = stored.rows(rel_paths)
             deep_enough = PROBE_DEPTHS[_depth_rank(self.depth):]
             if (not (rows < 0).any() and listing.paths.issuperset(rel_paths)
-                    and stored.matches(rows, "requested", (self.backend,)).all()
+                    and stored.matches(rows, "requested", (self.decoder,)).all()
                     and stored.matches(rows, "depth", deep_enough).all()):
                 return stored.take(rows)
         metas = self.ensure(rel_paths, description, listing=listing)
         return MetaColumns.of([metas[rel] for rel in rel_paths])
 
     def _probe_one(self, rel: str) -> None:
-        meta = probe_video(self.root / rel, self.backend, self.depth)
+        meta = probe_video(self.root / rel, self.decoder, self.depth)
         with self._lock:
             self._entries[rel] = meta
             self._as_asked = None

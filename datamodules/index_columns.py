@@ -4,7 +4,7 @@ A Kinetics-700 index holds half a million entries. Made into one `VideoMeta` per
 taken apart again into a dataset's arrays, they cost a set-up most of its time, and more per
 video the more there are (memory traffic over hundreds of thousands of small objects). So the
 index file's columns stay columns: `StoredColumns` holds them as read (numbers as numpy arrays,
-the few distinct backend/depth/layout strings as codes), answers "is every asked-for video
+the few distinct decoder/depth/layout strings as codes), answers "is every asked-for video
 indexed as this index asks?" with array operations, and hands out `MetaColumns` rows without
 making an object per video. `VideoIndex` turns them into entries only when it must probe or
 change one (index_cache.py).
@@ -16,13 +16,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .decoders import BACKENDS
+from .decoders import DECODERS
 from .frame_layout import LAYOUTS
 
 LAYOUT_NAMES: tuple[str, ...] = tuple(LAYOUTS)
-NO_BACKEND = -1  # the backend code of a bad file (VideoMeta.backend == '')
-# what MetaColumns hold for VideoMeta's backend and layout strings
-BACKEND_CODE: dict[str, int] = {b: i for i, b in enumerate(BACKENDS)} | {"": NO_BACKEND}
+NO_DECODER = -1  # the decoder code of a bad file (VideoMeta.decoder == '')
+# what MetaColumns hold for VideoMeta's decoder and layout strings
+DECODER_CODE: dict[str, int] = {b: i for i, b in enumerate(DECODERS)} | {"": NO_DECODER}
 LAYOUT_CODE: dict[str, int] = {name: i for i, name in enumerate(LAYOUT_NAMES)}
 
 
@@ -32,7 +32,7 @@ class MetaColumns(NamedTuple):
     num_frames: np.ndarray  # int64
     size: np.ndarray  # int64, bytes as indexed
     mtime_ns: np.ndarray  # int64, as indexed
-    backend: np.ndarray  # int8: index into BACKENDS, NO_BACKEND for a bad file
+    decoder: np.ndarray  # int8: index into DECODERS, NO_DECODER for a bad file
     layout: np.ndarray  # int8: index into LAYOUT_NAMES
     error: list[str]  # '' for a good file
 
@@ -42,7 +42,7 @@ class MetaColumns(NamedTuple):
         return cls(np.array([m.num_frames for m in metas], dtype=np.int64),
                    np.array([m.size for m in metas], dtype=np.int64),
                    np.array([m.mtime_ns for m in metas], dtype=np.int64),
-                   np.array([BACKEND_CODE[m.backend] for m in metas], dtype=np.int8),
+                   np.array([DECODER_CODE[m.decoder] for m in metas], dtype=np.int8),
                    np.array([LAYOUT_CODE[m.layout] for m in metas], dtype=np.int8),
                    [m.error for m in metas])
 
@@ -57,7 +57,7 @@ class MetaColumns(NamedTuple):
     def take(self, rows: np.ndarray) -> MetaColumns:
         """These rows (integer positions), in this order."""
         return MetaColumns(self.num_frames[rows], self.size[rows], self.mtime_ns[rows],
-                           self.backend[rows], self.layout[rows], [self.error[i] for i in rows.tolist()])
+                           self.decoder[rows], self.layout[rows], [self.error[i] for i in rows.tolist()])
 
 
 class StoredColumns:
@@ -103,7 +103,7 @@ class StoredColumns:
     def take(self, rows: np.ndarray) -> MetaColumns:
         """MetaColumns of these rows (all >= 0), no object per row but the error strings."""
         # the index's string codes -> MetaColumns' codes (strings of other fields map to -1)
-        backend_code = np.array([BACKEND_CODE.get(s, NO_BACKEND) for s in self.strings], dtype=np.int8)
+        decoder_code = np.array([DECODER_CODE.get(s, NO_DECODER) for s in self.strings], dtype=np.int8)
         layout_code = np.array([LAYOUT_CODE.get(s, -1) for s in self.strings], dtype=np.int8)
         layouts = layout_code[self._codes["layout"][rows]]
         if len(layouts) and layouts.min() < 0:
@@ -116,5 +116,5 @@ class StoredColumns:
             return self._numbers[name][rows]
 
         return MetaColumns(numbers("num_frames"), numbers("size"), numbers("mtime_ns"),
-                           backend_code[self._codes["backend"][rows]], layouts,
+                           decoder_code[self._codes["decoder"][rows]], layouts,
                            [errors[i] for i in rows.tolist()])

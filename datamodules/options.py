@@ -29,15 +29,17 @@ Lightning-free, like the rest of the package outside the DataModules.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import torch
 
+from softpool_video import option_groups
+
 from .clip_sampling import SHORT_VIDEO_MODES, ClipSampler
 from .dataset import DEFAULT_DECODE_TIMEOUT
-from .decoders import BACKENDS
+from .decoders import DECODERS
 from .index_cache import PROBE_DEPTHS
 from .transforms import KINETICS_MEAN, KINETICS_STD, TRAIN_CROPS, EvalTransform, TrainTransform
 
@@ -70,7 +72,7 @@ class Decoding:
     """How videos are decoded and indexed.
 
     Args:
-        decoder: 'decord' (default) or 'pyav'; the other backend is the fallback.
+        decoder: 'decord' (default) or 'pyav'; the other decoder is the fallback.
         decode_threads: decoder threads per worker (1 suits DataLoader workers).
         decode_timeout: seconds after which a video still decoding is abandoned as hung,
             skipped and reported (None: wait forever).
@@ -87,7 +89,7 @@ class Decoding:
     index_workers: int | None = None
 
     def __post_init__(self) -> None:
-        _one_of("decoding", "decoder", self.decoder, BACKENDS)
+        _one_of("decoding", "decoder", self.decoder, DECODERS)
         _positive_int("decoding", "decode_threads", self.decode_threads)
         _seconds_or_none("decoding", "decode_timeout", self.decode_timeout)
         _one_of("decoding", "probe", self.probe, PROBE_DEPTHS)
@@ -234,59 +236,14 @@ class Loading:
 # The VideoDataModule argument each group is passed as.
 GROUPS: dict[str, type] = {"decoding": Decoding, "sampling": ClipSampling, "transforms": Transforms,
                            "loading": Loading}
-# field name -> the group holding it (field names are unique across groups)
-GROUP_OF: dict[str, str] = {f.name: group for group, cls in GROUPS.items() for f in fields(cls)}
-
-GROUP_CLASSES = tuple(GROUPS.values())
-G = TypeVar("G", Decoding, ClipSampling, Transforms, Loading)
-
-
-def as_group(name: str, cls: type[G], value: G | Mapping[str, Any]) -> G:
-    """`value` as the group dataclass `cls`: itself, or built from a mapping of its fields."""
-    if isinstance(value, cls):
-        return value
-    if isinstance(value, Mapping):
-        allowed = [f.name for f in fields(cls)]
-        unknown = sorted(str(k) for k in value if k not in allowed)
-        if unknown:
-            raise ValueError(f"{name}: unknown key(s) {', '.join(unknown)}; {name} takes {', '.join(allowed)}")
-        return cls(**value)
-    raise TypeError(f"{name} must be a {cls.__name__} or a dict of its fields, got {type(value).__name__}")
-
-
-def group_hparams(group: Any) -> dict[str, Any]:
-    """A group as plain data (a dict; tuples as lists), as hparams.yaml and checkpoints keep it."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(group).items()}
 
 
 def group_arguments(data: Mapping[str, Any]) -> dict[str, Any]:
     """Flat datamodule arguments (`batch_size=...`, as checkpoints written before the grouping
-    record them) moved into their groups (`loading={"batch_size": ...}`). Arguments already
-    grouped stay, and win over a flat duplicate; the others are left as they are."""
-    out = {k: v for k, v in data.items() if k not in GROUP_OF and k not in GROUPS}
-    for group in GROUPS:
-        fields_ = {k: v for k, v in data.items() if GROUP_OF.get(k) == group}
-        given = data.get(group)
-        if isinstance(given, Mapping):
-            fields_.update(given)
-        elif given is not None:
-            out[group] = given  # a dataclass (or a bad value, for the datamodule to reject)
-            continue
-        if fields_:
-            out[group] = fields_
-    return out
+    record them) moved into their groups (`loading={"batch_size": ...}`)."""
+    return option_groups.group_arguments(data, GROUPS)
 
 
 def flatten_arguments(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The reverse of `group_arguments`: each group's fields at the top level (a grouped value
-    wins over a flat one of the same name), for readers of either form of hyper-parameters."""
-    out = {k: v for k, v in data.items() if k not in GROUPS}
-    for group in GROUPS:
-        value = data.get(group)
-        if isinstance(value, GROUP_CLASSES):
-            value = asdict(value)
-        if isinstance(value, Mapping):
-            out.update(value)
-        elif value is not None:
-            out[group] = value
-    return out
+    """Each group's fields at the top level, for readers of either form of hyper-parameters."""
+    return option_groups.flatten_arguments(data, GROUPS)

@@ -246,14 +246,14 @@ def full_decode(path: str | Path, size: tuple[int, int] | None = None,
 def _verify(src: Path, tmp: Path, expected_frames: int, expected_fps: float) -> str:
     """'' when both decoders read `tmp` with the expected frames and rate, and its frames are
     those of the full decode of `src`; else why not."""
-    for backend in ("decord", "pyav"):
-        meta = probe_video(tmp, backend, depth="fast", fallback=False)
+    for decoder in ("decord", "pyav"):
+        meta = probe_video(tmp, decoder, depth="fast", fallback=False)
         if not meta.ok:
-            return f"the re-encoded copy does not decode with {backend}: {meta.error}"
+            return f"the re-encoded copy does not decode with {decoder}: {meta.error}"
         if meta.num_frames != expected_frames:
-            return f"the re-encoded copy has {meta.num_frames} frames ({backend}), the input {expected_frames}"
+            return f"the re-encoded copy has {meta.num_frames} frames ({decoder}), the input {expected_frames}"
         if abs(meta.fps - expected_fps) > FPS_TOLERANCE * expected_fps:
-            return f"the re-encoded copy runs at {meta.fps:.4f} fps ({backend}), the input at {expected_fps:.4f}"
+            return f"the re-encoded copy runs at {meta.fps:.4f} fps ({decoder}), the input at {expected_fps:.4f}"
     return _compare_frames(src, tmp, (meta.width, meta.height))
 
 

@@ -238,7 +238,7 @@ def replace_with_fifo(path: str | Path) -> Path:
 
 def release_fifo(path: str | Path, wait_s: float = 2.0) -> None:
     """Open and close the write end until no reader is waiting, so every reader blocked in
-    open() gets EOF (a decoder that then falls back to the other backend opens it again)."""
+    open() gets EOF (a decoder that then falls back to the other decoder opens it again)."""
     import time
 
     deadline = time.monotonic() + wait_s

@@ -69,7 +69,7 @@ def help_text(argv: list[str], capsys) -> str:
 def test_readme_has_the_commands_this_suite_checks():
     assert len(COMMAND_LINES) >= 15
     joined = "\n".join(COMMAND_LINES)
-    for expected in ("softpool-video fit --config ucf101/r2plus1d_18_finetune", "--model.mixup_alpha",
+    for expected in ("softpool-video fit --config ucf101/r2plus1d_18_finetune", "--model.mixing.mixup_alpha",
                      "--trainer.precision bf16-mixed", "softpool-video study"):
         assert expected in joined
 

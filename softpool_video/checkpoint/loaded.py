@@ -138,7 +138,9 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
                     "fall back to the datamodule's defaults and one view", source)
     extra = {k: ckpt.get(k) for k in ("epoch", "global_step", "pytorch-lightning_version")}
     extra["datamodule_class"] = datamodule_class(ckpt, data)
+    head = hparams.get("head")  # checkpoints before the model's option groups hold it flat
+    aggregation = (head if isinstance(head, dict) else hparams).get("aggregation") or "mean_softmax"
     return LoadedModel(net=net, arch=arch, pooling=pooling, num_classes=num_classes,
                        class_names=list(class_names), model_kwargs=dict(model_kwargs), data=data,
-                       aggregation=str(hparams.get("aggregation", "mean_softmax")), source=str(path),
+                       aggregation=str(aggregation), source=str(path),
                        extra=extra)

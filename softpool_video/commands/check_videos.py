@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from softpool_video.datamodules.decoders import BACKENDS
+from softpool_video.datamodules.decoders import DECODERS
 from softpool_video.datamodules.frame_layout import LAYOUTS, PLAIN
 from softpool_video.datamodules.index_cache import PROBE_DEPTHS, VideoIndex
 from softpool_video.datamodules.video_files import find_videos
@@ -21,7 +21,7 @@ def main(argv: list[str]) -> int:
                     "training reuses the result) and report empty, truncated and undecodable "
                     "files, plus files that failed while training. Exit status 1 if any is bad.")
     parser.add_argument("root", type=Path, help="dataset root")
-    parser.add_argument("--decoder", choices=BACKENDS, default="decord",
+    parser.add_argument("--decoder", choices=DECODERS, default="decord",
                         help="preferred decoder, as in training (default decord; PyAV is the fallback)")
     parser.add_argument("--depth", choices=PROBE_DEPTHS, default="fast",
                         help="header: count frames; fast: also decode first and last frame "
@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
     if not args.root.is_dir():
         return fail("check-videos", f"ROOT={str(args.root)!r} is not a directory")
     out = console()
-    index = VideoIndex(args.root, backend=args.decoder, depth=args.depth, cache_dir=args.cache_dir,
+    index = VideoIndex(args.root, decoder=args.decoder, depth=args.depth, cache_dir=args.cache_dir,
                        workers=args.workers)
     if args.rebuild:
         index.clear()
@@ -48,26 +48,26 @@ def main(argv: list[str]) -> int:
     failures = index.read_failures()
     metas = index.ensure(rels, "Checking videos")
     bad = {rel: m.error for rel, m in metas.items() if not m.ok}
-    by_backend: dict[str, int] = {}
+    by_decoder: dict[str, int] = {}
     for m in metas.values():
         if m.ok:
-            by_backend[m.backend] = by_backend.get(m.backend, 0) + 1
+            by_decoder[m.decoder] = by_decoder.get(m.decoder, 0) + 1
     frames = sum(m.num_frames for m in metas.values() if m.ok)
-    # Files only some backends number exactly: how many, and which backend reads them.
+    # Files only some decoders number exactly: how many, and which decoder reads them.
     layouts: dict[str, dict[str, int]] = {}
     for m in metas.values():
         if m.ok and m.layout != PLAIN:
-            per_backend = layouts.setdefault(m.layout, {})
-            per_backend[m.backend] = per_backend.get(m.backend, 0) + 1
+            per_decoder = layouts.setdefault(m.layout, {})
+            per_decoder[m.decoder] = per_decoder.get(m.decoder, 0) + 1
 
     out.print(f"checked {len(rels)} videos under {args.root} (depth {args.depth}): "
                   f"{len(rels) - len(bad)} good, {len(bad)} bad; {frames} frames in good videos")
-    if by_backend:
-        out.print("decoded by: " + ", ".join(f"{b} {n}" for b, n in sorted(by_backend.items())))
-    for layout, per_backend in sorted(layouts.items()):
-        readers = ", ".join(f"{b} {n}" for b, n in sorted(per_backend.items()))
-        wrong = [b for b in BACKENDS if b not in LAYOUTS[layout].backends]
-        count = sum(per_backend.values())
+    if by_decoder:
+        out.print("decoded by: " + ", ".join(f"{b} {n}" for b, n in sorted(by_decoder.items())))
+    for layout, per_decoder in sorted(layouts.items()):
+        readers = ", ".join(f"{b} {n}" for b, n in sorted(per_decoder.items()))
+        wrong = [b for b in DECODERS if b not in LAYOUTS[layout].decoders]
+        count = sum(per_decoder.values())
         out.print(f"frame layout {layout} ({LAYOUTS[layout].description}): {count} "
                   f"video{'s' * (count != 1)}, read by {readers}"
                   + (f"; {' and '.join(wrong)} would return wrong frames" if wrong else ""),
@@ -83,6 +83,6 @@ def main(argv: list[str]) -> int:
         report = {"root": str(args.root), "depth": args.depth, "decoder": args.decoder,
                   "videos": len(rels), "good": len(rels) - len(bad), "bad": bad,
                   "read_failures": {rel: rec.get("error", "") for rel, rec in failures.items()},
-                  "decoded_by": by_backend, "layouts": layouts, "index": str(index.index_path)}
+                  "decoded_by": by_decoder, "layouts": layouts, "index": str(index.index_path)}
         args.json.write_text(json.dumps(report, indent=1) + "\n")
     return 1 if bad else 0

@@ -40,7 +40,7 @@ def middle_frames(num_frames: int, frames: int) -> list[int]:
     return list(range(start, start + frames))
 
 
-def read_clip(path: str | Path, frames: int, backend: str = "decord") -> torch.Tensor | None:
+def read_clip(path: str | Path, frames: int, decoder: str = "decord") -> torch.Tensor | None:
     """`frames` consecutive frames from the middle of a video, as float (C, T, H, W) in [0, 1].
 
     None when the video is shorter than `frames` or cannot be decoded (logged).
@@ -48,7 +48,7 @@ def read_clip(path: str | Path, frames: int, backend: str = "decord") -> torch.T
     from softpool_video.datamodules import DecodeError, open_video, read_frames
 
     try:
-        reader = open_video(path, backend)
+        reader = open_video(path, decoder)
         try:
             num_frames = reader.num_frames
         finally:
@@ -56,8 +56,8 @@ def read_clip(path: str | Path, frames: int, backend: str = "decord") -> torch.T
         if num_frames < frames:
             log.warning("skipping %s: %d frames, fewer than --frames %d", path, num_frames, frames)
             return None
-        # read_frames falls back to the other backend when decoding (not only opening) fails
-        clip, _ = read_frames(path, middle_frames(num_frames, frames), backend)
+        # read_frames falls back to the other decoder when decoding (not only opening) fails
+        clip, _ = read_frames(path, middle_frames(num_frames, frames), decoder)
     except (DecodeError, IndexError) as err:
         log.warning("skipping %s: %s", path, err)
         return None
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clips", type=int, default=6, help="videos to draw")
     p.add_argument("--frames", type=int, default=16, help="consecutive frames per clip")
     p.add_argument("--seed", type=int, default=0, help="draws the videos and the learnable methods' init")
-    p.add_argument("--backend", default="decord", choices=("decord", "pyav"))
+    p.add_argument("--decoder", default="decord", choices=("decord", "pyav"))
     p.add_argument("--upsample", default="trilinear", choices=("trilinear", "nearest"))
     p.add_argument("--scale", type=float, default=1.0,
                    help="pool scale * clip (pixels in [0, 1]) and divide back: the exponential "
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen = choose_videos(paths, args.clips, args.seed)
         clips, used = [], []
         for path in chosen:
-            clip = read_clip(path, args.frames, args.backend)
+            clip = read_clip(path, args.frames, args.decoder)
             if clip is not None:
                 clips.append(clip)
                 used.append(str(path))

@@ -14,7 +14,7 @@ def video_views(path: str | Path, protocol: EvaluationProtocol, decoder: str = "
     """All views of a video as one float batch (num_clips * num_crops, 3, T, H, W), decoded
     and transformed as the test DataModule does (same sampler, same EvalTransform).
 
-    Raises DecodeError when no backend can read the file.
+    Raises DecodeError when no decoder can read the file.
     """
     from softpool_video.datamodules import open_video
 

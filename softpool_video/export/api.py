@@ -100,7 +100,7 @@ def _known_bad(model: LoadedModel) -> Callable[[str], str]:
 
     data = flatten_arguments(model.data)
     try:
-        index = VideoIndex(str(data["root"]), backend=str(data.get("decoder", "decord")),
+        index = VideoIndex(str(data["root"]), decoder=str(data.get("decoder", "decord")),
                            cache_dir=data.get("cache_dir"), workers=1)
     except (OSError, ValueError):
         return lambda rel: ""

@@ -273,7 +273,8 @@ class VideoPredictionWriter(BasePredictionWriter):
                            batch_indices: Any) -> None:
         if self._buffer is None:
             return
-        method = pl_module.hparams.get("aggregation", "mean_softmax")
+        head = getattr(pl_module, "head", None)  # a VideoClassifier's Head group
+        method = getattr(head, "aggregation", "mean_softmax")
         views = self._buffer.collect()
         self._buffer = None
         videos = combine_across_ranks(views, method)

@@ -53,6 +53,7 @@ from softpool_video.checkpoint.reader import last_readable, read_checkpoint
 from .callbacks import LastCheckpoint, RunRecorder, TrainingStats, VideoPredictionWriter, throughput_monitor
 from .configs import config_name, expand_config_args, is_fragment
 from .module import VideoClassifier, check_checkpoint_matches
+from .options import refuse_flat_options
 from .precision import CPUBf16Guard
 from .protocol import SelectionProtocol
 from .rank_failures import StopAllRanks
@@ -262,6 +263,7 @@ def run_cli(subcommand: str | None, argv: list[str]) -> int:
     """
     try:
         args = expand_config_args(list(argv))
+        refuse_flat_options(args)
         with warnings.catch_warnings(), ExitStack() as locks:
             # we hand LightningCLI our own argv on purpose (names resolved, subcommand set)
             warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter")

@@ -19,11 +19,11 @@ from torchvision.transforms import v2
 
 def check_mixing(mixup_alpha: float, cutmix_alpha: float, mix_prob: float) -> None:
     """ValueError naming the option when a mixing setting is out of range."""
-    for option, alpha in (("model.mixup_alpha", mixup_alpha), ("model.cutmix_alpha", cutmix_alpha)):
+    for option, alpha in (("model.mixing.mixup_alpha", mixup_alpha), ("model.mixing.cutmix_alpha", cutmix_alpha)):
         if not alpha >= 0.0:  # also rejects NaN
-            raise ValueError(f"{option}: must be >= 0 (0 turns it off), got {alpha}")
+            raise ValueError(f"{option} must be >= 0 (0 turns it off), got {alpha}")
     if not 0.0 <= mix_prob <= 1.0:
-        raise ValueError(f"model.mix_prob: must be in [0, 1] (the fraction of batches mixed), got {mix_prob}")
+        raise ValueError(f"model.mixing.mix_prob must be in [0, 1] (the fraction of batches mixed), got {mix_prob}")
 
 
 class BatchMixer:

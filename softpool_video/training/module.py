@@ -18,22 +18,19 @@ from torch import Tensor, nn
 from torch.nn.parameter import is_lazy
 from torchmetrics.classification import MulticlassAccuracy
 
-from softpool_video.evaluation.aggregation import AGGREGATIONS, VideoScores, ViewBuffer, combine_across_ranks
+from softpool_video.evaluation.aggregation import VideoScores, ViewBuffer, combine_across_ranks
 from softpool_video.models.registry import check_model
 from softpool_video.models.srtg import gate_open_rates
+from softpool_video.option_groups import as_group, group_hparams
 from softpool_video.pooling.registry import check_method
 from softpool_video.pooling.swap import materialize
 
 from .metrics import accuracies, accuracy_metrics
-from .mixing import BatchMixer, check_mixing, dominant_label
-from .optim import (
-    build_optimizer,
-    check_backbone_lr_scale,
-    check_optimizer,
-    check_schedule,
-    lr_scheduler,
-    parameter_groups,
-)
+from .mixing import BatchMixer, dominant_label
+from .optim import build_optimizer, lr_scheduler, parameter_groups
+from .options import MODEL_GROUPS, Head, Mixing, Optimisation, Schedule
+
+DEFAULT_OPTIMISATION, DEFAULT_SCHEDULE, DEFAULT_MIXING, DEFAULT_HEAD = Optimisation(), Schedule(), Mixing(), Head()
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +90,12 @@ class VideoClassifier(pl.LightningModule):
         pooling: pooling method from `softpool_video.pooling.available_pools()`.
         model_kwargs: extra keyword arguments for `create_model`.
         class_names: class names in label order (linked from the datamodule; kept for export).
-        label_smoothing: cross-entropy label smoothing.
-        optimizer: "sgd" or "adamw".
-        lr, weight_decay, momentum, nesterov: optimizer settings (momentum/nesterov: SGD only).
-        schedule: "cosine", "multistep" or "constant", after `warmup_epochs` of linear warmup.
-        milestones, gamma: multistep epochs (fractions allowed) and decay factor.
-        min_lr_ratio: cosine floor as a fraction of `lr`.
-        aggregation: how the views of a video are combined: "mean_softmax", "mean_logits" or "max".
-        mixup_alpha, cutmix_alpha: Beta(alpha, alpha) of MixUp / CutMix on training batches (0: off).
-        mix_prob: fraction of training batches mixed (MixUp or CutMix, evenly, when both are on).
-        backbone_lr_scale: every parameter outside the classifier head trains at lr * this, in (0, 1].
+        optimisation: optimizer, lr, weight_decay, momentum, nesterov, backbone_lr_scale
+            (`Optimisation`, training/options.py).
+        schedule: the lr schedule's name, warmup_epochs, milestones, gamma, min_lr_ratio (`Schedule`).
+        mixing: MixUp / CutMix on training batches: mixup_alpha, cutmix_alpha, mix_prob (`Mixing`).
+        head: label_smoothing, and the aggregation of a video's views (`Head`).
+        A group is passed as its dataclass or as a dict of its fields.
         clip_size: (T, H, W) of the input clips (linked from the datamodule by the CLI); lazy
             pools (lip, adapool) take their shapes from it before training.
     """
@@ -112,39 +105,35 @@ class VideoClassifier(pl.LightningModule):
     flops_per_batch: int | None = None
 
     def __init__(self, num_classes: int, arch: str = "r2plus1d_tiny", pooling: str = "max",
-                 model_kwargs: dict[str, Any] | None = None, class_names: list[str] | None = None,
-                 label_smoothing: float = 0.0, optimizer: str = "sgd", lr: float = 0.01,
-                 weight_decay: float = 1e-4, momentum: float = 0.9, nesterov: bool = True,
-                 schedule: str = "cosine", warmup_epochs: float = 0.0, milestones: list[float] | None = None,
-                 gamma: float = 0.1, min_lr_ratio: float = 0.0, aggregation: str = "mean_softmax",
-                 mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, mix_prob: float = 1.0,
-                 backbone_lr_scale: float = 1.0, clip_size: tuple[int, int, int] | None = None) -> None:
+                 model_kwargs: dict[str, Any] | None = None, class_names: list[str] | None = None, *,
+                 optimisation: Optimisation = DEFAULT_OPTIMISATION, schedule: Schedule = DEFAULT_SCHEDULE,
+                 mixing: Mixing = DEFAULT_MIXING, head: Head = DEFAULT_HEAD,
+                 clip_size: tuple[int, int, int] | None = None) -> None:
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"model.num_classes: need at least 2 classes, got {num_classes}")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"model.class_names: {len(class_names)} names for {num_classes} classes")
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"model.label_smoothing: must be in [0, 1), got {label_smoothing}")
-        check_mixing(mixup_alpha, cutmix_alpha, mix_prob)
-        check_backbone_lr_scale(backbone_lr_scale)
         check_model(arch, "model.arch")
         check_method(pooling, "model.pooling")
-        check_optimizer(optimizer)
-        check_schedule(schedule)
-        if aggregation not in AGGREGATIONS:
-            raise ValueError(f"model.aggregation: unknown method {aggregation!r}; choose one of "
-                             f"{', '.join(AGGREGATIONS)}")
+        self.optimisation = as_group("model.optimisation", Optimisation, optimisation)
+        self.schedule = as_group("model.schedule", Schedule, schedule)
+        self.mixing = as_group("model.mixing", Mixing, mixing)
+        self.head = as_group("model.head", Head, head)
         if clip_size is not None and (len(clip_size) != 3 or not all(isinstance(v, int) and v > 0 for v in clip_size)):
             raise ValueError(f"model.clip_size: (T, H, W), three positive integers, got {clip_size!r}")
         self.save_hyperparameters()
+        # plain data in hparams.yaml and checkpoints, as the datamodule's groups
+        self.save_hyperparameters({**self.hparams, **{name: group_hparams(getattr(self, name))
+                                                      for name in MODEL_GROUPS}})
         if clip_size is not None:
-            self.hparams.clip_size = list(clip_size)  # plain data in hparams.yaml, as the datamodule's groups
+            self.hparams.clip_size = list(clip_size)
 
         from softpool_video.models import create_model
         self.net: nn.Module = create_model(arch, num_classes, pooling=pooling, **(model_kwargs or {}))
         self.train_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.mixer = BatchMixer(num_classes, mixup_alpha, cutmix_alpha, mix_prob)  # training batches only
+        self.mixer = BatchMixer(num_classes, self.mixing.mixup_alpha, self.mixing.cutmix_alpha,
+                                self.mixing.mix_prob)  # training batches only
         self.clip_metrics = nn.ModuleDict({s: accuracy_metrics(num_classes, prefix=f"{s}/clip_") for s in STAGES})
         self.views = {s: ViewBuffer(num_classes) for s in STAGES}
         self.video_scores: dict[str, VideoScores] = {}  # last combined result per stage
@@ -164,11 +153,11 @@ class VideoClassifier(pl.LightningModule):
         else:
             target = label
         logits = self(video)
-        loss = F.cross_entropy(logits, target, label_smoothing=self.hparams.label_smoothing)
+        loss = F.cross_entropy(logits, target, label_smoothing=self.head.label_smoothing)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"training loss is {loss.item()} at global step {self.global_step} (epoch {self.current_epoch}, "
-                f"batch {batch_idx}); lower model.lr, set trainer.gradient_clip_val or check the data")
+                f"batch {batch_idx}); lower model.optimisation.lr, set trainer.gradient_clip_val or check the data")
         self.train_acc1(logits.detach(), label)
         for stage, rate in gate_open_rates(self.net).items():  # SRTG: how often each stage's gates open
             self.log(f"train/srtg_gate_open/{stage}", rate, on_step=False, on_epoch=True, batch_size=logits.shape[0])
@@ -193,7 +182,7 @@ class VideoClassifier(pl.LightningModule):
     def _eval_epoch_end(self, stage: str) -> None:
         views = self.views[stage].collect()
         self.views[stage].reset()
-        videos = combine_across_ranks(views, self.hparams.aggregation)
+        videos = combine_across_ranks(views, self.head.aggregation)
         self.video_scores[stage] = videos
         # identical on every rank after the gather; sync_dist averages equal numbers (exact),
         # and says so to Lightning, which otherwise warns about unsynced epoch-level logs
@@ -283,21 +272,19 @@ class VideoClassifier(pl.LightningModule):
 
     # optimisation
     def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
+        opt, sched = self.optimisation, self.schedule
         if has_lazy_parameters(self.net):
             raise ValueError("the model still has uninitialised lazy parameters: call materialize((T, H, W)) "
                              "before building the optimizer")
-        # hparams of checkpoints older than backbone_lr_scale lack it: one lr for the whole net
-        groups = parameter_groups(self.net, hp.weight_decay, hp.lr, hp.get("backbone_lr_scale", 1.0),
-                                  hp.num_classes)
-        optimizer = build_optimizer(groups, hp.optimizer, hp.lr,
-                                    hp.weight_decay, hp.momentum, hp.nesterov)
+        groups = parameter_groups(self.net, opt.weight_decay, opt.lr, opt.backbone_lr_scale,
+                                  self.hparams.num_classes)
+        optimizer = build_optimizer(groups, opt.optimizer, opt.lr, opt.weight_decay, opt.momentum, opt.nesterov)
         total = self.trainer.estimated_stepping_batches
         if not torch.isfinite(torch.tensor(float(total))):
-            if hp.schedule != "constant" or hp.warmup_epochs:
+            if sched.name != "constant" or sched.warmup_epochs:
                 raise ValueError("model.schedule: a schedule needs trainer.max_epochs or trainer.max_steps")
             total = 1
         epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
-        scheduler = lr_scheduler(optimizer, int(total), total / epochs, hp.schedule, hp.warmup_epochs,
-                                 hp.milestones or (), hp.gamma, hp.min_lr_ratio)
+        scheduler = lr_scheduler(optimizer, int(total), total / epochs, sched.name, sched.warmup_epochs,
+                                 sched.milestones, sched.gamma, sched.min_lr_ratio)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

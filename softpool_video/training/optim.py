@@ -24,21 +24,21 @@ SCHEDULES: tuple[str, ...] = ("cosine", "multistep", "constant")
 
 def _choice(option: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        raise ValueError(f"{option}: unknown value {value!r}; choose one of {', '.join(allowed)}")
+        raise ValueError(f"{option}={value!r} is not supported; choose one of {', '.join(allowed)}")
     return value
 
 
 def check_optimizer(name: str) -> str:
-    return _choice("model.optimizer", name, OPTIMIZERS)
+    return _choice("model.optimisation.optimizer", name, OPTIMIZERS)
 
 
 def check_schedule(name: str) -> str:
-    return _choice("model.schedule", name, SCHEDULES)
+    return _choice("model.schedule.name", name, SCHEDULES)
 
 
 def check_backbone_lr_scale(scale: float) -> float:
     if not 0.0 < scale <= 1.0:
-        raise ValueError(f"model.backbone_lr_scale: must be in (0, 1] (1.0: one lr for the whole net), got {scale}")
+        raise ValueError(f"model.optimisation.backbone_lr_scale must be in (0, 1] (1.0: one lr for the whole net), got {scale!r}")
     return scale
 
 
@@ -52,7 +52,7 @@ def classifier_head(model: nn.Module, num_classes: int) -> nn.Module:
         if outputs == num_classes:
             head = module
     if head is None:
-        raise ValueError(f"model.backbone_lr_scale: found no classifier layer with {num_classes} outputs in "
+        raise ValueError(f"model.optimisation.backbone_lr_scale: found no classifier layer with {num_classes} outputs in "
                          f"{type(model).__name__}; use backbone_lr_scale 1.0 for this model")
     return head
 
@@ -92,7 +92,7 @@ def build_optimizer(params: Iterable, name: str, lr: float, weight_decay: float 
                     momentum: float = 0.9, nesterov: bool = False) -> torch.optim.Optimizer:
     check_optimizer(name)
     if lr <= 0:
-        raise ValueError(f"model.lr: must be positive, got {lr}")
+        raise ValueError(f"model.optimisation.lr must be positive, got {lr}")
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0,
                                weight_decay=weight_decay)
@@ -112,13 +112,13 @@ def lr_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, steps_per_e
     """
     check_schedule(kind)
     if warmup_epochs < 0:
-        raise ValueError(f"model.warmup_epochs: must be >= 0, got {warmup_epochs}")
+        raise ValueError(f"model.schedule.warmup_epochs must be >= 0, got {warmup_epochs}")
     warmup = min(round(warmup_epochs * steps_per_epoch), max(total_steps - 1, 0))
     if kind == "cosine":
         eta_min = min_lr_ratio * optimizer.param_groups[0]["lr"]
         if min_lr_ratio and len({group["lr"] for group in optimizer.param_groups}) > 1:
             # torch's CosineAnnealingLR has one floor for all groups, not one per group's lr
-            raise ValueError("model.min_lr_ratio: a cosine floor needs one lr for the whole net; "
+            raise ValueError("model.schedule.min_lr_ratio: a cosine floor needs one lr for the whole net; "
                              "with backbone_lr_scale < 1 use min_lr_ratio 0")
         main: LRScheduler = CosineAnnealingLR(optimizer, T_max=max(total_steps - warmup, 1), eta_min=eta_min)
     elif kind == "multistep":

@@ -55,7 +55,7 @@ def test_probe_accepts_good_files(damaged: Path, name: str) -> None:
     for depth in ("header", "fast", "full"):
         meta = probe_video(damaged / name, depth=depth)
         assert meta.ok, meta.error
-        assert meta.num_frames == 30 and meta.backend == "decord"
+        assert meta.num_frames == 30 and meta.decoder == "decord"
         assert (meta.width, meta.height) == (64, 48)
 
 
@@ -95,6 +95,29 @@ def test_index_is_cached_and_invalidated(damaged: Path, tmp_path: Path,
     monkeypatch.undo()
     write_video(root / "b.avi", 15)  # changed file: size/mtime differ -> re-probed
     assert VideoIndex(root).ensure(["b.avi"])["b.avi"].num_frames == 15
+
+
+def test_an_index_of_the_previous_version_is_read_without_probing(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Version 2 called the decoder column 'backend': a big dataset's index is renamed on load,
+    not probed again."""
+    root = tmp_path / "r"
+    root.mkdir()
+    write_video(root / "a.avi", 20)
+    first = VideoIndex(root).ensure(["a.avi"])
+    index = VideoIndex(root).index_path
+    stored = json.loads(index.read_text())
+    assert stored["version"] == 3 and "decoder" in stored["columns"]
+    stored["version"], stored["columns"]["backend"] = 2, stored["columns"].pop("decoder")
+    index.write_text(json.dumps(stored))
+    import softpool_video.datamodules.index_cache as index_cache
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("probed although indexed")
+
+    monkeypatch.setattr(index_cache, "probe_video", no_probe)
+    assert VideoIndex(root).ensure(["a.avi"]) == first
+    assert first["a.avi"].decoder == "decord"
 
 
 @pytest.fixture(scope="module")

@@ -51,8 +51,8 @@ def test_pyav_refuses_frames_the_decoder_concealed_errors_in(concealed: Path) ->
 def test_a_damaged_stream_is_not_handed_to_decord(concealed: Path) -> None:
     with pytest.raises(DamagedStream):
         read_frames(concealed, np.arange(30), "pyav")  # decord would return concealed frames
-    for backend in ("pyav", "decord"):  # a full probe decodes a decord file with PyAV too
-        meta = probe_video(concealed, backend, depth="full")
+    for decoder in ("pyav", "decord"):  # a full probe decodes a decord file with PyAV too
+        meta = probe_video(concealed, decoder, depth="full")
         assert not meta.ok and meta.error.startswith("pyav: damaged"), meta
 
 
@@ -70,8 +70,8 @@ def test_a_decord_read_with_errors_falls_back_to_pyav(concealed: Path) -> None:
     first, _ = read_frames(concealed, [0, 5], "decord")
     with open_video(concealed, "pyav", fallback=False) as reader:
         assert torch.equal(first, reader.get([0, 5]))
-    frames, backend = read_frames(concealed, np.arange(40, 48), "decord")  # from the next key frame on
-    assert backend == "decord" and frames.shape[0] == 8
+    frames, decoder = read_frames(concealed, np.arange(40, 48), "decord")  # from the next key frame on
+    assert decoder == "decord" and frames.shape[0] == 8
 
 
 def test_a_clean_file_reports_no_decoder_errors(tmp_path: Path) -> None:

@@ -279,7 +279,7 @@ def test_groups_take_dataclasses_or_dicts_and_build_what_they_define(ucf_root: P
     arguments = dm.loading.loader_arguments()
     assert arguments["batch_size"] == 3 and arguments["persistent_workers"] is False  # no workers to keep
     assert arguments["pin_memory"] is torch.cuda.is_available() and "timeout" not in arguments
-    assert dm.transforms.test_resize == 36 and dm.index.backend == "pyav"
+    assert dm.transforms.test_resize == 36 and dm.index.decoder == "pyav"
     assert not hasattr(dm, "batch_size") and not hasattr(dm, "clip_len")  # the groups are the one home
     # defaults: the dataclasses' own
     plain = UCF101DataModule(ucf_root)

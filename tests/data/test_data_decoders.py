@@ -37,7 +37,7 @@ INDEX_SETS = [[0, 1, 2, 3], [5, 7, 9, 11], [N - 1], [30, 32, 34, 0, 2], [13, 13,
 
 
 @pytest.mark.parametrize("name", ["xvid.avi", "h264_bframes.mp4", "h264.mkv"])
-def test_backends_agree(videos: Path, name: str) -> None:
+def test_decoders_agree(videos: Path, name: str) -> None:
     path = videos / name
     with DecordReader(path) as d, PyAVReader(path) as p:
         assert isinstance(d, VideoReader) and isinstance(p, VideoReader)
@@ -64,7 +64,7 @@ def test_open_video_falls_back_to_pyav(videos: Path, monkeypatch: pytest.MonkeyP
 
     monkeypatch.setitem(decoders._READERS, "decord", Broken)
     reader = open_video(videos / "xvid.avi", "decord")
-    assert reader.backend == "pyav"
+    assert reader.decoder == "pyav"
     reader.close()
     frames, used = read_frames(videos / "xvid.avi", [3, 4], "decord")
     assert used == "pyav" and frames.shape == (2, H, W, 3)
@@ -87,9 +87,9 @@ def test_decode_time_failure_falls_back(videos: Path, monkeypatch: pytest.Monkey
 def test_errors(videos: Path, tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.avi"
     garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 20000, dtype=np.uint8).tobytes())
-    for backend in ("decord", "pyav"):
+    for decoder in ("decord", "pyav"):
         with pytest.raises(DecodeError, match="cannot open"):
-            open_video(garbage, backend, fallback=False)
+            open_video(garbage, decoder, fallback=False)
     with pytest.raises(DecodeError) as info:
         open_video(tmp_path / "absent.mp4")
     assert "decord" in str(info.value) and "pyav" in str(info.value)

@@ -32,7 +32,7 @@ from softpool_video.datamodules import (
 from softpool_video.datamodules import prepare as prepare_module
 from softpool_video.datamodules.dataset import VideoClipDataset
 from softpool_video.datamodules.decoders import frame_layout
-from softpool_video.datamodules.frame_layout import LAYOUTS, classify, exact_backends
+from softpool_video.datamodules.frame_layout import LAYOUTS, classify, exact_decoders
 from softpool_video.datamodules.records import VideoRecord
 
 REAL = Path(__file__).parent / "realdata" / "v_ApplyEyeMakeup_g01_c01.avi"
@@ -116,11 +116,11 @@ def test_ffmpegs_own_tool_agrees(real_truth: np.ndarray, tmp_path: Path) -> None
 
 def test_real_file_layout_and_index(tmp_path: Path) -> None:
     assert frame_layout(REAL) == "packed-b-frames"
-    assert exact_backends("packed-b-frames") == ("pyav",)
-    for backend in ("decord", "pyav"):
-        meta = probe_video(REAL, backend, depth="fast")
+    assert exact_decoders("packed-b-frames") == ("pyav",)
+    for decoder in ("decord", "pyav"):
+        meta = probe_video(REAL, decoder, depth="fast")
         assert meta.ok, meta.error
-        assert (meta.layout, meta.backend, meta.num_frames) == ("packed-b-frames", "pyav", REAL_FRAMES)
+        assert (meta.layout, meta.decoder, meta.num_frames) == ("packed-b-frames", "pyav", REAL_FRAMES)
     # Strictly decord: refused with the reason, never reported good.
     meta = probe_video(REAL, "decord", depth="fast", fallback=False)
     assert not meta.ok and "decord would return wrong frames" in meta.error
@@ -128,20 +128,20 @@ def test_real_file_layout_and_index(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
     shutil.copy(REAL, root / "a.avi")
-    VideoIndex(root, backend="decord").ensure(["a.avi"])
-    again = VideoIndex(root, backend="decord").get("a.avi")
-    assert again is not None and (again.layout, again.backend) == ("packed-b-frames", "pyav")
+    VideoIndex(root, decoder="decord").ensure(["a.avi"])
+    again = VideoIndex(root, decoder="decord").get("a.avi")
+    assert again is not None and (again.layout, again.decoder) == ("packed-b-frames", "pyav")
 
 
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
-def test_real_file_reads_exactly(real_truth: np.ndarray, backend: str) -> None:
-    with open_video(REAL, backend) as reader:
-        assert reader.backend == "pyav"  # decord declines the file it would misnumber
-        _all_ways(reader, real_truth, seed=len(backend))
+@pytest.mark.parametrize("decoder", ["decord", "pyav"])
+def test_real_file_reads_exactly(real_truth: np.ndarray, decoder: str) -> None:
+    with open_video(REAL, decoder) as reader:
+        assert reader.decoder == "pyav"  # decord declines the file it would misnumber
+        _all_ways(reader, real_truth, seed=len(decoder))
     # Fresh readers, one read each, as training reads them.
     rng = np.random.default_rng(3)
     for i in rng.integers(0, REAL_FRAMES, 20):
-        frames, used = read_frames(REAL, [i, i], backend)
+        frames, used = read_frames(REAL, [i, i], decoder)
         assert used == "pyav" and np.array_equal(frames.numpy(), real_truth[[i, i]])
 
 
@@ -179,12 +179,12 @@ def test_dataset_items_are_the_full_decode(tmp_path_factory: pytest.TempPathFact
                                            real_truth: np.ndarray, decoder: str) -> None:
     root = shared_tree(tmp_path_factory, "real_ucf", _real_ucf_tree)
     rels = sorted(p.relative_to(root).as_posix() for p in (root / "UCF-101").rglob("*.avi"))[:4]
-    metas = VideoIndex(root, backend=decoder, cache_dir=tmp_path_factory.mktemp("idx")).ensure(rels)
+    metas = VideoIndex(root, decoder=decoder, cache_dir=tmp_path_factory.mktemp("idx")).ensure(rels)
     for name, views, sampler in (("train", 1, ClipSampler("random", 16, 2)),
                                  ("test", 3, ClipSampler("uniform", 16, 2, num_clips=3))):
         dataset = VideoClipDataset(root, [VideoRecord(r, 0) for r in rels], [metas[r] for r in rels],
                                    sampler, lambda frames, crop: frames, decoder=decoder, name=name)
-        assert dataset.backends == ["pyav"] * 4
+        assert dataset.decoders == ["pyav"] * 4
         for i in range(len(dataset)):
             frames = dataset[i]["video"].numpy()
             _, clip, _ = dataset.view(i)
@@ -235,7 +235,7 @@ def test_prepare_writes_an_exact_copy(tmp_path: Path, real_truth: np.ndarray) ->
     summary = prepare_module.prepare_dataset(src, dst, short_side=120, progress=False)
     assert summary.prepared == 1 and not summary.failed, summary.failed
     meta = probe_video(dst / "v.avi", "decord", depth="full")
-    assert (meta.ok, meta.layout, meta.backend, meta.num_frames) == (True, "plain", "decord", REAL_FRAMES)
+    assert (meta.ok, meta.layout, meta.decoder, meta.num_frames) == (True, "plain", "decord", REAL_FRAMES)
     # The copy is the full decode, scaled: each frame nearer its own source frame than the
     # neighbours of that (the first and last compare with the other end too: no matter).
     with DecordReader(dst / "v.avi") as reader:
@@ -269,7 +269,7 @@ def test_prepare_refuses_a_copy_with_swapped_frames(tmp_path: Path, monkeypatch:
 
 def test_read_time_failure_of_a_packed_file_is_not_retried_on_decord(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(self, idx):
-        raise DecodeError(self.path, self.backend, "simulated failure")
+        raise DecodeError(self.path, self.decoder, "simulated failure")
 
     monkeypatch.setattr(PyAVReader, "_get", broken)
     with pytest.raises(DecodeError) as info:
@@ -328,14 +328,14 @@ def test_every_layout_reads_exactly(synthetic: Path, name: str) -> None:
     assert len(truth) == N
     assert frame_layout(path) == layout
     meta = probe_video(path, "decord", depth="fast")
-    assert meta.ok and meta.layout == layout and meta.backend == exact_backends(layout)[0]
-    for backend in ("decord", "pyav"):
-        with open_video(path, backend) as reader:
-            assert reader.backend in exact_backends(layout)
+    assert meta.ok and meta.layout == layout and meta.decoder == exact_decoders(layout)[0]
+    for decoder in ("decord", "pyav"):
+        with open_video(path, decoder) as reader:
+            assert reader.decoder in exact_decoders(layout)
             _all_ways(reader, truth, seed=len(name))
     with PyAVReader(path) as reader:
         assert reader.layout == layout
-    if "decord" not in exact_backends(layout):
+    if "decord" not in exact_decoders(layout):
         with pytest.raises(DecodeError, match="would return wrong frames"):
             DecordReader(path)
 

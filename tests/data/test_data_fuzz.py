@@ -33,8 +33,8 @@ def test_fuzz_sample(tmp_path: Path) -> None:
     # Neither reader disagrees with the full decode on a file it accepts (README, "Fuzzed videos").
     assert counts["decoders"]["pyav"]["mismatches"] == counts["decoders"]["decord"]["mismatches"] == 0
     assert counts["decord_mismatches_where_pyav_accepts"] == 0
-    for backend in ("decord", "pyav"):
-        c = counts["decoders"][backend]
+    for decoder in ("decord", "pyav"):
+        c = counts["decoders"][decoder]
         assert c["accepted"] + c["rejected"] == counts["files"]
     clean = [f for f in result["files"] if f["mutation"] == "none"]
     assert all(f["pyav"]["accepted"] and not f["pyav"]["mismatch"] for f in clean)

@@ -36,7 +36,7 @@ def test_parsers_and_the_index_share_the_one_definition():
     assert kinetics.VideoListing is records.VideoListing is split_lists.VideoListing is listing.VideoListing
 
 
-def test_reader_class_is_the_public_way_to_a_backend():
+def test_reader_class_is_the_public_way_to_a_decoder():
     assert decoders.reader_class("decord") is decoders.DecordReader
     assert decoders.reader_class("pyav") is decoders.PyAVReader
     with pytest.raises(ValueError):

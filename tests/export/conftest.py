@@ -67,8 +67,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
     with torch.random.fork_rng():
         pl.seed_everything(SEED, workers=True, verbose=False)  # the initial weights too
         model = VideoClassifier(num_classes=dm.num_classes, class_names=dm.class_names, arch="r2plus1d_tiny",
-                                pooling="softpool", optimizer="adamw", lr=LR, weight_decay=0.0,
-                                schedule="constant")
+                                pooling="softpool", optimisation={"optimizer": "adamw", "lr": LR, "weight_decay": 0.0},
+                                schedule={"name": "constant"})
         trainer.fit(model, datamodule=dm)
         tested = trainer.test(model, datamodule=dm, verbose=False)
     checkpoint = ckpt_dir / "last.ckpt"

@@ -86,6 +86,6 @@ def test_reruns_skip_finished_cells_and_resume_unfinished_ones(demo_root, tmp_pa
     assert resumed["resumed"] and resumed["global_step"] == 2
 
     # a different config is a different experiment: the cell runs again, from scratch
-    fourth = run_grid("demo", ["max"], [1], [0], out, [*tiny(demo_root), "--model.lr", "0.001"])
+    fourth = run_grid("demo", ["max"], [1], [0], out, [*tiny(demo_root), "--model.optimisation.lr", "0.001"])
     assert (fourth.ran, fourth.skipped) == (1, 0)
     assert not json.loads(max_result.read_text())["resumed"]

@@ -102,14 +102,14 @@ def test_backbone_lr_scale_puts_only_the_head_at_full_lr():
 def test_classifier_head_finds_the_layer_that_outputs_the_classes():
     i3d = create_model("i3d_tiny", 9)
     assert classifier_head(i3d, 9) is i3d.logits  # a 1x1x1 conv, not a linear layer
-    with pytest.raises(ValueError, match=r"model.backbone_lr_scale: found no classifier layer with 10 outputs"):
+    with pytest.raises(ValueError, match=r"model.optimisation.backbone_lr_scale: found no classifier layer with 10 outputs"):
         classifier_head(i3d, 10)
 
 
 @pytest.mark.parametrize("scale", [0.0, 1.5, -1.0])
 def test_bad_backbone_lr_scale_names_the_option(scale):
-    with pytest.raises(ValueError, match=r"model.backbone_lr_scale: must be in \(0, 1\]"):
-        VideoClassifier(num_classes=5, backbone_lr_scale=scale)
+    with pytest.raises(ValueError, match=r"model.optimisation.backbone_lr_scale must be in \(0, 1\]"):
+        VideoClassifier(num_classes=5, optimisation={"backbone_lr_scale": scale})
 
 
 def test_warmup_and_cosine_scale_both_lrs_alike(demo_root, tmp_path):
@@ -117,8 +117,8 @@ def test_warmup_and_cosine_scale_both_lrs_alike(demo_root, tmp_path):
 
     from softpool_video.datamodules import UCF101DataModule
 
-    model = VideoClassifier(num_classes=DEMO_CLASSES, lr=0.2, backbone_lr_scale=0.25, warmup_epochs=1,
-                            optimizer="sgd")
+    model = VideoClassifier(num_classes=DEMO_CLASSES, optimisation={"lr": 0.2, "backbone_lr_scale": 0.25, "optimizer": "sgd"},
+                            schedule={"warmup_epochs": 1})
     data = UCF101DataModule(root=str(demo_root), sampling={"clip_len": 4},
                             transforms={"crop_size": 32, "resize_short": 32},
                             loading={"batch_size": 8, "num_workers": 0})
@@ -145,7 +145,7 @@ def test_warmup_and_cosine_scale_both_lrs_alike(demo_root, tmp_path):
 @pytest.mark.slow
 def test_fit_of_the_shipped_recipe_in_bf16_mixed(kinetics_files, demo_root, tmp_path):
     args = ["--config", "ucf101/r2plus1d_18_finetune", "--model.model_kwargs.weights",
-            str(kinetics_files["r2plus1d_18"]), *data_args(demo_root), "--model.backbone_lr_scale", "0.1",
+            str(kinetics_files["r2plus1d_18"]), *data_args(demo_root), "--model.optimisation.backbone_lr_scale", "0.1",
             "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.sync_batchnorm", "false",
             "--trainer.precision", "bf16-mixed", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
             "--trainer.limit_val_batches", "1", "--trainer.log_every_n_steps", "1",

@@ -87,18 +87,18 @@ def test_mix_prob_mixes_about_that_fraction_of_batches():
 
 
 @pytest.mark.parametrize(("option", "value", "message"), [
-    ("mixup_alpha", -0.1, r"model.mixup_alpha: must be >= 0"),
-    ("cutmix_alpha", float("nan"), r"model.cutmix_alpha: must be >= 0"),
-    ("mix_prob", 1.5, r"model.mix_prob: must be in \[0, 1\]"),
-    ("mix_prob", -0.5, r"model.mix_prob: must be in \[0, 1\]"),
+    ("mixup_alpha", -0.1, r"model.mixing.mixup_alpha must be >= 0"),
+    ("cutmix_alpha", float("nan"), r"model.mixing.cutmix_alpha must be >= 0"),
+    ("mix_prob", 1.5, r"model.mixing.mix_prob must be in \[0, 1\]"),
+    ("mix_prob", -0.5, r"model.mixing.mix_prob must be in \[0, 1\]"),
 ])
 def test_bad_mixing_arguments_name_the_option(option, value, message):
     with pytest.raises(ValueError, match=message):
-        VideoClassifier(num_classes=C, **{option: value})
+        VideoClassifier(num_classes=C, mixing={option: value})
 
 
 def test_training_step_with_label_smoothing_uses_soft_targets_and_dominant_accuracy(monkeypatch):
-    model = VideoClassifier(num_classes=C, mixup_alpha=1.0, label_smoothing=0.1)
+    model = VideoClassifier(num_classes=C, mixing={"mixup_alpha": 1.0}, head={"label_smoothing": 0.1})
     video, label = clips()
     seen = {}
     monkeypatch.setattr(model, "log", lambda *a, **k: None)
@@ -122,9 +122,9 @@ def test_training_step_with_label_smoothing_uses_soft_targets_and_dominant_accur
     assert torch.equal(seen["acc_target"], dominant_label(target))
 
 
-@pytest.mark.parametrize("mixing", [["--model.mixup_alpha", "0.8"], ["--model.cutmix_alpha", "1.0"],
-                                    ["--model.mixup_alpha", "0.2", "--model.cutmix_alpha", "1.0",
-                                     "--model.mix_prob", "0.5"]])
+@pytest.mark.parametrize("mixing", [["--model.mixing.mixup_alpha", "0.8"], ["--model.mixing.cutmix_alpha", "1.0"],
+                                    ["--model.mixing.mixup_alpha", "0.2", "--model.mixing.cutmix_alpha", "1.0",
+                                     "--model.mixing.mix_prob", "0.5"]])
 def test_fit_with_mixing_runs_and_validation_is_not_mixed(demo_root, tmp_path, mixing, monkeypatch):
     calls = {"train": 0}
     real_call = BatchMixer.__call__

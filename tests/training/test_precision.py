@@ -176,7 +176,7 @@ def test_guard_turns_onednn_off_only_for_a_cpu_bf16_run_and_restores_it():
 
 def test_bf16_mixed_fit_of_the_demo_with_softpool_and_cutmix(demo_root, tmp_path, capsys):
     args = [*tiny_args(demo_root, tmp_path), "--model.pooling", "softpool",
-            "--model.cutmix_alpha", "1.0",  # soft targets under autocast too
+            "--model.mixing.cutmix_alpha", "1.0",  # soft targets under autocast too
             "--trainer.precision", "bf16-mixed", "--trainer.limit_train_batches", "4"]
     assert fit_main(args) == 0
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")

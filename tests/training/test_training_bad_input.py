@@ -84,3 +84,27 @@ def test_a_file_that_is_not_a_checkpoint(demo_root, tmp_path, capsys):
     bad.write_bytes(b"\x00" * 100)
     err = fails([*tiny_args(demo_root, tmp_path), "--ckpt_path", str(bad)], capsys, "test")
     assert "not a readable checkpoint" in err and "last.ckpt" in err
+
+
+@pytest.mark.parametrize("flag,value,grouped", [
+    ("--model.lr", "0.1", "--model.optimisation.lr"),
+    ("--model.mixup_alpha=0.2", None, "--model.mixing.mixup_alpha"),
+    ("--model.label_smoothing", "0.1", "--model.head.label_smoothing"),
+])
+def test_a_flat_model_option_names_its_group(demo_root, tmp_path, capsys, flag, value, grouped):
+    err = fails([*tiny_args(demo_root, tmp_path), flag, *([value] if value else [])], capsys)
+    assert f"{flag.split('=')[0]} is now {grouped}" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_grouped_option_in_a_config_file_reaches_the_model(demo_root, tmp_path):
+    config = tmp_path / "extra.yaml"
+    config.write_text("model:\n  optimisation: {lr: 0.003}\n  schedule: {name: constant}\n"
+                      "  head: {aggregation: max}\n")
+    assert cli.main(["fit", *tiny_args(demo_root, tmp_path), "--config", str(config)]) == 0
+    ckpt = torch.load(next((tmp_path).rglob("last.ckpt")), weights_only=False)
+    hparams = ckpt["hyper_parameters"]
+    # demo.yaml's adamw and weight decay stay; the extra file overrides field by field
+    assert hparams["optimisation"] == {"optimizer": "adamw", "lr": 0.003, "weight_decay": 0.05, "momentum": 0.9,
+                                       "nesterov": True, "backbone_lr_scale": 1.0}
+    assert hparams["schedule"]["name"] == "constant" and hparams["schedule"]["warmup_epochs"] == 1
+    assert hparams["head"] == {"label_smoothing": 0.1, "aggregation": "max"}

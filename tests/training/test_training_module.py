@@ -40,9 +40,13 @@ def test_forward_gives_logits_per_class():
 @pytest.mark.parametrize("option,kwargs", [
     ("model.arch", {"arch": "resnet_nonexistent"}),
     ("model.pooling", {"pooling": "median"}),
-    ("model.optimizer", {"optimizer": "lbfgs"}),
-    ("model.schedule", {"schedule": "triangle"}),
-    ("model.aggregation", {"aggregation": "vote"}),
+    ("model.optimisation.optimizer", {"optimisation": {"optimizer": "lbfgs"}}),
+    ("model.schedule.name", {"schedule": {"name": "triangle"}}),
+    ("model.head.aggregation", {"head": {"aggregation": "vote"}}),
+    ("model.optimisation.lr", {"optimisation": {"lr": 0}}),
+    ("model.schedule.warmup_epochs", {"schedule": {"warmup_epochs": -1}}),
+    ("model.head.label_smoothing", {"head": {"label_smoothing": 1.0}}),
+    ("model.mixing: unknown key", {"mixing": {"mix": 0.5}}),
     ("model.num_classes", {"num_classes": 1}),
     ("model.class_names", {"class_names": ["a", "b"]}),
 ])
@@ -53,14 +57,14 @@ def test_bad_options_are_named(option, kwargs):
 
 
 def test_nan_loss_stops_the_run_at_its_step():
-    model = VideoClassifier(num_classes=3, arch="r2plus1d_tiny", lr=1e-3)
+    model = VideoClassifier(num_classes=3, arch="r2plus1d_tiny", optimisation={"lr": 1e-3})
     with pytest.raises(FloatingPointError, match=r"global step 2 .*batch 2"):
         trainer(max_epochs=1).fit(model, DataLoader(batches(4, nan_at=2), batch_size=None))
 
 
 def test_schedule_steps_per_optimizer_step_with_warmup():
-    model = VideoClassifier(num_classes=3, arch="r2plus1d_tiny", optimizer="sgd", lr=0.1, warmup_epochs=1,
-                            schedule="cosine")
+    model = VideoClassifier(num_classes=3, arch="r2plus1d_tiny", optimisation={"optimizer": "sgd", "lr": 0.1},
+                            schedule={"name": "cosine", "warmup_epochs": 1})
     lrs: list[float] = []
 
     class Record(pl.Callback):
@@ -108,7 +112,7 @@ def test_warmup_then_multistep_keeps_each_groups_lr_and_counts_milestones_from_t
 
 
 def test_a_cosine_floor_with_per_group_lrs_is_refused():
-    with pytest.raises(ValueError, match=r"model.min_lr_ratio"):
+    with pytest.raises(ValueError, match=r"model.schedule.min_lr_ratio"):
         lr_scheduler(sgd(0.1, 0.01), 10, 1, "cosine", min_lr_ratio=0.1)
 
 
@@ -220,7 +224,7 @@ def test_resume_from_last_checkpoint_is_exact(tmp_path):
     def run(root, ckpt_path=None, crash_at=None):
         pl.seed_everything(0)
         model = VideoClassifier(num_classes=3, arch="r2plus1d_tiny", model_kwargs={"dropout": 0.5},
-                                optimizer="sgd", lr=0.01, warmup_epochs=1)
+                                optimisation={"optimizer": "sgd", "lr": 0.01}, schedule={"warmup_epochs": 1})
         callbacks = [ModelCheckpoint(dirpath=root, save_last=True)]
         if crash_at is not None:
             callbacks.append(_CrashAtEpoch(crash_at))
@@ -246,7 +250,8 @@ class ClipData(pl.LightningDataModule):
 
 
 def test_lazy_pools_are_materialised_before_the_optimizer_and_get_weight_decay():
-    model = VideoClassifier(num_classes=3, arch="r2plus1d_tiny", pooling="lip", weight_decay=0.05, clip_size=CLIP[1:])
+    model = VideoClassifier(num_classes=3, arch="r2plus1d_tiny", pooling="lip", optimisation={"weight_decay": 0.05},
+                            clip_size=CLIP[1:])
     assert any(torch.nn.parameter.is_lazy(p) for p in model.parameters())
     fit = trainer(max_epochs=1, limit_val_batches=0)
     fit.fit(model, datamodule=ClipData())

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from softpool_video import option_groups
@@ -89,9 +89,8 @@ class Schedule:
     def __post_init__(self) -> None:
         check_schedule(self.name)
         _number("model.schedule.warmup_epochs", self.warmup_epochs)
-        if self.milestones is None:  # checkpoints before the grouping wrote None for "none"
-            object.__setattr__(self, "milestones", ())
-        object.__setattr__(self, "milestones", tuple(self.milestones))  # frozen: YAML lists become tuples
+        # frozen: YAML lists become tuples; checkpoints before the grouping wrote None for none
+        object.__setattr__(self, "milestones", tuple(self.milestones or ()))
         for milestone in self.milestones:
             _number("model.schedule.milestones", milestone, positive=True)
         _number("model.schedule.gamma", self.gamma, positive=True)
@@ -148,11 +147,10 @@ def group_model_arguments(hparams: Mapping[str, Any]) -> dict[str, Any]:
     return option_groups.group_arguments(hparams, MODEL_GROUPS, _RENAMED)
 
 
-
 # --model.<field> of the flat options before the grouping -> its grouped name (not `schedule`:
 # --model.schedule names the group now)
-_FLAT_OPTIONS = {f.name: f"{group}.{f.name}" for group, cls in MODEL_GROUPS.items() for f in fields(cls)
-                 if f.name != "name"}
+_FLAT_OPTIONS = {name: f"{group}.{name}" for name, group in option_groups.fields_by_group(MODEL_GROUPS).items()
+                 if name != "name"}
 
 
 def refuse_flat_options(args: list[str]) -> None:
